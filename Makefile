@@ -1,0 +1,33 @@
+# Every target creates the virtualenv it needs; `make test` is what CI runs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: run test lint unit bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/kubedns-py serve --manifests deploy/examples/demo-cluster.yaml \
+		--dns-bind-address 127.0.0.1 --healthz-port 8081 --metrics-port 10055
+
+lint: $(STAMP)
+	$(BIN)/ruff check kubedns_py probe tests
+	$(BIN)/ruff format --check kubedns_py probe tests
+	$(BIN)/mypy --strict kubedns_py probe
+
+unit: $(STAMP)
+	$(BIN)/pytest -q
+
+test: lint unit
+
+bench: $(STAMP)
+	$(BIN)/python -m tests.bench
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,3 @@
+from kubedns_py.cli import main
+
+raise SystemExit(main())

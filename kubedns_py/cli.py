@@ -1,0 +1,72 @@
+"""``kubedns-py``: one entry point, a subcommand per container role."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import Sequence
+
+import uvloop
+
+from kubedns_py import __version__
+from kubedns_py.flags import normalize_argv, setup_logging
+from kubedns_py.serve.config import ServeConfig, add_serve_flags, serve_config
+from kubedns_py.sources.base import Source
+
+log = logging.getLogger("kubedns_py")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kubedns-py", description="Cluster DNS for Kubernetes.")
+    parser.add_argument("--version", action="version", version=f"kubedns-py {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    serve = commands.add_parser(
+        "serve", help="answer the cluster zone authoritatively (the kubedns container)"
+    )
+    add_serve_flags(serve)
+    return parser
+
+
+def make_source(config: ServeConfig) -> Source | str:
+    """The source for this config, or a message saying why there is none."""
+    if config.manifests:
+        from kubedns_py.sources.manifests import ManifestSource
+
+        return ManifestSource(config.manifests)
+    return (
+        "no cluster to read: give --manifests PATH, or --kubeconfig / --kube-master-url, "
+        "or run inside a Pod with a service account"
+    )
+
+
+def run_serve(config: ServeConfig, check_only: bool) -> int:
+    source = make_source(config)
+    if isinstance(source, str):
+        print(f"kubedns-py serve: {source}", file=sys.stderr)
+        return 2
+    if check_only:
+        return 0
+    from kubedns_py.serve.app import ServeApp, run_until_signalled
+
+    if config.nameservers or config.config_dir:
+        log.info("--nameservers/--config-dir accepted for compatibility; forwarding is the cache's job")
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(run_until_signalled(ServeApp(config, source)))
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(normalize_argv(sys.argv[1:] if argv is None else argv))
+    setup_logging(args.v)
+    if args.command == "serve":
+        config = serve_config(args, parser)
+        try:
+            return run_serve(config, args.check_config)
+        except OSError as err:
+            print(f"kubedns-py serve: {err}", file=sys.stderr)
+            return 1
+    parser.error(f"unknown command {args.command}")
+    return 2

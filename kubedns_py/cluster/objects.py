@@ -1,0 +1,279 @@
+"""Kubernetes API objects shrunk to what DNS needs.
+
+Both sources (manifest files and the API watch) hand raw JSON-shaped dicts to the ``*_from_dict``
+converters below and never keep the originals: a 100k-endpoint cluster must fit in a few tens of MB,
+so each object becomes a frozen, slotted record of tuples and short strings. IP addresses are
+normalised once here (``ipaddress``'s compressed form), so every later comparison is a string compare.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+SERVICE_NAME_LABEL = "kubernetes.io/service-name"
+TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
+TOLERATE_UNREADY_ANNOTATION = "service.alpha.kubernetes.io/tolerate-unready-endpoints"
+
+
+class Kind(enum.Enum):
+    SERVICE = "Service"
+    ENDPOINT_SLICE = "EndpointSlice"
+    ENDPOINTS = "Endpoints"
+    POD = "Pod"
+    NAMESPACE = "Namespace"
+
+
+class ObjectError(ValueError):
+    """A manifest or API object that cannot be turned into a DNS record source."""
+
+
+@dataclass(frozen=True, slots=True)
+class Port:
+    name: str  # lower-cased; "" for an unnamed port (no SRV record)
+    port: int
+    protocol: str  # lower-cased: tcp, udp, sctp
+
+
+@dataclass(frozen=True, slots=True)
+class Service:
+    namespace: str
+    name: str
+    cluster_ips: tuple[str, ...]  # empty for headless and ExternalName services
+    headless: bool
+    external_name: str | None
+    ports: tuple[Port, ...]
+    publish_not_ready: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    addresses: tuple[str, ...]
+    hostname: str | None
+    ready: bool
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointGroup:
+    """Endpoints that share one list of ports (an EndpointSlice, or one subset of v1 Endpoints)."""
+
+    endpoints: tuple[Endpoint, ...]
+    ports: tuple[Port, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EndpointSet:
+    """One EndpointSlice, or one v1 Endpoints object."""
+
+    kind: Kind
+    namespace: str
+    name: str
+    service: str | None  # the service it belongs to; None when a slice has no service-name label
+    groups: tuple[EndpointGroup, ...]
+    trigger_time: str | None  # RFC 3339, from the last-change-trigger-time annotation
+
+
+@dataclass(frozen=True, slots=True)
+class Pod:
+    namespace: str
+    name: str
+    ips: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Namespace:
+    name: str
+
+
+KubeObject = Service | EndpointSet | Pod | Namespace
+
+
+def object_key(obj: KubeObject) -> tuple[Kind, str, str]:
+    match obj:
+        case Service():
+            return Kind.SERVICE, obj.namespace, obj.name
+        case EndpointSet():
+            return obj.kind, obj.namespace, obj.name
+        case Pod():
+            return Kind.POD, obj.namespace, obj.name
+        case Namespace():
+            return Kind.NAMESPACE, "", obj.name
+
+
+def normalize_ip(text: object) -> str | None:
+    if not isinstance(text, str):
+        return None
+    try:
+        return ipaddress.ip_address(text.strip()).compressed
+    except ValueError:
+        return None
+
+
+def _metadata(obj: Mapping[str, Any], namespaced: bool = True) -> tuple[str, str, Mapping[str, Any]]:
+    meta = obj.get("metadata")
+    if not isinstance(meta, Mapping):
+        raise ObjectError("object has no metadata")
+    name = meta.get("name")
+    if not isinstance(name, str) or not name:
+        raise ObjectError("object has no metadata.name")
+    namespace = meta.get("namespace") or ("default" if namespaced else "")
+    if not isinstance(namespace, str):
+        raise ObjectError(f"{name}: metadata.namespace is not a string")
+    return namespace.lower(), name.lower(), meta
+
+
+def _list(value: Any, what: str) -> list[Any]:
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ObjectError(f"{what} is not a list")
+    return value
+
+
+def _ports(raw: Any, what: str) -> tuple[Port, ...]:
+    ports = []
+    for item in _list(raw, what):
+        if not isinstance(item, Mapping):
+            raise ObjectError(f"{what} has an entry that is not a mapping")
+        number = item.get("port")
+        if not isinstance(number, int) or isinstance(number, bool) or not 0 <= number <= 65535:
+            # An EndpointSlice port without a number means "all ports"; it cannot make an SRV record.
+            continue
+        name = item.get("name") or ""
+        protocol = item.get("protocol") or "TCP"
+        if not isinstance(name, str) or not isinstance(protocol, str):
+            raise ObjectError(f"{what} has a port whose name or protocol is not a string")
+        ports.append(Port(name.lower(), number, protocol.lower()))
+    return tuple(ports)
+
+
+def service_from_dict(obj: Mapping[str, Any]) -> Service:
+    namespace, name, meta = _metadata(obj)
+    spec = obj.get("spec") or {}
+    if not isinstance(spec, Mapping):
+        raise ObjectError(f"service {namespace}/{name}: spec is not a mapping")
+    external_name = None
+    if spec.get("type") == "ExternalName":
+        target = spec.get("externalName")
+        if not isinstance(target, str) or not target.strip(". "):
+            raise ObjectError(f"service {namespace}/{name}: ExternalName without spec.externalName")
+        external_name = target.strip().rstrip(".").lower()
+    raw_ips = _list(spec.get("clusterIPs"), f"service {namespace}/{name}: spec.clusterIPs")
+    if not raw_ips and spec.get("clusterIP"):
+        raw_ips = [spec["clusterIP"]]
+    headless = external_name is None and (not raw_ips or raw_ips[0] == "None")
+    cluster_ips = () if headless or external_name else _unique(normalize_ip(ip) for ip in raw_ips)
+    annotations = meta.get("annotations") or {}
+    tolerate = isinstance(annotations, Mapping) and annotations.get(TOLERATE_UNREADY_ANNOTATION) == "true"
+    return Service(
+        namespace=namespace,
+        name=name,
+        cluster_ips=cluster_ips,
+        headless=headless,
+        external_name=external_name,
+        ports=_ports(spec.get("ports"), f"service {namespace}/{name}: spec.ports"),
+        publish_not_ready=bool(spec.get("publishNotReadyAddresses")) or tolerate,
+    )
+
+
+def endpoint_slice_from_dict(obj: Mapping[str, Any]) -> EndpointSet:
+    namespace, name, meta = _metadata(obj)
+    what = f"endpointslice {namespace}/{name}"
+    labels = meta.get("labels") or {}
+    service = labels.get(SERVICE_NAME_LABEL) if isinstance(labels, Mapping) else None
+    endpoints = []
+    for item in _list(obj.get("endpoints"), f"{what}: endpoints"):
+        if not isinstance(item, Mapping):
+            raise ObjectError(f"{what}: an endpoint is not a mapping")
+        conditions = item.get("conditions") or {}
+        # Unset "ready" means unknown, which the EndpointSlice API says consumers treat as ready.
+        ready = not isinstance(conditions, Mapping) or conditions.get("ready") is not False
+        addresses = _unique(normalize_ip(a) for a in _list(item.get("addresses"), f"{what}: addresses"))
+        hostname = item.get("hostname")
+        endpoints.append(Endpoint(addresses, _hostname(hostname), ready))
+    annotations = meta.get("annotations") or {}
+    trigger = annotations.get(TRIGGER_TIME_ANNOTATION) if isinstance(annotations, Mapping) else None
+    return EndpointSet(
+        kind=Kind.ENDPOINT_SLICE,
+        namespace=namespace,
+        name=name,
+        service=service.lower() if isinstance(service, str) and service else None,
+        groups=(EndpointGroup(tuple(endpoints), _ports(obj.get("ports"), f"{what}: ports")),),
+        trigger_time=trigger if isinstance(trigger, str) else None,
+    )
+
+
+def endpoints_from_dict(obj: Mapping[str, Any]) -> EndpointSet:
+    namespace, name, meta = _metadata(obj)
+    what = f"endpoints {namespace}/{name}"
+    groups = []
+    for subset in _list(obj.get("subsets"), f"{what}: subsets"):
+        if not isinstance(subset, Mapping):
+            raise ObjectError(f"{what}: a subset is not a mapping")
+        endpoints = []
+        for field, ready in (("addresses", True), ("notReadyAddresses", False)):
+            for address in _list(subset.get(field), f"{what}: {field}"):
+                if not isinstance(address, Mapping):
+                    raise ObjectError(f"{what}: an address is not a mapping")
+                ip = normalize_ip(address.get("ip"))
+                if ip is not None:
+                    endpoints.append(Endpoint((ip,), _hostname(address.get("hostname")), ready))
+        groups.append(EndpointGroup(tuple(endpoints), _ports(subset.get("ports"), f"{what}: ports")))
+    annotations = meta.get("annotations") or {}
+    trigger = annotations.get(TRIGGER_TIME_ANNOTATION) if isinstance(annotations, Mapping) else None
+    return EndpointSet(
+        kind=Kind.ENDPOINTS,
+        namespace=namespace,
+        name=name,
+        service=name,
+        groups=tuple(groups),
+        trigger_time=trigger if isinstance(trigger, str) else None,
+    )
+
+
+def pod_from_dict(obj: Mapping[str, Any]) -> Pod:
+    namespace, name, _ = _metadata(obj)
+    status = obj.get("status") or {}
+    if not isinstance(status, Mapping):
+        raise ObjectError(f"pod {namespace}/{name}: status is not a mapping")
+    raw = [
+        entry.get("ip")
+        for entry in _list(status.get("podIPs"), "status.podIPs")
+        if isinstance(entry, Mapping)
+    ]
+    if not raw and status.get("podIP"):
+        raw = [status["podIP"]]
+    return Pod(namespace, name, _unique(normalize_ip(ip) for ip in raw))
+
+
+def namespace_from_dict(obj: Mapping[str, Any]) -> Namespace:
+    _, name, _ = _metadata(obj, namespaced=False)
+    return Namespace(name)
+
+
+CONVERTERS: dict[Kind, Callable[[Mapping[str, Any]], KubeObject]] = {
+    Kind.SERVICE: service_from_dict,
+    Kind.ENDPOINT_SLICE: endpoint_slice_from_dict,
+    Kind.ENDPOINTS: endpoints_from_dict,
+    Kind.POD: pod_from_dict,
+    Kind.NAMESPACE: namespace_from_dict,
+}
+
+KINDS_BY_NAME = {kind.value: kind for kind in Kind}
+
+
+def from_dict(kind: Kind, obj: Mapping[str, Any]) -> KubeObject:
+    if not isinstance(obj, Mapping):
+        raise ObjectError(f"a {kind.value} is not a mapping")
+    return CONVERTERS[kind](obj)
+
+
+def _hostname(value: Any) -> str | None:
+    return value.lower() if isinstance(value, str) and value else None
+
+
+def _unique(values: Iterable[str | None]) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(v for v in values if v is not None))

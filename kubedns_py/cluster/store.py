@@ -1,0 +1,231 @@
+"""The store: every object the sources deliver, plus the indexes DNS questions need.
+
+Sources speak to it only through events (``Upsert``, ``Delete``, ``Replace``, ``Synced``); the zone
+reads it only through the lookup methods at the bottom. ``apply`` recomputes the records of just the
+services an event touched, keeps the reverse (PTR) index in step, bumps the SOA serial when anything
+visible in DNS changed, and then tells listeners (the answer memo) once per batch.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from kubedns_py.cluster.objects import (
+    EndpointSet,
+    Kind,
+    KubeObject,
+    Namespace,
+    Pod,
+    Service,
+    object_key,
+)
+from kubedns_py.cluster.records import ServiceRecords, service_records
+
+ServiceKey = tuple[str, str]  # (namespace, name)
+ObjectName = tuple[str, str]  # (namespace, name); namespace "" for Namespaces
+
+
+@dataclass(frozen=True, slots=True)
+class Upsert:
+    obj: KubeObject
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    kind: Kind
+    namespace: str
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Replace:
+    """The complete current list of one kind (after a LIST or a file reload): anything the store
+    holds of that kind and the list lacks is deleted."""
+
+    kind: Kind
+    objects: tuple[KubeObject, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Synced:
+    kind: Kind
+
+
+Event = Upsert | Delete | Replace | Synced
+
+
+class Store:
+    def __init__(self, required: Iterable[Kind] = ()) -> None:
+        self._objects: dict[Kind, dict[ObjectName, KubeObject]] = {kind: {} for kind in Kind}
+        self._slices: dict[ServiceKey, dict[str, EndpointSet]] = {}
+        self._legacy_endpoints: dict[ServiceKey, EndpointSet] = {}
+        self._services_per_namespace: Counter[str] = Counter()
+        self._pod_ips: Counter[tuple[str, str]] = Counter()
+        self._records: dict[ServiceKey, ServiceRecords] = {}
+        self._ptr: dict[str, dict[ServiceKey, tuple[str | None, ...]]] = {}
+        self._required = set(required)
+        self._synced: set[Kind] = set()
+        self._listeners: list[Callable[[], None]] = []
+        self.serial = int(time.time()) & 0xFFFFFFFF
+        self.last_change = time.time()
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    def subscribe(self, listener: Callable[[], None]) -> None:
+        self._listeners.append(listener)
+
+    def require(self, kinds: Iterable[Kind]) -> None:
+        """Declare which kinds must finish their first list before the store counts as synced."""
+        self._required = set(kinds)
+
+    def apply(self, events: Iterable[Event]) -> bool:
+        """Apply a batch of events; True when DNS-visible data changed."""
+        dirty: set[ServiceKey] = set()
+        changed = False
+        for event in events:
+            match event:
+                case Upsert(obj):
+                    changed |= self._upsert(obj, dirty)
+                case Delete(kind, namespace, name):
+                    changed |= self._delete(kind, (namespace, name), dirty)
+                case Replace(kind, objects):
+                    changed |= self._replace(kind, objects, dirty)
+                case Synced(kind):
+                    changed |= kind not in self._synced and self._required <= self._synced | {kind}
+                    self._synced.add(kind)
+        for key in dirty:
+            changed |= self._recompute(key)
+        if changed:
+            self.serial = max(self.serial + 1, int(time.time())) & 0xFFFFFFFF
+            self.last_change = time.time()
+            for listener in self._listeners:
+                listener()
+        return changed
+
+    def _upsert(self, obj: KubeObject, dirty: set[ServiceKey]) -> bool:
+        kind, namespace, name = object_key(obj)
+        objects = self._objects[kind]
+        old = objects.get((namespace, name))
+        if old == obj:
+            return False
+        if old is not None:
+            self._unindex(old, dirty)
+        objects[(namespace, name)] = obj
+        self._index(obj, dirty)
+        return kind is not Kind.ENDPOINT_SLICE and kind is not Kind.ENDPOINTS
+
+    def _delete(self, kind: Kind, name: ObjectName, dirty: set[ServiceKey]) -> bool:
+        old = self._objects[kind].pop(name, None)
+        if old is None:
+            return False
+        self._unindex(old, dirty)
+        return kind is not Kind.ENDPOINT_SLICE and kind is not Kind.ENDPOINTS
+
+    def _replace(self, kind: Kind, objects: Iterable[KubeObject], dirty: set[ServiceKey]) -> bool:
+        changed = False
+        fresh = {object_key(obj)[1:]: obj for obj in objects}
+        for name in [n for n in self._objects[kind] if n not in fresh]:
+            changed |= self._delete(kind, name, dirty)
+        for obj in fresh.values():
+            changed |= self._upsert(obj, dirty)
+        return changed
+
+    def _index(self, obj: KubeObject, dirty: set[ServiceKey]) -> None:
+        match obj:
+            case Service(namespace=namespace, name=name):
+                self._services_per_namespace[namespace] += 1
+                dirty.add((namespace, name))
+            case EndpointSet(kind=Kind.ENDPOINT_SLICE, service=str(service)):
+                self._slices.setdefault((obj.namespace, service), {})[obj.name] = obj
+                dirty.add((obj.namespace, service))
+            case EndpointSet(kind=Kind.ENDPOINTS):
+                self._legacy_endpoints[(obj.namespace, obj.name)] = obj
+                dirty.add((obj.namespace, obj.name))
+            case Pod():
+                for ip in obj.ips:
+                    self._pod_ips[(obj.namespace, ip)] += 1
+
+    def _unindex(self, obj: KubeObject, dirty: set[ServiceKey]) -> None:
+        match obj:
+            case Service(namespace=namespace, name=name):
+                self._services_per_namespace[namespace] -= 1
+                if self._services_per_namespace[namespace] <= 0:
+                    del self._services_per_namespace[namespace]
+                dirty.add((namespace, name))
+            case EndpointSet(kind=Kind.ENDPOINT_SLICE, service=str(service)):
+                key = (obj.namespace, service)
+                slices = self._slices.get(key, {})
+                slices.pop(obj.name, None)
+                if not slices:
+                    self._slices.pop(key, None)
+                dirty.add(key)
+            case EndpointSet(kind=Kind.ENDPOINTS):
+                self._legacy_endpoints.pop((obj.namespace, obj.name), None)
+                dirty.add((obj.namespace, obj.name))
+            case Pod():
+                for ip in obj.ips:
+                    self._pod_ips[(obj.namespace, ip)] -= 1
+                    if self._pod_ips[(obj.namespace, ip)] <= 0:
+                        del self._pod_ips[(obj.namespace, ip)]
+
+    def _recompute(self, key: ServiceKey) -> bool:
+        service = self._objects[Kind.SERVICE].get(key)
+        new: ServiceRecords | None = None
+        if isinstance(service, Service):
+            slices = self._slices.get(key)
+            legacy = self._legacy_endpoints.get(key)
+            sources = list(slices.values()) if slices else ([legacy] if legacy else [])
+            new = service_records(service, sources)
+        old = self._records.get(key)
+        if old == new:
+            return False
+        if old is not None:
+            for ip, _ in old.ptr:
+                owners = self._ptr.get(ip, {})
+                owners.pop(key, None)
+                if not owners:
+                    self._ptr.pop(ip, None)
+        if new is None:
+            self._records.pop(key, None)
+        else:
+            self._records[key] = new
+            by_ip: dict[str, list[str | None]] = {}
+            for ip, label in new.ptr:
+                by_ip.setdefault(ip, []).append(label)
+            for ip, labels in by_ip.items():
+                self._ptr.setdefault(ip, {})[key] = tuple(labels)
+        return True
+
+    # -- reading (the zone's interface) ------------------------------------------------------------
+
+    @property
+    def synced(self) -> bool:
+        return self._required <= self._synced
+
+    def service(self, namespace: str, name: str) -> ServiceRecords | None:
+        return self._records.get((namespace, name))
+
+    def namespace_exists(self, namespace: str) -> bool:
+        return ("", namespace) in self._objects[Kind.NAMESPACE] or namespace in self._services_per_namespace
+
+    def pod_ip_exists(self, namespace: str, ip: str) -> bool:
+        return (namespace, ip) in self._pod_ips
+
+    def reverse(self, ip: str) -> list[tuple[ServiceKey, str | None]]:
+        """Owners of an address: (service, endpoint label or None for a cluster IP)."""
+        return [(key, label) for key, labels in self._ptr.get(ip, {}).items() for label in labels]
+
+    def counts(self) -> dict[str, int]:
+        sizes = {kind.value: len(objects) for kind, objects in self._objects.items()}
+        sizes["ServiceRecords"] = len(self._records)
+        sizes["ReverseAddresses"] = len(self._ptr)
+        return sizes
+
+    def objects(self, kind: Kind) -> list[KubeObject]:
+        return list(self._objects[kind].values())
+
+
+__all__ = ["Delete", "Event", "Namespace", "Replace", "ServiceKey", "Store", "Synced", "Upsert"]

@@ -1,0 +1,297 @@
+"""The cluster zone as the Kubernetes DNS-Based Service Discovery specification (1.1.0) defines it.
+
+``Zone.lookup`` maps one question to a ``Result`` (rcode + sections of dnslib RRs). Names are parsed
+by position relative to the zone, the way the specification writes them::
+
+    <zone>                                  SOA, NS            dns-version.<zone>        TXT
+    <svc>.<ns>.svc.<zone>                   A/AAAA/SRV/CNAME   <label>.<svc>.<ns>.svc    A/AAAA (headless)
+    _<port>._<proto>.<svc>.<ns>.svc.<zone>  SRV                <a-b-c-d>.<ns>.pod.<zone> A/AAAA
+    <reversed ip>.in-addr.arpa / ip6.arpa   PTR
+
+Everything else inside the zone is NXDOMAIN, except the empty non-terminals above the listed names,
+which are NODATA. Names outside the cluster and reverse zones, and reverse names for addresses the
+cluster does not own, are REFUSED so that the cache in front sends them upstream.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from dnslib import AAAA, CNAME, NS, PTR, QTYPE, RCODE, RR, SOA, SRV, TXT, A, DNSLabel
+
+from kubedns_py import DNS_SCHEMA_VERSION
+from kubedns_py.cluster.records import ServiceRecords, SrvTarget
+from kubedns_py.cluster.store import Store
+
+MAX_CNAME_CHAIN = 8
+SOA_REFRESH, SOA_RETRY, SOA_EXPIRE = 7200, 1800, 86400
+REVERSE_ZONES = (("in-addr", "arpa"), ("ip6", "arpa"))
+# RFC 8482: ANY gets one RRset, chosen in this order of preference.
+ANY_PREFERENCE = (QTYPE.CNAME, QTYPE.A, QTYPE.AAAA, QTYPE.SRV, QTYPE.TXT, QTYPE.PTR, QTYPE.SOA)
+
+
+class PodMode(enum.Enum):
+    INSECURE = "insecure"
+    VERIFIED = "verified"
+    DISABLED = "disabled"
+
+
+@dataclass(slots=True)
+class Result:
+    rcode: int = RCODE.NOERROR
+    answer: list[RR] = field(default_factory=list)
+    authority: list[RR] = field(default_factory=list)
+    additional: list[RR] = field(default_factory=list)
+    authoritative: bool = True
+
+    @property
+    def cacheable(self) -> bool:
+        """SERVFAIL reflects a passing state (not yet synced) and must not outlive it."""
+        return bool(self.rcode != RCODE.SERVFAIL)
+
+
+REFUSED = Result(RCODE.REFUSED, authoritative=False)
+
+
+class Zone:
+    def __init__(self, store: Store, domain: str, ttl: int, pods: PodMode) -> None:
+        self._store = store
+        self.domain = domain.strip(".").lower()
+        self._zone_labels = tuple(self.domain.split("."))
+        self._ttl = ttl
+        self._pods = pods
+
+    # -- entry point -------------------------------------------------------------------------------
+
+    def lookup(self, qname: DNSLabel, qtype: int) -> Result:
+        labels = [part.decode("latin-1").lower() for part in qname.label]
+        n = len(self._zone_labels)
+        if len(labels) >= n and tuple(labels[len(labels) - n :]) == self._zone_labels:
+            if not self._store.synced:
+                return Result(RCODE.SERVFAIL, authoritative=False)
+            return self._forward(qname, qtype, labels[: len(labels) - n], 0)
+        if len(labels) >= 2 and tuple(labels[-2:]) in REVERSE_ZONES:
+            if not self._store.synced:
+                return Result(RCODE.SERVFAIL, authoritative=False)
+            return self._reverse(qname, qtype, labels)
+        return REFUSED
+
+    # -- forward names -------------------------------------------------------------------------------
+
+    def _forward(self, qname: DNSLabel, qtype: int, rel: list[str], depth: int) -> Result:
+        match rel:
+            case []:
+                return self._apex(qname, qtype)
+            case ["dns-version"]:
+                txt = RR(qname, QTYPE.TXT, ttl=self._ttl, rdata=TXT(DNS_SCHEMA_VERSION))
+                return self._rrset(qtype, {QTYPE.TXT: [txt]})
+            case ["ns", "dns"]:
+                return self._rrset(qtype, self._addresses(qname, self._nameserver_ips()))
+            case ["dns"] | ["svc"] | ["pod"]:
+                return self._nodata()
+            case [namespace, "svc"]:
+                return self._nodata() if self._store.namespace_exists(namespace) else self._nxdomain()
+            case [namespace, "pod"]:
+                if self._pods is not PodMode.DISABLED and self._store.namespace_exists(namespace):
+                    return self._nodata()
+                return self._nxdomain()
+            case [label, namespace, "pod"]:
+                return self._pod(qname, qtype, label, namespace)
+            case [name, namespace, "svc"]:
+                return self._service(qname, qtype, namespace, name, depth)
+            case [label, name, namespace, "svc"]:
+                return self._endpoint(qname, qtype, namespace, name, label)
+            case [port, protocol, name, namespace, "svc"] if port[:1] == "_" and protocol[:1] == "_":
+                return self._srv_name(qname, qtype, namespace, name, port[1:], protocol[1:])
+        return self._nxdomain()
+
+    def _apex(self, qname: DNSLabel, qtype: int) -> Result:
+        ns = RR(qname, QTYPE.NS, ttl=self._ttl, rdata=NS(self._ns_name()))
+        glue = self._addresses(self._ns_name(), self._nameserver_ips())
+        result = self._rrset(qtype, {QTYPE.SOA: [self._soa_rr(qname)], QTYPE.NS: [ns]})
+        if qtype == QTYPE.NS:
+            result.additional = glue.get(QTYPE.A, []) + glue.get(QTYPE.AAAA, [])
+        return result
+
+    def _service(self, qname: DNSLabel, qtype: int, namespace: str, name: str, depth: int) -> Result:
+        records = self._store.service(namespace, name)
+        if records is None:
+            return self._nxdomain()
+        if records.external_name is not None:
+            return self._cname(qname, qtype, records.external_name, depth)
+        sets = self._addresses(qname, records.addresses)
+        srv = [t for targets in records.srv.values() for t in targets]
+        if not srv:
+            # kube-dns answered SRV at a bare service name with port 0; health probes rely on it.
+            hosts: list[str | None] = [*records.hosts] or [None]
+            srv = [SrvTarget(0, host) for host in hosts]
+        sets[QTYPE.SRV] = self._srv_rrs(qname, namespace, name, srv)
+        result = self._rrset(qtype, sets)
+        if qtype == QTYPE.SRV:
+            result.additional = self._glue(namespace, name, records, srv)
+        return result
+
+    def _endpoint(self, qname: DNSLabel, qtype: int, namespace: str, name: str, label: str) -> Result:
+        records = self._store.service(namespace, name)
+        if records is None or records.external_name is not None:
+            return self._nxdomain()
+        if label in records.hosts:
+            return self._rrset(qtype, self._addresses(qname, records.hosts[label]))
+        if label[:1] == "_" and any(protocol == label[1:] for _, protocol in records.srv):
+            return self._nodata()  # _<proto>.<svc>... is the empty non-terminal above SRV names
+        return self._nxdomain()
+
+    def _srv_name(
+        self, qname: DNSLabel, qtype: int, namespace: str, name: str, port: str, protocol: str
+    ) -> Result:
+        records = self._store.service(namespace, name)
+        targets = records.srv.get((port, protocol)) if records is not None else None
+        if records is None or not targets:
+            return self._nxdomain()
+        result = self._rrset(qtype, {QTYPE.SRV: self._srv_rrs(qname, namespace, name, targets)})
+        if qtype == QTYPE.SRV:
+            result.additional = self._glue(namespace, name, records, targets)
+        return result
+
+    def _cname(self, qname: DNSLabel, qtype: int, target: str, depth: int) -> Result:
+        cname = RR(qname, QTYPE.CNAME, ttl=self._ttl, rdata=CNAME(target + "."))
+        if qtype in (QTYPE.CNAME, QTYPE.ANY):
+            return Result(answer=[cname])
+        result = Result(answer=[cname])
+        target_labels = target.split(".")
+        n = len(self._zone_labels)
+        inside = len(target_labels) > n and tuple(target_labels[-n:]) == self._zone_labels
+        if inside and depth < MAX_CNAME_CHAIN:
+            # A target inside the zone is ours to finish; outside targets are the cache's job.
+            chased = self._forward(DNSLabel(target), qtype, target_labels[:-n], depth + 1)
+            result.rcode = chased.rcode
+            result.answer += chased.answer
+            result.authority = chased.authority
+            result.additional = chased.additional
+        return result
+
+    def _pod(self, qname: DNSLabel, qtype: int, label: str, namespace: str) -> Result:
+        ip = _ip_from_dashed(label)
+        if (
+            self._pods is PodMode.DISABLED
+            or ip is None
+            or not self._store.namespace_exists(namespace)
+            or (self._pods is PodMode.VERIFIED and not self._store.pod_ip_exists(namespace, ip))
+        ):
+            return self._nxdomain()
+        return self._rrset(qtype, self._addresses(qname, (ip,)))
+
+    # -- reverse names -------------------------------------------------------------------------------
+
+    def _reverse(self, qname: DNSLabel, qtype: int, labels: list[str]) -> Result:
+        ip = _ip_from_reverse(labels)
+        owners = self._store.reverse(ip) if ip is not None else []
+        if not owners:
+            return REFUSED
+        ptrs = []
+        for (namespace, name), label in owners:
+            target = self.service_name(namespace, name)
+            if label is not None:
+                target = f"{label}.{target}"
+            ptrs.append(RR(qname, QTYPE.PTR, ttl=self._ttl, rdata=PTR(target)))
+        result = self._rrset(qtype, {QTYPE.PTR: ptrs})
+        if not result.answer:
+            apex = ".".join(labels[-2:])
+            result.authority = [self._soa_rr(DNSLabel(apex))]
+        return result
+
+    # -- building blocks -------------------------------------------------------------------------------
+
+    def service_name(self, namespace: str, name: str) -> str:
+        return f"{name}.{namespace}.svc.{self.domain}."
+
+    def _ns_name(self) -> str:
+        return f"ns.dns.{self.domain}."
+
+    def _nameserver_ips(self) -> tuple[str, ...]:
+        # The NS name resolves to the cluster DNS Service, as Pods reach it.
+        records = self._store.service("kube-system", "kube-dns")
+        return records.addresses if records is not None else ()
+
+    def _soa_rr(self, owner: DNSLabel) -> RR:
+        soa = SOA(
+            self._ns_name(),
+            f"hostmaster.{self.domain}.",
+            (self._store.serial, SOA_REFRESH, SOA_RETRY, SOA_EXPIRE, self._ttl),
+        )
+        return RR(owner, QTYPE.SOA, ttl=self._ttl, rdata=soa)
+
+    def _nodata(self) -> Result:
+        return Result(authority=[self._soa_rr(DNSLabel(self.domain))])
+
+    def _nxdomain(self) -> Result:
+        return Result(RCODE.NXDOMAIN, authority=[self._soa_rr(DNSLabel(self.domain))])
+
+    def _rrset(self, qtype: int, sets: dict[int, list[RR]]) -> Result:
+        """The answer for an existing name: the asked type's RRs, or NODATA."""
+        if qtype == QTYPE.ANY:
+            for preferred in ANY_PREFERENCE:
+                if sets.get(preferred):
+                    return Result(answer=sets[preferred])
+        rrs = sets.get(qtype)
+        return Result(answer=list(rrs)) if rrs else self._nodata()
+
+    def _addresses(self, owner: DNSLabel | str, ips: tuple[str, ...]) -> dict[int, list[RR]]:
+        v4 = [RR(owner, QTYPE.A, ttl=self._ttl, rdata=A(ip)) for ip in ips if ":" not in ip]
+        v6 = [RR(owner, QTYPE.AAAA, ttl=self._ttl, rdata=AAAA(ip)) for ip in ips if ":" in ip]
+        return {QTYPE.A: v4, QTYPE.AAAA: v6}
+
+    def _srv_rrs(self, qname: DNSLabel, namespace: str, name: str, targets: Sequence[SrvTarget]) -> list[RR]:
+        weight = max(1, 100 // len(targets))
+        base = self.service_name(namespace, name)
+        return [
+            RR(
+                qname,
+                QTYPE.SRV,
+                ttl=self._ttl,
+                rdata=SRV(
+                    priority=0, weight=weight, port=t.port, target=f"{t.host}.{base}" if t.host else base
+                ),
+            )
+            for t in targets
+        ]
+
+    def _glue(
+        self, namespace: str, name: str, records: ServiceRecords, targets: Sequence[SrvTarget]
+    ) -> list[RR]:
+        base = self.service_name(namespace, name)
+        glue: list[RR] = []
+        for host in dict.fromkeys(t.host for t in targets):
+            owner = f"{host}.{base}" if host else base
+            ips = records.hosts.get(host, ()) if host else records.addresses
+            sets = self._addresses(owner, ips)
+            glue += sets[QTYPE.A] + sets[QTYPE.AAAA]
+        return glue
+
+
+def _ip_from_dashed(label: str) -> str | None:
+    text = label.replace("-", ".") if label.count("-") == 3 else label.replace("-", ":")
+    try:
+        return ipaddress.ip_address(text).compressed
+    except ValueError:
+        return None
+
+
+def _ip_from_reverse(labels: list[str]) -> str | None:
+    body = labels[:-2]
+    try:
+        if labels[-2] == "in-addr" and len(body) == 4:
+            if not all(part.isdigit() and len(part) <= 3 for part in body):
+                return None
+            return ipaddress.IPv4Address(".".join(reversed(body))).compressed
+        if labels[-2] == "ip6" and len(body) == 32:
+            if not all(len(part) == 1 and part in "0123456789abcdef" for part in body):
+                return None
+            packed = "".join(reversed(body))
+            return ipaddress.IPv6Address(int(packed, 16)).compressed
+    except ValueError:
+        return None
+    return None

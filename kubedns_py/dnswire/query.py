@@ -1,0 +1,67 @@
+"""Reading a query from untrusted bytes.
+
+``read_query`` never raises: it returns either a parsed ``Query`` or a ready-made error reply (bytes),
+or None when the packet must be dropped (too short to carry a header, or itself a response — answering
+responses invites reflection loops).
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+from dnslib import OPCODE, QTYPE, RCODE, DNSRecord
+
+HEADER = struct.Struct("!HHHHHH")
+QR_BIT = 0x8000
+OPCODE_MASK = 0x7800
+RD_BIT = 0x0100
+DO_BIT = 0x8000
+MIN_UDP_PAYLOAD = 512
+MAX_UDP_PAYLOAD = 4096
+
+
+@dataclass(frozen=True, slots=True)
+class Query:
+    record: DNSRecord
+    edns: bool
+    payload: int  # what the client can take over UDP (512 without EDNS)
+    dnssec_ok: bool
+    edns_version: int = 0
+
+    @property
+    def qtype(self) -> int:
+        qtype: int = self.record.q.qtype
+        return qtype
+
+
+def error_reply(data: bytes, rcode: int) -> bytes:
+    """A header-only reply for a packet whose body is not trusted: ID, opcode and RD echoed."""
+    ident, flags = struct.unpack_from("!HH", data)
+    reply_flags = QR_BIT | (flags & (OPCODE_MASK | RD_BIT)) | (rcode & 0xF)
+    return HEADER.pack(ident, reply_flags, 0, 0, 0, 0)
+
+
+def read_query(data: bytes) -> Query | bytes | None:
+    if len(data) < HEADER.size:
+        return None
+    _, flags, qdcount, _, _, _ = HEADER.unpack_from(data)
+    if flags & QR_BIT:
+        return None
+    if (flags & OPCODE_MASK) >> 11 != OPCODE.QUERY:
+        return error_reply(data, RCODE.NOTIMP)
+    if qdcount != 1:
+        return error_reply(data, RCODE.FORMERR)
+    try:
+        record = DNSRecord.parse(data)
+    except Exception:  # dnslib raises several types on malformed input; all mean FORMERR here
+        return error_reply(data, RCODE.FORMERR)
+    opts = [rr for rr in record.ar if rr.rtype == QTYPE.OPT]
+    if len(opts) > 1 or any(rr.rtype == QTYPE.OPT for rr in record.rr + record.auth):
+        return error_reply(data, RCODE.FORMERR)
+    if not opts:
+        return Query(record, edns=False, payload=MIN_UDP_PAYLOAD, dnssec_ok=False)
+    opt = opts[0]
+    payload = min(max(opt.rclass, MIN_UDP_PAYLOAD), MAX_UDP_PAYLOAD)
+    version = (opt.ttl >> 16) & 0xFF
+    return Query(record, edns=True, payload=payload, dnssec_ok=bool(opt.ttl & DO_BIT), edns_version=version)

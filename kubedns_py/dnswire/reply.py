@@ -1,0 +1,69 @@
+"""Building reply packets: echo the question, add our OPT when the client used EDNS, and fit the
+result into the client's size (RFC 2181 9: drop the additional section first, set TC only when
+answer or authority data had to go)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from dnslib import EDNS0, RR, DNSHeader, DNSRecord
+
+from kubedns_py.dnswire.query import MAX_UDP_PAYLOAD, Query
+
+TCP_MAX = 65535
+BADVERS = 16
+
+
+def opt_record(extended_rcode: int = 0) -> RR:
+    return EDNS0(udp_len=MAX_UDP_PAYLOAD, ext_rcode=extended_rcode)
+
+
+def build_reply(
+    query: Query,
+    rcode: int,
+    answer: Sequence[RR],
+    authority: Sequence[RR],
+    additional: Sequence[RR],
+    authoritative: bool,
+    limit: int,
+    recursion_available: bool = False,
+) -> bytes:
+    asked = query.record.header
+
+    def pack(
+        answer: Sequence[RR], authority: Sequence[RR], additional: Sequence[RR], truncated: bool
+    ) -> bytes:
+        header = DNSHeader(
+            id=asked.id,
+            qr=1,
+            aa=int(authoritative),
+            rd=asked.rd,
+            ra=int(recursion_available),
+            tc=int(truncated),
+            rcode=rcode,
+        )
+        reply = DNSRecord(
+            header, q=query.record.q, rr=list(answer), auth=list(authority), ar=list(additional)
+        )
+        if query.edns:
+            reply.add_ar(opt_record())
+        packed: bytes = reply.pack()
+        return packed
+
+    wire = pack(answer, authority, additional, False)
+    if len(wire) <= limit:
+        return wire
+    if additional:
+        wire = pack(answer, authority, (), False)
+        if len(wire) <= limit:
+            return wire
+    return pack((), (), (), True)
+
+
+def badvers_reply(query: Query) -> bytes:
+    """RFC 6891 6.1.3: an EDNS version we do not speak gets BADVERS (extended rcode 16) and our OPT."""
+    asked = query.record.header
+    reply = DNSRecord(DNSHeader(id=asked.id, qr=1, rd=asked.rd, rcode=BADVERS & 0xF), q=query.record.q)
+    reply.add_ar(opt_record(extended_rcode=BADVERS >> 4))
+    packed: bytes = reply.pack()
+    return packed

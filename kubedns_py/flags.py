@@ -1,0 +1,95 @@
+"""Command-line conventions shared by every component.
+
+The kube-dns manifests spell flags the Go way: single-dash long flags (``-v=2``, ``-logtostderr``) and
+underscores or dashes interchangeably (pflag's word-separator normalisation). ``normalize_argv``
+rewrites both into argparse's spelling so those manifests work unchanged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import re
+import sys
+from collections.abc import Sequence
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)?")
+_UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+
+
+def normalize_argv(argv: Sequence[str], short_flags: frozenset[str] = frozenset()) -> list[str]:
+    out: list[str] = []
+    passthrough = False
+    for arg in argv:
+        if passthrough or not arg.startswith("-") or arg == "-" or arg in short_flags:
+            out.append(arg)
+            continue
+        if arg == "--":
+            passthrough = True
+            out.append(arg)
+            continue
+        if not arg.startswith("--"):
+            if len(arg) == 2 or arg[1].isdigit():
+                out.append(arg)  # a real short flag, or a negative number
+                continue
+            arg = "-" + arg
+        name, eq, value = arg.partition("=")
+        out.append(name.replace("_", "-") + eq + value)
+    return out
+
+
+def duration(text: str) -> float:
+    """Go-style durations as kube-dns takes them: ``60s``, ``1m30s``, ``500ms``, or plain seconds."""
+    text = text.strip()
+    total, pos = 0.0, 0
+    for match in _DURATION.finditer(text):
+        if match.start() != pos:
+            break
+        total += float(match.group(1)) * _UNITS[match.group(2)]
+        pos = match.end()
+    if pos != len(text) or not text:
+        raise argparse.ArgumentTypeError(f"invalid duration {text!r} (examples: 60s, 1m30s, 500ms)")
+    return total
+
+
+def port(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid port {text!r}") from None
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"port {value} is outside 0-65535")
+    return value
+
+
+def positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is negative")
+    return value
+
+
+def add_logging_flags(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("logging (klog-compatible)")
+    group.add_argument(
+        "--v", type=int, default=0, metavar="LEVEL", help="verbosity; 3 or more logs debug detail"
+    )
+    group.add_argument(
+        "--logtostderr", nargs="?", const="true", default="true", help="accepted for kube-dns compatibility"
+    )
+    group.add_argument(
+        "--check-config", action="store_true", help="parse and validate the flags, then exit (0 when valid)"
+    )
+
+
+def setup_logging(verbosity: int) -> None:
+    logging.basicConfig(
+        stream=sys.stderr,
+        level=logging.DEBUG if verbosity >= 3 else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # aiohttp's access log and the Kubernetes client are chatty at INFO.
+    logging.getLogger("aiohttp.access").setLevel(logging.WARNING)

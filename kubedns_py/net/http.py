@@ -1,0 +1,47 @@
+"""The small HTTP side of each component: health endpoints and Prometheus metrics (aiohttp, which
+kubernetes-asyncio already brings)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def metrics_handler(registry: CollectorRegistry) -> Handler:
+    async def metrics(_: web.Request) -> web.Response:
+        response = web.Response(body=generate_latest(registry))
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    return metrics
+
+
+def text_handler(check: Callable[[], tuple[bool, str]]) -> Handler:
+    """200 with the text when the check passes, 503 otherwise."""
+
+    async def handler(_: web.Request) -> web.Response:
+        ok, text = check()
+        return web.Response(status=200 if ok else 503, text=text + "\n")
+
+    return handler
+
+
+async def start_http(host: str, port: int, routes: dict[str, Handler]) -> web.AppRunner:
+    app = web.Application()
+    for path, handler in routes.items():
+        app.router.add_get(path, handler)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, host, port, reuse_address=True).start()
+    return runner
+
+
+def bound_port(runner: web.AppRunner) -> int:
+    """The port actually bound (useful when asked for port 0)."""
+    server = runner.addresses[0]
+    port: int = server[1]
+    return port

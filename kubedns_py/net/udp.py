@@ -1,0 +1,85 @@
+"""A UDP DNS listener that drains many datagrams per wake-up.
+
+asyncio's datagram endpoint costs a callback and a transport hop per packet; reading the non-blocking
+socket directly from an ``add_reader`` callback, up to ``BATCH`` packets at a time, is several times
+faster under load and keeps the handler a plain synchronous function for the common case.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+BATCH = 256
+MAX_DATAGRAM = 65535
+Address = Any  # (host, port) or (host, port, flowinfo, scope_id)
+DatagramHandler = Callable[[bytes, Address], bytes | None]
+
+
+def bind_socket(host: str, port: int, kind: socket.SocketKind) -> socket.socket:
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, kind)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if family == socket.AF_INET6:
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+        sock.bind((host, port))
+        sock.setblocking(False)
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+class UdpServer:
+    def __init__(self, sock: socket.socket, handle: DatagramHandler) -> None:
+        self._sock = sock
+        self._handle = handle
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(sock.fileno(), self._on_readable)
+
+    @classmethod
+    def bind(cls, host: str, port: int, handle: DatagramHandler) -> UdpServer:
+        return cls(bind_socket(host, port, socket.SOCK_DGRAM), handle)
+
+    @property
+    def port(self) -> int:
+        port: int = self._sock.getsockname()[1]
+        return port
+
+    def send(self, data: bytes, addr: Address) -> None:
+        """Send a reply that was prepared later than the query was read (a forwarded answer)."""
+        try:
+            self._sock.sendto(data, addr)
+        except OSError as err:  # a full socket buffer or an unreachable client: UDP may drop
+            log.debug("dropping reply to %s: %s", addr, err)
+
+    def _on_readable(self) -> None:
+        sock, handle = self._sock, self._handle
+        for _ in range(BATCH):
+            try:
+                data, addr = sock.recvfrom(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as err:  # e.g. ICMP port unreachable reported on a later read
+                log.debug("udp read error: %s", err)
+                continue
+            try:
+                reply = handle(data, addr)
+            except Exception:
+                log.exception("handler failed on a %d-byte datagram from %s", len(data), addr)
+                continue
+            if reply is not None:
+                try:
+                    sock.sendto(reply, addr)
+                except OSError as err:
+                    log.debug("dropping reply to %s: %s", addr, err)
+
+    def close(self) -> None:
+        self._loop.remove_reader(self._sock.fileno())
+        self._sock.close()

@@ -1,0 +1,150 @@
+"""``kubedns-py serve``: a source feeds the store, the zone reads it, the answerer answers on UDP and
+TCP; readiness, liveness and metrics are served over HTTP.
+
+Startup order matters for clients: the DNS ports open first and answer SERVFAIL for cluster names
+until every source kind has finished its first list (a client must never cache a false NXDOMAIN), and
+/readiness says 503 until then. A missing sync is logged after --initial-sync-timeout but never fatal:
+restarting would not make the API server answer sooner.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Iterator
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from kubedns_py import __version__
+from kubedns_py.cluster.store import Store
+from kubedns_py.cluster.zone import Zone
+from kubedns_py.net.http import bound_port, metrics_handler, start_http, text_handler
+from kubedns_py.net.stats import DnsStats
+from kubedns_py.net.tcp import TcpServer
+from kubedns_py.net.udp import UdpServer
+from kubedns_py.serve.answerer import Answerer
+from kubedns_py.serve.config import ServeConfig
+from kubedns_py.sources.base import Source
+
+log = logging.getLogger("kubedns_py.serve")
+
+
+class StoreCollector(Collector):
+    def __init__(self, store: Store) -> None:
+        self._store = store
+
+    def collect(self) -> Iterator[Metric]:
+        objects = GaugeMetricFamily("kubedns_store_objects", "Objects held by the store.", labels=["kind"])
+        for kind, count in sorted(self._store.counts().items()):
+            objects.add_metric([kind], count)
+        yield objects
+        yield GaugeMetricFamily(
+            "kubedns_zone_serial", "SOA serial of the cluster zone.", value=self._store.serial
+        )
+        yield GaugeMetricFamily(
+            "kubedns_store_synced",
+            "1 once every source kind finished its first list.",
+            value=int(self._store.synced),
+        )
+        yield GaugeMetricFamily(
+            "kubedns_store_last_change_timestamp_seconds",
+            "When DNS-visible data last changed (unix time).",
+            value=self._store.last_change,
+        )
+        info = CounterMetricFamily("kubedns_build", "Build information.", labels=["version"])
+        info.add_metric([__version__], 1)
+        yield info
+
+
+class ServeApp:
+    def __init__(
+        self, config: ServeConfig, source: Source, registry: CollectorRegistry | None = None
+    ) -> None:
+        self.config = config
+        self.registry = registry or CollectorRegistry()
+        self.store = Store(required=source.kinds)
+        self.zone = Zone(self.store, config.domain, config.ttl, config.pods)
+        self.stats = DnsStats("serve")
+        self.answerer = Answerer(self.zone, self.stats)
+        self.store.subscribe(self.answerer.invalidate)
+        self.registry.register(self.stats)
+        self.registry.register(StoreCollector(self.store))
+        self._source = source
+        self._udp: UdpServer | None = None
+        self._tcp = TcpServer(self.answerer.answer_tcp)
+        self._http: list[web.AppRunner] = []
+        self._tasks: list[asyncio.Task[None]] = []
+
+    async def start(self) -> None:
+        host = self.config.dns_bind_address
+        self._udp = UdpServer.bind(host, self.config.dns_port, self.answerer.answer_udp)
+        # With port 0 the kernel picks the UDP port; TCP then takes the same number.
+        await self._tcp.start(host, self._udp.port)
+        self._tasks.append(asyncio.create_task(self._run_source(), name="source"))
+        self._tasks.append(asyncio.create_task(self._warn_if_unsynced(), name="sync-timeout"))
+        http_host = self.config.http_bind_address
+        health = {"/readiness": text_handler(self._readiness), "/healthz": text_handler(lambda: (True, "ok"))}
+        metrics = {"/metrics": metrics_handler(self.registry)}
+        if self.config.healthz_port == self.config.metrics_port and self.config.healthz_port != 0:
+            self._http.append(await start_http(http_host, self.config.healthz_port, health | metrics))
+        else:
+            self._http.append(await start_http(http_host, self.config.healthz_port, health))
+            self._http.append(await start_http(http_host, self.config.metrics_port, metrics))
+        log.info(
+            "serving %s on %s port %d (udp+tcp); health on port %d, metrics on port %d",
+            self.config.domain,
+            host,
+            self._udp.port,
+            bound_port(self._http[0]),
+            bound_port(self._http[-1]),
+        )
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._udp is not None:
+            self._udp.close()
+        await self._tcp.close()
+        for runner in self._http:
+            await runner.cleanup()
+
+    def _readiness(self) -> tuple[bool, str]:
+        return (True, "ok") if self.store.synced else (False, "waiting for the first sync of cluster data")
+
+    async def _run_source(self) -> None:
+        try:
+            await self._source.run(self.store.apply)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("the cluster data source stopped; answering from the last data it gave")
+
+    async def _warn_if_unsynced(self) -> None:
+        await asyncio.sleep(self.config.initial_sync_timeout)
+        if not self.store.synced:
+            log.warning(
+                "no complete sync after %.0fs; cluster names get SERVFAIL until it completes (still trying)",
+                self.config.initial_sync_timeout,
+            )
+
+
+async def run_until_signalled(app: ServeApp) -> None:
+    await app.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+        log.info("stopping")
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            with contextlib.suppress(Exception):
+                loop.remove_signal_handler(sig)
+        await app.stop()

@@ -1,0 +1,114 @@
+"""``kubedns-py serve`` flags (the kube-dns container's, plus our additions) and the frozen config
+they produce."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+from kubedns_py.cluster.zone import PodMode
+from kubedns_py.flags import add_logging_flags, duration, port, positive_int
+
+_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+@dataclass(frozen=True)
+class ServeConfig:
+    domain: str
+    dns_bind_address: str
+    dns_port: int
+    healthz_port: int
+    metrics_port: int
+    http_bind_address: str
+    kubeconfig: str | None
+    kube_master_url: str | None
+    config_dir: str | None
+    nameservers: str | None
+    initial_sync_timeout: float
+    manifests: tuple[Path, ...]
+    pods: PodMode
+    ttl: int
+    endpoints_api: str
+    verbosity: int
+
+
+def add_serve_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--domain", default="cluster.local.", help="cluster domain (default cluster.local.)")
+    parser.add_argument("--dns-bind-address", default="0.0.0.0", help="address for DNS over UDP and TCP")
+    parser.add_argument("--dns-port", type=port, default=10053)
+    parser.add_argument("--healthz-port", type=port, default=8081, help="serves /readiness and /healthz")
+    parser.add_argument(
+        "--metrics-port",
+        type=port,
+        default=None,
+        help="Prometheus /metrics (default: $PROMETHEUS_PORT, else 10055)",
+    )
+    parser.add_argument(
+        "--http-bind-address", default="0.0.0.0", help="address for the health and metrics ports"
+    )
+    parser.add_argument("--kubecfg-file", "--kubeconfig", dest="kubeconfig", default=None)
+    parser.add_argument(
+        "--kube-master-url", default=None, help="API server URL; environment variables expand"
+    )
+    parser.add_argument(
+        "--config-dir",
+        default=None,
+        help="kube-dns ConfigMap directory; accepted for compatibility (upstreams are the cache's job)",
+    )
+    parser.add_argument(
+        "--nameservers",
+        default=None,
+        help="accepted for compatibility; serve never forwards (the cache does)",
+    )
+    parser.add_argument("--initial-sync-timeout", type=duration, default=60.0, metavar="DURATION")
+    parser.add_argument(
+        "--manifests",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="YAML/JSON file or directory of cluster objects, instead of the API (repeatable; reloaded)",
+    )
+    parser.add_argument("--pods", choices=[m.value for m in PodMode], default=PodMode.INSECURE.value)
+    parser.add_argument(
+        "--ttl", type=positive_int, default=30, help="TTL of every record, and the SOA minimum"
+    )
+    parser.add_argument("--endpoints-api", choices=["auto", "endpointslices", "endpoints"], default="auto")
+    add_logging_flags(parser)
+
+
+def serve_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ServeConfig:
+    domain = args.domain.strip().rstrip(".").lower()
+    if not domain or not all(_DNS1123_LABEL.match(label) for label in domain.split(".")):
+        parser.error(f"--domain {args.domain!r} is not a valid DNS domain")
+    if args.ttl > 2**31 - 1:
+        parser.error("--ttl is too large")
+    metrics_port = args.metrics_port
+    if metrics_port is None:
+        env = os.environ.get("PROMETHEUS_PORT")
+        try:
+            metrics_port = port(env) if env else 10055
+        except argparse.ArgumentTypeError as err:
+            parser.error(f"PROMETHEUS_PORT: {err}")
+    master = os.path.expandvars(args.kube_master_url) if args.kube_master_url else None
+    return ServeConfig(
+        domain=domain,
+        dns_bind_address=args.dns_bind_address,
+        dns_port=args.dns_port,
+        healthz_port=args.healthz_port,
+        metrics_port=metrics_port,
+        http_bind_address=args.http_bind_address,
+        kubeconfig=args.kubeconfig,
+        kube_master_url=master,
+        config_dir=args.config_dir,
+        nameservers=args.nameservers,
+        initial_sync_timeout=args.initial_sync_timeout,
+        manifests=tuple(args.manifests),
+        pods=PodMode(args.pods),
+        ttl=args.ttl,
+        endpoints_api=args.endpoints_api,
+        verbosity=args.v,
+    )

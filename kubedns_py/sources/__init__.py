@@ -1,0 +1,3 @@
+"""Where cluster objects come from: manifest files or the Kubernetes API. Every source turns what it
+reads into store events (``kubedns_py.cluster.store``) and hands them to one ``apply`` callback; it
+never touches the store or the zone directly."""

@@ -1,0 +1,1 @@
+"""The probe sidecar (kubedns-probe): asks serve and cache over DNS, serves health checks and metrics."""

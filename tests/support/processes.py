@@ -1,0 +1,124 @@
+"""Starting the real ``kubedns-py`` executables for tests and benchmarks.
+
+Ports are asked for as 0 and read back from the startup log line, so parallel runs never collide and
+no test guesses a free port.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+DEMO_CLUSTER = ROOT / "deploy" / "examples" / "demo-cluster.yaml"
+_SERVE_READY = re.compile(r"port (\d+) \(udp\+tcp\); health on port (\d+), metrics on port (\d+)")
+
+
+@dataclass
+class Running:
+    process: subprocess.Popen[str]
+    dns_port: int = 0
+    health_port: int = 0
+    metrics_port: int = 0
+    lines: list[str] = field(default_factory=list)
+    _changed: threading.Condition = field(default_factory=threading.Condition)
+
+    def wait_for_log(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
+        """Block until a log line matches (the process's stderr is read by a thread)."""
+        regex = re.compile(pattern)
+        with self._changed:
+            found = self._changed.wait_for(
+                lambda: (
+                    next((m for line in self.lines if (m := regex.search(line))), None)
+                    or self.process.poll() is not None
+                ),
+                timeout,
+            )
+            match = next((m for line in self.lines if (m := regex.search(line))), None)
+        if match is None:
+            raise AssertionError(
+                f"no log line matching {pattern!r} (exited: {found and self.process.poll()}):\n"
+                + "".join(self.lines[-30:])
+            )
+        return match
+
+    def log_text(self) -> str:
+        with self._changed:
+            return "".join(self.lines)
+
+    def _pump(self) -> None:
+        assert self.process.stderr is not None
+        for line in self.process.stderr:
+            with self._changed:
+                self.lines.append(line)
+                self._changed.notify_all()
+        with self._changed:
+            self._changed.notify_all()
+
+
+def spawn(args: Sequence[str], env: dict[str, str] | None = None) -> Running:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "kubedns_py", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, **(env or {})},
+        cwd=ROOT,
+    )
+    running = Running(process)
+    threading.Thread(target=running._pump, daemon=True).start()
+    return running
+
+
+def stop(running: Running, timeout: float = 10.0) -> int:
+    if running.process.poll() is None:
+        running.process.terminate()
+        try:
+            running.process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            running.process.kill()
+            running.process.wait(timeout)
+    return running.process.returncode
+
+
+def start_serve(
+    *extra: str, manifests: Sequence[Path] = (DEMO_CLUSTER,), env: dict[str, str] | None = None
+) -> Running:
+    args = [
+        "serve",
+        "--dns-bind-address",
+        "127.0.0.1",
+        "--dns-port",
+        "0",
+        "--http-bind-address",
+        "127.0.0.1",
+        "--healthz-port",
+        "0",
+        "--metrics-port",
+        "0",
+    ]
+    for path in manifests:
+        args += ["--manifests", str(path)]
+    running = spawn([*args, *extra], env)
+    match = running.wait_for_log(_SERVE_READY.pattern)
+    running.dns_port, running.health_port, running.metrics_port = (int(g) for g in match.groups())
+    return running
+
+
+@contextmanager
+def serve(
+    *extra: str, manifests: Sequence[Path] = (DEMO_CLUSTER,), env: dict[str, str] | None = None
+) -> Iterator[Running]:
+    running = start_serve(*extra, manifests=manifests, env=env)
+    try:
+        yield running
+    finally:
+        stop(running)
