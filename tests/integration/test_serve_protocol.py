@@ -1,0 +1,218 @@
+"""The wire protocol of serve: EDNS0, truncation and TCP, and what it does with bad packets."""
+
+from __future__ import annotations
+
+import json
+import random
+import socket
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import dns.edns
+import dns.flags
+import dns.message
+import dns.query
+import dns.rcode
+import dns.rdataclass
+import pytest
+
+from tests.support.dnsclient import HOST, answers, ask, dig
+from tests.support.processes import DEMO_CLUSTER, Running, serve
+
+BIG = "big.default.svc.cluster.local."
+ENDPOINTS = 1000
+
+
+def headless(name: str, endpoints: list[dict[str, object]]) -> list[dict[str, object]]:
+    labels = {"kubernetes.io/service-name": name}
+    return [
+        {
+            "kind": "Service",
+            "metadata": {"name": name, "namespace": "default"},
+            "spec": {"clusterIP": "None"},
+        },
+        {
+            "kind": "EndpointSlice",
+            "metadata": {"name": f"{name}-1", "namespace": "default", "labels": labels},
+            "endpoints": endpoints,
+            "ports": [{"name": "http", "port": 80}],
+        },
+    ]
+
+
+def big_headless_service(path: Path) -> Path:
+    """``big``: 1,000 ready endpoints, far more than any UDP reply holds. ``mid``: six SRV answers (targets are never compressed)
+    fit in 512 bytes but their six glue records do not."""
+    addresses = [f"10.{50 + i // 250}.{i % 250}.{1 + i % 200}" for i in range(ENDPOINTS)]
+    items = headless("big", [{"addresses": [a]} for a in addresses])
+    items += headless("mid", [{"addresses": [f"10.60.0.{i}"], "hostname": f"member-{i}"} for i in range(6)])
+    path.write_text(json.dumps({"kind": "List", "items": items}))
+    return path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
+    big = big_headless_service(tmp_path_factory.mktemp("big") / "big.json")
+    with serve(manifests=[DEMO_CLUSTER, big]) as running:
+        yield running
+
+
+def raw_udp(port: int, packet: bytes, timeout: float = 1.0) -> bytes | None:
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.settimeout(timeout)
+        sock.sendto(packet, (HOST, port))
+        try:
+            return sock.recv(65535)
+        except TimeoutError:
+            return None
+
+
+def query_bytes(
+    name: str = "myservice.default.svc.cluster.local.", rdtype: str = "A", ident: int = 0x1234
+) -> bytes:
+    message = dns.message.make_query(name, rdtype)
+    message.id = ident
+    return message.to_wire()
+
+
+def still_answers(port: int) -> None:
+    # Over TCP: a UDP query lost in a socket buffer still full of junk would say nothing about the server.
+    assert answers(ask("myservice.default.svc.cluster.local.", "A", port, tcp=True)) == {
+        "myservice.default.svc.cluster.local. A 10.96.100.10"
+    }
+
+
+def test_without_edns_the_reply_fits_512_and_is_truncated(server: Running) -> None:
+    reply = ask(BIG, "A", server.dns_port)
+    assert reply.flags & dns.flags.TC and not reply.answer
+    assert len(reply.to_wire()) <= 512
+
+
+def test_edns_payload_is_honoured_and_opt_echoed(server: Running) -> None:
+    small = ask("db.shop.svc.cluster.local.", "A", server.dns_port, use_edns=0, payload=1232)
+    assert small.edns == 0 and small.payload >= 512 and len(small.answer[0]) == 2
+    big = dns.message.make_query(BIG, "A", use_edns=0, payload=4096)
+    wire = dns.query.udp(big, HOST, port=server.dns_port, timeout=3, ignore_trailing=True)
+    assert wire.flags & dns.flags.TC and wire.edns == 0
+
+
+def test_tcp_returns_the_whole_answer(server: Running) -> None:
+    reply = ask(BIG, "A", server.dns_port, tcp=True)
+    assert not reply.flags & dns.flags.TC
+    assert sum(len(rrset) for rrset in reply.answer) == ENDPOINTS
+
+
+def test_dig_retries_over_tcp_after_truncation(server: Running) -> None:
+    out = dig(server.dns_port, BIG, "A", "+noall", "+answer")
+    assert len([line for line in out.splitlines() if line.strip()]) == ENDPOINTS
+
+
+def test_additional_section_is_dropped_before_setting_tc(server: Running) -> None:
+    name = "_http._tcp.mid.default.svc.cluster.local."
+    udp = ask(name, "SRV", server.dns_port)
+    assert not udp.flags & dns.flags.TC and len(udp.answer[0]) == 6 and not udp.additional
+    tcp = ask(name, "SRV", server.dns_port, tcp=True)
+    assert len(tcp.answer[0]) == 6 and sum(len(rrset) for rrset in tcp.additional) == 6
+
+
+def test_several_queries_on_one_tcp_connection(server: Running) -> None:
+    names = [
+        "myservice.default.svc.cluster.local.",
+        "db.shop.svc.cluster.local.",
+        "nope.default.svc.cluster.local.",
+    ]
+    with socket.create_connection((HOST, server.dns_port), timeout=3) as sock:
+        payload = b"".join(
+            struct.pack("!H", len(q)) + q for q in (query_bytes(n, ident=i) for i, n in enumerate(names))
+        )
+        sock.sendall(payload)  # pipelined: all three before reading any reply
+        stream = sock.makefile("rb")
+        replies = []
+        for _ in names:
+            (length,) = struct.unpack("!H", stream.read(2))
+            replies.append(dns.message.from_wire(stream.read(length)))
+    assert [r.id for r in replies] == [0, 1, 2]
+    assert [dns.rcode.to_text(r.rcode()) for r in replies] == ["NOERROR", "NOERROR", "NXDOMAIN"]
+
+
+def test_tcp_garbage_length_closes_only_that_connection(server: Running) -> None:
+    with socket.create_connection((HOST, server.dns_port), timeout=3) as sock:
+        sock.sendall(struct.pack("!H", 5) + b"\x00\x01\x02\x03\x04")
+        sock.settimeout(3)
+        assert sock.recv(2) == b""  # five bytes cannot hold a header: dropped, connection closed
+    still_answers(server.dns_port)
+
+
+@pytest.mark.parametrize(
+    ("packet", "rcode"),
+    [
+        pytest.param(
+            query_bytes()[:2] + b"\x00\x00\x00\x01" + b"\x00" * 6 + b"\x07",
+            dns.rcode.FORMERR,
+            id="truncated-body",
+        ),
+        pytest.param(query_bytes()[:4] + b"\x00\x02" + query_bytes()[6:], dns.rcode.FORMERR, id="qdcount-2"),
+        pytest.param(query_bytes()[:4] + b"\x00\x00" + b"\x00" * 6, dns.rcode.FORMERR, id="qdcount-0"),
+        pytest.param(
+            query_bytes()[:2] + b"\x28\x00" + query_bytes()[4:], dns.rcode.NOTIMP, id="opcode-update"
+        ),
+        pytest.param(
+            query_bytes()[:2] + b"\x10\x00" + query_bytes()[4:], dns.rcode.NOTIMP, id="opcode-status"
+        ),
+        pytest.param(query_bytes()[:-2] + b"\x00\x03", dns.rcode.REFUSED, id="class-chaos"),
+        pytest.param(query_bytes(rdtype="AXFR"), dns.rcode.REFUSED, id="axfr"),
+    ],
+)
+def test_bad_queries_get_the_right_error(server: Running, packet: bytes, rcode: int) -> None:
+    reply = raw_udp(server.dns_port, packet)
+    assert reply is not None
+    assert reply[:2] == packet[:2] and reply[2] & 0x80, "reply must echo the ID and set QR"
+    assert reply[3] & 0x0F == rcode
+
+
+def test_unknown_edns_version_gets_badvers(server: Running) -> None:
+    query = dns.message.make_query("myservice.default.svc.cluster.local.", "A", use_edns=1)
+    reply = dns.query.udp(query, HOST, port=server.dns_port, timeout=3)
+    assert reply.rcode() == dns.rcode.BADVERS and reply.edns == 0
+
+
+@pytest.mark.parametrize(
+    "packet",
+    [
+        pytest.param(b"", id="empty"),
+        pytest.param(b"\x12\x34\x01", id="shorter-than-header"),
+        pytest.param(query_bytes()[:2] + b"\x81\x80" + query_bytes()[4:], id="a-response"),
+    ],
+)
+def test_unreadable_packets_and_responses_are_dropped(server: Running, packet: bytes) -> None:
+    assert raw_udp(server.dns_port, packet, timeout=0.3) is None
+    still_answers(server.dns_port)
+
+
+def test_random_garbage_never_crashes_the_server(server: Running) -> None:
+    rng = random.Random(5)
+    base = query_bytes()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for _ in range(2000):
+            packet = bytearray(base if rng.random() < 0.7 else rng.randbytes(rng.randrange(0, 80)))
+            for _ in range(rng.randrange(1, 6)):
+                if packet:
+                    packet[rng.randrange(len(packet))] = rng.randrange(256)
+            sock.sendto(bytes(packet), (HOST, server.dns_port))
+    still_answers(server.dns_port)
+    assert server.process.poll() is None
+    assert "Traceback" not in server.log_text()
+
+
+def test_answers_echo_the_id_and_question_case(server: Running) -> None:
+    packet = query_bytes("MyService.Default.SVC.Cluster.Local.", ident=0xBEEF)
+    reply = raw_udp(server.dns_port, packet)
+    assert reply is not None and reply[:2] == b"\xbe\xef"
+    message = dns.message.from_wire(reply)
+    assert message.question[0].name.to_text() == "MyService.Default.SVC.Cluster.Local."
+    assert message.answer[0].name.to_text() == "MyService.Default.SVC.Cluster.Local."
+    again = raw_udp(server.dns_port, query_bytes("MYSERVICE.default.svc.cluster.local.", ident=7))
+    assert again is not None and dns.message.from_wire(again).answer[0].name.to_text().startswith(
+        "MYSERVICE."
+    )

@@ -1,0 +1,45 @@
+"""TcpServer limits, driven in-process over real loopback sockets."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+
+from kubedns_py.net.tcp import TcpServer
+
+
+async def echo(data: bytes) -> bytes:
+    return data
+
+
+async def test_idle_connection_is_closed_after_the_timeout() -> None:
+    server = TcpServer(echo, idle_timeout=0.2)
+    await server.start("127.0.0.1", 0)
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(struct.pack("!H", 12) + bytes(12))
+        assert await reader.readexactly(14) == struct.pack("!H", 12) + bytes(12)
+        async with asyncio.timeout(5):
+            assert await reader.read() == b""  # closed by the server once idle
+        writer.close()
+    finally:
+        await server.close()
+
+
+async def test_connections_beyond_the_cap_are_closed_at_once() -> None:
+    server = TcpServer(echo, idle_timeout=5, max_connections=2)
+    await server.start("127.0.0.1", 0)
+    try:
+        held = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(2)]
+        for reader, writer in held:  # make sure both are being served before the third arrives
+            writer.write(struct.pack("!H", 1) + b"x")
+            await reader.readexactly(3)
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        async with asyncio.timeout(5):
+            assert await reader.read() == b""
+        writer.close()
+        assert server.open_connections == 2
+        for _, w in held:
+            w.close()
+    finally:
+        await server.close()
