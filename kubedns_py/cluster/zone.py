@@ -124,11 +124,7 @@ class Zone:
             return self._cname(qname, qtype, records.external_name, depth)
         sets = self._addresses(qname, records.addresses)
         srv = [t for targets in records.srv.values() for t in targets]
-        if not srv:
-            # kube-dns answered SRV at a bare service name with port 0; health probes rely on it.
-            hosts: list[str | None] = [*records.hosts] or [None]
-            srv = [SrvTarget(0, host) for host in hosts]
-        sets[QTYPE.SRV] = self._srv_rrs(qname, namespace, name, srv)
+        sets[QTYPE.SRV] = self._srv_rrs(qname, namespace, name, srv) if srv else []
         result = self._rrset(qtype, sets)
         if qtype == QTYPE.SRV:
             result.additional = self._glue(namespace, name, records, srv)
@@ -273,7 +269,9 @@ class Zone:
 
 
 def _ip_from_dashed(label: str) -> str | None:
-    text = label.replace("-", ".") if label.count("-") == 3 else label.replace("-", ":")
+    parts = label.split("-")
+    # Four decimal parts are IPv4; anything else dashed is IPv6 (fd00--1-5 has three dashes too).
+    text = ".".join(parts) if len(parts) == 4 and all(p.isdigit() for p in parts) else ":".join(parts)
     try:
         return ipaddress.ip_address(text).compressed
     except ValueError:

@@ -1,0 +1,414 @@
+"""The cluster zone, question by question, against a real ``kubedns-py serve``.
+
+One server (the demo cluster plus tests/data/extra-cluster.yaml) answers a table of cases over UDP and
+TCP with dnspython, and a subset of them with ``dig``. Each case names the question and the whole
+expected reply: rcode, AA flag, the answer set, and (when it matters) the authority and additional
+sections. Negative answers must carry exactly one SOA of the zone; every TTL must be the default 30.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import dns.flags
+import dns.message
+import dns.rcode
+import dns.rdatatype
+import dns.reversename
+import dns.rrset
+import pytest
+from _pytest.mark import ParameterSet
+
+from tests.support.dnsclient import ask, dig
+from tests.support.processes import Running, serve
+from tests.support.zonecase import (
+    MANIFESTS,
+    NEGATIVE,
+    TRANSPORTS,
+    TTL,
+    ZONE,
+    Case,
+    case,
+    check_reply,
+    rev,
+    rr,
+    soa,
+    svc,
+)
+
+# Frequently used owners.
+MYSVC = svc("myservice", "default")
+KUBE_DNS = svc("kube-dns", "kube-system")
+DUAL = svc("dual", "default")
+CART = svc("cart", "shop")
+DB = svc("db", "shop")
+WORKERS = svc("workers", "shop")
+LEGACY = svc("legacy", "shop")
+EAGER = svc("eager", "shop")
+EDGE = svc("edge", "shop")
+MULTI = svc("multi", "shop")
+SEARCH = svc("search", "default")
+ALIAS = svc("api-alias", "default")
+
+
+def srv(owner: str, weight: int, port: int, target: str) -> str:
+    return rr(owner, "SRV", f"0 {weight} {port} {target}")
+
+
+# fmt: off
+CASES: list[ParameterSet] = [
+    # -- apex and the DNS service's own names ------------------------------------------------------------
+    case(ZONE, "SOA", answer=[soa()]),
+    case(ZONE, "NS", answer=[rr(ZONE, "NS", f"ns.dns.{ZONE}")],
+         additional=[rr(f"ns.dns.{ZONE}", "A", "10.96.0.10")]),
+    case(ZONE, "A"),
+    case(ZONE, "ANY", answer=[soa()]),
+    case(f"ns.dns.{ZONE}", "A", answer=[rr(f"ns.dns.{ZONE}", "A", "10.96.0.10")]),
+    case(f"ns.dns.{ZONE}", "AAAA"),
+    case(f"x.ns.dns.{ZONE}", "A", "NXDOMAIN"),
+    case(f"dns.{ZONE}", "A"),
+    case(f"dns-version.{ZONE}", "TXT", answer=[rr(f"dns-version.{ZONE}", "TXT", '"1.1.0"')]),
+    case(f"dns-version.{ZONE}", "A"),
+    case(f"dns-version.{ZONE}", "ANY", answer=[rr(f"dns-version.{ZONE}", "TXT", '"1.1.0"')]),
+    # -- empty non-terminals and names that do not exist ----------------------------------------------
+    case(f"svc.{ZONE}", "A"),
+    case(f"pod.{ZONE}", "A"),
+    case(f"default.svc.{ZONE}", "A"),
+    case(f"shop.svc.{ZONE}", "SRV"),
+    case(f"empty.svc.{ZONE}", "A"),
+    case(f"nosuchns.svc.{ZONE}", "A", "NXDOMAIN"),
+    case(f"foo.{ZONE}", "A", "NXDOMAIN"),
+    case(svc("nosuch", "default"), "A", "NXDOMAIN"),
+    case(svc("myservice", "nosuchns"), "A", "NXDOMAIN"),
+    case(f"a.b.c.d.e.{MYSVC}", "A", "NXDOMAIN"),
+    # -- ClusterIP services ------------------------------------------------------------------------------
+    case(MYSVC, "A", answer=[rr(MYSVC, "A", "10.96.100.10")]),
+    case(MYSVC, "AAAA"),
+    case(MYSVC, "TXT"),
+    case(MYSVC, "ANY", answer=[rr(MYSVC, "A", "10.96.100.10")]),
+    case(MYSVC, "SRV", answer=[srv(MYSVC, 50, 80, MYSVC), srv(MYSVC, 50, 9090, MYSVC)],
+         additional=[rr(MYSVC, "A", "10.96.100.10")]),
+    case(f"_http._tcp.{MYSVC}", "SRV", answer=[srv(f"_http._tcp.{MYSVC}", 100, 80, MYSVC)],
+         additional=[rr(MYSVC, "A", "10.96.100.10")]),
+    case(f"_metrics._tcp.{MYSVC}", "SRV", answer=[srv(f"_metrics._tcp.{MYSVC}", 100, 9090, MYSVC)],
+         additional=[rr(MYSVC, "A", "10.96.100.10")]),
+    case(f"_http._tcp.{MYSVC}", "A"),
+    case(f"_http._tcp.{MYSVC}", "ANY", answer=[srv(f"_http._tcp.{MYSVC}", 100, 80, MYSVC)]),
+    case(f"_https._tcp.{MYSVC}", "SRV", "NXDOMAIN"),
+    case(f"_8443._tcp.{MYSVC}", "SRV", "NXDOMAIN"),
+    case(f"_http._udp.{MYSVC}", "SRV", "NXDOMAIN"),
+    case(f"_tcp.{MYSVC}", "SRV"),
+    case(f"_udp.{MYSVC}", "SRV", "NXDOMAIN"),
+    case(f"x.{MYSVC}", "A", "NXDOMAIN"),
+    case("MyService.DEFAULT.svc.Cluster.Local.", "A", answer=[rr(MYSVC, "A", "10.96.100.10")]),
+    case("_HTTP._Tcp.myservice.default.SVC.cluster.local.", "SRV",
+         answer=[srv(f"_http._tcp.{MYSVC}", 100, 80, MYSVC)], additional=[rr(MYSVC, "A", "10.96.100.10")]),
+    case(svc("kubernetes", "default"), "A", answer=[rr(svc("kubernetes", "default"), "A", "10.96.0.1")]),
+    case(f"_https._tcp.{svc('kubernetes', 'default')}", "SRV",
+         answer=[srv(f"_https._tcp.{svc('kubernetes', 'default')}", 100, 443, svc("kubernetes", "default"))],
+         additional=[rr(svc("kubernetes", "default"), "A", "10.96.0.1")]),
+    case(KUBE_DNS, "A", answer=[rr(KUBE_DNS, "A", "10.96.0.10")]),
+    case(KUBE_DNS, "SRV",
+         answer=[srv(KUBE_DNS, 33, 53, KUBE_DNS), srv(KUBE_DNS, 33, 9153, KUBE_DNS)],
+         additional=[rr(KUBE_DNS, "A", "10.96.0.10")]),
+    case(f"_dns._udp.{KUBE_DNS}", "SRV", answer=[srv(f"_dns._udp.{KUBE_DNS}", 100, 53, KUBE_DNS)],
+         additional=[rr(KUBE_DNS, "A", "10.96.0.10")]),
+    case(f"_dns-tcp._tcp.{KUBE_DNS}", "SRV", answer=[srv(f"_dns-tcp._tcp.{KUBE_DNS}", 100, 53, KUBE_DNS)],
+         additional=[rr(KUBE_DNS, "A", "10.96.0.10")]),
+    case(f"_dns._tcp.{KUBE_DNS}", "SRV", "NXDOMAIN"),
+    case(DUAL, "A", answer=[rr(DUAL, "A", "10.96.100.20")]),
+    case(DUAL, "AAAA", answer=[rr(DUAL, "AAAA", "fd00:10:96::20")]),
+    case(DUAL, "ANY", answer=[rr(DUAL, "A", "10.96.100.20")]),
+    case(f"_http._tcp.{DUAL}", "SRV", answer=[srv(f"_http._tcp.{DUAL}", 100, 80, DUAL)],
+         additional=[rr(DUAL, "A", "10.96.100.20"), rr(DUAL, "AAAA", "fd00:10:96::20")]),
+    case(CART, "A", answer=[rr(CART, "A", "10.96.200.5")]),
+    case(CART, "SRV", answer=[srv(CART, 50, 80, CART), srv(CART, 50, 53, CART)],
+         additional=[rr(CART, "A", "10.96.200.5")]),
+    case(f"_dns._udp.{CART}", "SRV", answer=[srv(f"_dns._udp.{CART}", 100, 53, CART)],
+         additional=[rr(CART, "A", "10.96.200.5")]),
+    case(f"_udp.{CART}", "SRV"),
+    case(svc("v6only", "default"), "A"),
+    case(svc("v6only", "default"), "AAAA", answer=[rr(svc("v6only", "default"), "AAAA", "fd00:10:96::30")]),
+    case(svc("v6only", "default"), "ANY", answer=[rr(svc("v6only", "default"), "AAAA", "fd00:10:96::30")]),
+    case(svc("plain", "default"), "A", answer=[rr(svc("plain", "default"), "A", "10.96.100.30")]),
+    case(svc("plain", "default"), "SRV"),
+    case(f"_tcp.{svc('plain', 'default')}", "SRV", "NXDOMAIN"),
+    # -- headless services ---------------------------------------------------------------------------------
+    case(DB, "A", answer=[rr(DB, "A", "10.244.2.10"), rr(DB, "A", "10.244.2.11")]),
+    case(DB, "AAAA"),
+    case(DB, "TXT"),
+    case(DB, "ANY", answer=[rr(DB, "A", "10.244.2.10"), rr(DB, "A", "10.244.2.11")]),
+    case(f"db-0.{DB}", "A", answer=[rr(f"db-0.{DB}", "A", "10.244.2.10")]),
+    case(f"db-1.{DB}", "A", answer=[rr(f"db-1.{DB}", "A", "10.244.2.11")]),
+    case(f"db-0.{DB}", "AAAA"),
+    case(f"db-2.{DB}", "A", "NXDOMAIN"),
+    case(f"x.db-0.{DB}", "A", "NXDOMAIN"),
+    case("DB-0.Db.SHOP.svc.cluster.local.", "A", answer=[rr(f"db-0.{DB}", "A", "10.244.2.10")]),
+    case(f"_postgres._tcp.{DB}", "SRV",
+         answer=[srv(f"_postgres._tcp.{DB}", 50, 5432, f"db-0.{DB}"),
+                 srv(f"_postgres._tcp.{DB}", 50, 5432, f"db-1.{DB}")],
+         additional=[rr(f"db-0.{DB}", "A", "10.244.2.10"), rr(f"db-1.{DB}", "A", "10.244.2.11")]),
+    case(DB, "SRV", answer=[srv(DB, 50, 5432, f"db-0.{DB}"), srv(DB, 50, 5432, f"db-1.{DB}")],
+         additional=[rr(f"db-0.{DB}", "A", "10.244.2.10"), rr(f"db-1.{DB}", "A", "10.244.2.11")]),
+    case(f"_tcp.{DB}", "SRV"),
+    case(f"_udp.{DB}", "SRV", "NXDOMAIN"),
+    case(WORKERS, "A", answer=[rr(WORKERS, "A", "10.244.3.1"), rr(WORKERS, "A", "10.244.3.2")]),
+    case(WORKERS, "AAAA", answer=[rr(WORKERS, "AAAA", "fd00:244:3::3")]),
+    case(WORKERS, "ANY", answer=[rr(WORKERS, "A", "10.244.3.1"), rr(WORKERS, "A", "10.244.3.2")]),
+    case(f"10-244-3-1.{WORKERS}", "A", answer=[rr(f"10-244-3-1.{WORKERS}", "A", "10.244.3.1")]),
+    case(f"10-244-3-2.{WORKERS}", "A", answer=[rr(f"10-244-3-2.{WORKERS}", "A", "10.244.3.2")]),
+    case(f"10-244-3-9.{WORKERS}", "A", "NXDOMAIN"),
+    case(f"fd00-244-3--3.{WORKERS}", "AAAA",
+         answer=[rr(f"fd00-244-3--3.{WORKERS}", "AAAA", "fd00:244:3::3")]),
+    case(f"fd00-244-3--3.{WORKERS}", "A"),
+    case(f"_grpc._tcp.{WORKERS}", "SRV",
+         answer=[srv(f"_grpc._tcp.{WORKERS}", 33, 9000, f"10-244-3-1.{WORKERS}"),
+                 srv(f"_grpc._tcp.{WORKERS}", 33, 9000, f"10-244-3-2.{WORKERS}"),
+                 srv(f"_grpc._tcp.{WORKERS}", 33, 9000, f"fd00-244-3--3.{WORKERS}")],
+         additional=[rr(f"10-244-3-1.{WORKERS}", "A", "10.244.3.1"),
+                     rr(f"10-244-3-2.{WORKERS}", "A", "10.244.3.2"),
+                     rr(f"fd00-244-3--3.{WORKERS}", "AAAA", "fd00:244:3::3")]),
+    case(svc("cold", "shop"), "A", "NXDOMAIN"),
+    case(svc("cold", "shop"), "SRV", "NXDOMAIN"),
+    case(f"_http._tcp.{svc('cold', 'shop')}", "SRV", "NXDOMAIN"),
+    case(LEGACY, "A", answer=[rr(LEGACY, "A", "10.244.5.1")]),
+    case(f"legacy-0.{LEGACY}", "A", answer=[rr(f"legacy-0.{LEGACY}", "A", "10.244.5.1")]),
+    case(f"legacy-1.{LEGACY}", "A", "NXDOMAIN"),
+    case(f"_http._tcp.{LEGACY}", "SRV", answer=[srv(f"_http._tcp.{LEGACY}", 100, 8080, f"legacy-0.{LEGACY}")],
+         additional=[rr(f"legacy-0.{LEGACY}", "A", "10.244.5.1")]),
+    case(EAGER, "A", answer=[rr(EAGER, "A", "10.244.6.1"), rr(EAGER, "A", "10.244.6.2")]),
+    case(f"eager-0.{EAGER}", "A", answer=[rr(f"eager-0.{EAGER}", "A", "10.244.6.1")]),
+    case(f"_http._tcp.{EAGER}", "SRV",
+         answer=[srv(f"_http._tcp.{EAGER}", 50, 8080, f"eager-0.{EAGER}"),
+                 srv(f"_http._tcp.{EAGER}", 50, 8080, f"eager-1.{EAGER}")],
+         additional=[rr(f"eager-0.{EAGER}", "A", "10.244.6.1"), rr(f"eager-1.{EAGER}", "A", "10.244.6.2")]),
+    case(svc("tolerant", "shop"), "A", answer=[rr(svc("tolerant", "shop"), "A", "10.244.7.1")]),
+    case(f"10-244-7-1.{svc('tolerant', 'shop')}", "A",
+         answer=[rr(f"10-244-7-1.{svc('tolerant', 'shop')}", "A", "10.244.7.1")]),
+    case(EDGE, "AAAA", answer=[rr(EDGE, "AAAA", "::5"), rr(EDGE, "AAAA", "fd00:1::")]),
+    case(f"0--5.{EDGE}", "AAAA", answer=[rr(f"0--5.{EDGE}", "AAAA", "::5")]),
+    case(f"fd00-1--0.{EDGE}", "AAAA", answer=[rr(f"fd00-1--0.{EDGE}", "AAAA", "fd00:1::")]),
+    case(f"_grpc._tcp.{EDGE}", "SRV",
+         answer=[srv(f"_grpc._tcp.{EDGE}", 50, 9000, f"0--5.{EDGE}"),
+                 srv(f"_grpc._tcp.{EDGE}", 50, 9000, f"fd00-1--0.{EDGE}")],
+         additional=[rr(f"0--5.{EDGE}", "AAAA", "::5"), rr(f"fd00-1--0.{EDGE}", "AAAA", "fd00:1::")]),
+    case(MULTI, "A", answer=[rr(MULTI, "A", f"10.244.8.{i}") for i in (1, 2, 3)]),
+    case(MULTI, "AAAA", answer=[rr(MULTI, "AAAA", "fd00:244:8::1")]),
+    case(f"m-0.{MULTI}", "A", answer=[rr(f"m-0.{MULTI}", "A", "10.244.8.1")]),
+    case(f"m-0.{MULTI}", "AAAA", answer=[rr(f"m-0.{MULTI}", "AAAA", "fd00:244:8::1")]),
+    case(f"m-1.{MULTI}", "A",
+         answer=[rr(f"m-1.{MULTI}", "A", "10.244.8.2"), rr(f"m-1.{MULTI}", "A", "10.244.8.3")]),
+    case(f"_web._tcp.{MULTI}", "SRV",
+         answer=[srv(f"_web._tcp.{MULTI}", 50, 8080, f"m-0.{MULTI}"),
+                 srv(f"_web._tcp.{MULTI}", 50, 8080, f"m-1.{MULTI}")],
+         additional=[rr(f"m-0.{MULTI}", "A", "10.244.8.1"), rr(f"m-0.{MULTI}", "AAAA", "fd00:244:8::1"),
+                     rr(f"m-1.{MULTI}", "A", "10.244.8.2"), rr(f"m-1.{MULTI}", "A", "10.244.8.3")]),
+    # -- ExternalName --------------------------------------------------------------------------------------
+    case(SEARCH, "A", answer=[rr(SEARCH, "CNAME", "www.example.com.")]),
+    case(SEARCH, "AAAA", answer=[rr(SEARCH, "CNAME", "www.example.com.")]),
+    case(SEARCH, "SRV", answer=[rr(SEARCH, "CNAME", "www.example.com.")]),
+    case(SEARCH, "TXT", answer=[rr(SEARCH, "CNAME", "www.example.com.")]),
+    case(SEARCH, "CNAME", answer=[rr(SEARCH, "CNAME", "www.example.com.")]),
+    case(SEARCH, "ANY", answer=[rr(SEARCH, "CNAME", "www.example.com.")]),
+    case("Search.Default.svc.cluster.local.", "A", answer=[rr(SEARCH, "CNAME", "www.example.com.")]),
+    case(f"x.{SEARCH}", "A", "NXDOMAIN"),
+    case(f"_http._tcp.{SEARCH}", "SRV", "NXDOMAIN"),
+    case(ALIAS, "A", answer=[rr(ALIAS, "CNAME", MYSVC), rr(MYSVC, "A", "10.96.100.10")]),
+    case(ALIAS, "CNAME", answer=[rr(ALIAS, "CNAME", MYSVC)]),
+    case(ALIAS, "AAAA", answer=[rr(ALIAS, "CNAME", MYSVC)], authority=NEGATIVE, additional=()),
+    case(svc("chain", "default"), "A",
+         answer=[rr(svc("chain", "default"), "CNAME", ALIAS), rr(ALIAS, "CNAME", MYSVC),
+                 rr(MYSVC, "A", "10.96.100.10")]),
+    case(svc("dangling", "default"), "A", "NXDOMAIN",
+         answer=[rr(svc("dangling", "default"), "CNAME", svc("ghost", "default"))]),
+    # -- reverse ---------------------------------------------------------------------------------------------
+    case(rev("10.96.0.10"), "PTR", answer=[rr(rev("10.96.0.10"), "PTR", KUBE_DNS)], case_id="ptr:kube-dns"),
+    case(rev("10.96.0.1"), "PTR", answer=[rr(rev("10.96.0.1"), "PTR", svc("kubernetes", "default"))],
+         case_id="ptr:kubernetes"),
+    case(rev("10.96.100.10"), "PTR", answer=[rr(rev("10.96.100.10"), "PTR", MYSVC)], case_id="ptr:myservice"),
+    case(rev("10.96.100.20"), "PTR", answer=[rr(rev("10.96.100.20"), "PTR", DUAL)], case_id="ptr:dual-v4"),
+    case(rev("fd00:10:96::20"), "PTR", answer=[rr(rev("fd00:10:96::20"), "PTR", DUAL)],
+         case_id="ptr:dual-v6"),
+    case(rev("fd00:10:96::30"), "PTR", answer=[rr(rev("fd00:10:96::30"), "PTR", svc("v6only", "default"))],
+         case_id="ptr:v6only"),
+    case(rev("10.96.200.5"), "PTR", answer=[rr(rev("10.96.200.5"), "PTR", CART)], case_id="ptr:cart"),
+    case(rev("10.244.2.10"), "PTR", answer=[rr(rev("10.244.2.10"), "PTR", f"db-0.{DB}")], case_id="ptr:db-0"),
+    case(rev("10.244.2.12"), "PTR", "REFUSED", case_id="ptr:db-2-not-ready"),
+    case(rev("10.244.3.1"), "PTR", answer=[rr(rev("10.244.3.1"), "PTR", f"10-244-3-1.{WORKERS}")],
+         case_id="ptr:workers-v4"),
+    case(rev("fd00:244:3::3"), "PTR", answer=[rr(rev("fd00:244:3::3"), "PTR", f"fd00-244-3--3.{WORKERS}")],
+         case_id="ptr:workers-v6"),
+    case(rev("10.244.5.1"), "PTR", answer=[rr(rev("10.244.5.1"), "PTR", f"legacy-0.{LEGACY}")],
+         case_id="ptr:legacy-0"),
+    case(rev("10.244.5.2"), "PTR", "REFUSED", case_id="ptr:legacy-1-not-ready"),
+    case(rev("10.244.4.1"), "PTR", "REFUSED", case_id="ptr:cold-not-ready"),
+    case(rev("10.244.6.1"), "PTR", answer=[rr(rev("10.244.6.1"), "PTR", f"eager-0.{EAGER}")],
+         case_id="ptr:eager-0-published"),
+    case(rev("::5"), "PTR", answer=[rr(rev("::5"), "PTR", f"0--5.{EDGE}")], case_id="ptr:edge-leading-dash"),
+    case(rev("10.244.8.3"), "PTR", answer=[rr(rev("10.244.8.3"), "PTR", f"m-1.{MULTI}")],
+         case_id="ptr:multi-second-ip"),
+    case("10.0.96.10.IN-ADDR.Arpa.", "PTR", answer=[rr(rev("10.96.0.10"), "PTR", KUBE_DNS)],
+         case_id="ptr:mixed-case"),
+    case(rev("10.96.0.10"), "ANY", answer=[rr(rev("10.96.0.10"), "PTR", KUBE_DNS)], case_id="ptr:any"),
+    # A known address asked for another type: NODATA with the SOA of the reverse zone it lives in.
+    case(rev("10.96.0.10"), "A", authority=[soa("in-addr.arpa.")], case_id="ptr:known-v4-nodata"),
+    case(rev("fd00:10:96::20"), "AAAA", authority=[soa("ip6.arpa.")], case_id="ptr:known-v6-nodata"),
+    case(rev("8.8.8.8"), "PTR", "REFUSED", case_id="ptr:unknown-v4"),
+    case(rev("2001:db8::1"), "PTR", "REFUSED", case_id="ptr:unknown-v6"),
+    case("10.in-addr.arpa.", "PTR", "REFUSED", case_id="ptr:partial-v4"),
+    case("96.10.in-addr.arpa.", "SOA", "REFUSED", case_id="ptr:partial-v4-soa"),
+    case("0.2.0.0.0.0.d.f.ip6.arpa.", "PTR", "REFUSED", case_id="ptr:partial-v6"),
+    # -- outside the zones, other classes ----------------------------------------------------------------
+    case("example.com.", "A", "REFUSED"),
+    case(f"{MYSVC}example.com.", "A", "REFUSED", case_id="zone-name-as-prefix:A"),
+    case("local.", "SOA", "REFUSED"),
+    case(MYSVC, "A", "REFUSED", rdclass="CH"),
+    case(f"dns-version.{ZONE}", "TXT", "REFUSED", rdclass="CH"),
+]
+# fmt: on
+
+DIG_CASE_IDS = (
+    "cluster.local:SOA",
+    "cluster.local:NS",
+    "dns-version:TXT",
+    "myservice.default.svc:A",
+    "myservice.default.svc:AAAA",
+    "_http._tcp.myservice.default.svc:SRV",
+    "MyService.DEFAULT.svc:A",
+    "dual.default.svc:AAAA",
+    "db.shop.svc:A",
+    "_postgres._tcp.db.shop.svc:SRV",
+    "fd00-244-3--3.workers.shop.svc:AAAA",
+    "cold.shop.svc:A",
+    "legacy.shop.svc:A",
+    "search.default.svc:A",
+    "api-alias.default.svc:A",
+    "ptr:kube-dns",
+    "ptr:dual-v6",
+    "ptr:unknown-v4",
+    "example.com:A",
+)
+
+
+@dataclass(frozen=True)
+class DigReply:
+    status: str
+    flags: frozenset[str]
+    answer_count: int
+    answer: list[str]  # 'owner TYPE data', lower-cased, SOA serial masked
+    owners: list[str]  # the answer owners as printed
+    ttls: list[int]
+
+
+_DIG_HEADER = re.compile(r"->>HEADER<<- opcode: \w+, status: (\w+),")
+_DIG_FLAGS = re.compile(r";; flags:([a-z ]*);.*\bANSWER: (\d+),")
+
+
+def parse_dig(output: str) -> DigReply:
+    """``dig +noall +answer +comments`` output: the header's status and flags, and the answer lines."""
+    header = _DIG_HEADER.search(output)
+    flags = _DIG_FLAGS.search(output)
+    assert header and flags, f"dig printed no reply header:\n{output}"
+    answer, owners, ttls = [], [], []
+    for line in output.splitlines():
+        if not line.strip() or line.startswith(";"):
+            continue
+        owner, ttl, _class, rdtype, data = line.split(None, 4)
+        data = " ".join(data.split())
+        if rdtype == "SOA":
+            fields = data.split()
+            fields[2] = "<serial>"
+            data = " ".join(fields)
+        answer.append(rr(owner, rdtype, data))
+        owners.append(owner)
+        ttls.append(int(ttl))
+    return DigReply(
+        header.group(1), frozenset(flags.group(1).split()), int(flags.group(2)), answer, owners, ttls
+    )
+
+
+# -- the tests ---------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[Running]:
+    with serve(manifests=MANIFESTS) as running:
+        yield running
+
+
+def test_table_size() -> None:
+    assert len(CASES) >= 90
+    ids = [param.id for param in CASES]
+    assert len(ids) == len(set(ids)), "case ids must be unique"
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("row", CASES)
+def test_zone_case(server: Running, row: Case, transport: str) -> None:
+    reply = ask(row.qname, row.qtype, server.dns_port, tcp=transport == "tcp", rdclass=row.rdclass)
+    check_reply(row, reply)
+
+
+DIG_CASES = [param for param in CASES if param.id in DIG_CASE_IDS]
+
+
+@pytest.mark.needs_tool("dig")
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize("row", DIG_CASES)
+def test_zone_case_with_dig(server: Running, row: Case, transport: str) -> None:
+    output = dig(
+        server.dns_port,
+        row.qname,
+        row.qtype,
+        "+noall",
+        "+answer",
+        "+comments",
+        "+tcp" if transport == "tcp" else "+notcp",
+    )
+    reply = parse_dig(output)
+    assert reply.status == row.rcode, output
+    assert ("aa" in reply.flags) == row.aa, output
+    assert set(reply.answer) == row.answer, output
+    assert reply.answer_count == len(row.answer) == len(reply.answer), output  # no duplicate records
+    assert all(ttl == TTL for ttl in reply.ttls), output
+    if reply.owners:
+        assert reply.owners[0] == row.qname, output
+
+
+def test_dig_subset_is_complete() -> None:
+    assert len(DIG_CASES) == len(DIG_CASE_IDS) >= 15
+
+
+# -- --ttl ------------------------------------------------------------------------------------------------
+
+TTL5_QUESTIONS = [
+    pytest.param(MYSVC, "SRV", id="srv-with-glue"),
+    pytest.param(f"_postgres._tcp.{DB}", "SRV", id="headless-srv-with-glue"),
+    pytest.param(ALIAS, "A", id="cname-chased"),
+    pytest.param(ZONE, "NS", id="ns-with-glue"),
+    pytest.param(ZONE, "SOA", id="soa"),
+    pytest.param(svc("nosuch", "default"), "A", id="nxdomain"),
+    pytest.param(MYSVC, "AAAA", id="nodata"),
+    pytest.param(rev("10.96.0.10"), "PTR", id="ptr"),
+    pytest.param(f"dns-version.{ZONE}", "TXT", id="txt"),
+]
+
+
+@pytest.fixture(scope="module")
+def ttl5_server() -> Iterator[Running]:
+    with serve("--ttl", "5", manifests=MANIFESTS) as running:
+        yield running
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize(("qname", "qtype"), TTL5_QUESTIONS)
+def test_ttl_flag_sets_every_ttl(ttl5_server: Running, qname: str, qtype: str, transport: str) -> None:
+    reply = ask(qname, qtype, ttl5_server.dns_port, tcp=transport == "tcp")
+    rrsets = [*reply.answer, *reply.authority, *reply.additional]
+    assert rrsets, f"{qname} {qtype}: empty reply"
+    for rrset in rrsets:
+        assert rrset.ttl == 5, f"{rrset.name} {dns.rdatatype.to_text(rrset.rdtype)} TTL {rrset.ttl}"
+        if rrset.rdtype == dns.rdatatype.SOA:
+            assert rrset[0].minimum == 5, rrset.to_text()
