@@ -11,11 +11,15 @@ from collections.abc import Sequence
 import uvloop
 
 from kubedns_py import __version__
+from kubedns_py.cache.config import CacheConfig, add_cache_flags, cache_config
 from kubedns_py.flags import normalize_argv, setup_logging
+from kubedns_py.lifecycle import Component, run_until_signalled
 from kubedns_py.serve.config import ServeConfig, add_serve_flags, serve_config
 from kubedns_py.sources.base import Source
 
 log = logging.getLogger("kubedns_py")
+
+SHORT_FLAGS = frozenset({"-k"})  # dnsmasq's keep-in-foreground stays a short flag
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -26,6 +30,10 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", help="answer the cluster zone authoritatively (the kubedns container)"
     )
     add_serve_flags(serve)
+    cache = commands.add_parser(
+        "cache", help="the caching forwarder in front of serve (the dnsmasq container)"
+    )
+    add_cache_flags(cache)
     return parser
 
 
@@ -48,25 +56,39 @@ def run_serve(config: ServeConfig, check_only: bool) -> int:
         return 2
     if check_only:
         return 0
-    from kubedns_py.serve.app import ServeApp, run_until_signalled
+    from kubedns_py.serve.app import ServeApp
 
     if config.nameservers or config.config_dir:
         log.info("--nameservers/--config-dir accepted for compatibility; forwarding is the cache's job")
-    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
-        runner.run(run_until_signalled(ServeApp(config, source)))
+    run(ServeApp(config, source))
     return 0
+
+
+def run_cache(config: CacheConfig, check_only: bool) -> int:
+    if check_only:
+        return 0
+    from kubedns_py.cache.app import CacheApp
+
+    run(CacheApp(config))
+    return 0
+
+
+def run(component: Component) -> None:
+    with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+        runner.run(run_until_signalled(component))
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(normalize_argv(sys.argv[1:] if argv is None else argv))
+    args = parser.parse_args(normalize_argv(sys.argv[1:] if argv is None else argv, SHORT_FLAGS))
     setup_logging(args.v)
-    if args.command == "serve":
-        config = serve_config(args, parser)
-        try:
-            return run_serve(config, args.check_config)
-        except OSError as err:
-            print(f"kubedns-py serve: {err}", file=sys.stderr)
-            return 1
+    try:
+        if args.command == "serve":
+            return run_serve(serve_config(args, parser), args.check_config)
+        if args.command == "cache":
+            return run_cache(cache_config(args, parser), args.check_config)
+    except OSError as err:  # a port in use, an address not on this host
+        print(f"kubedns-py {args.command}: {err}", file=sys.stderr)
+        return 1
     parser.error(f"unknown command {args.command}")
     return 2

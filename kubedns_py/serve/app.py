@@ -10,9 +10,7 @@ restarting would not make the API server answer sooner.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import signal
 from collections.abc import Iterator
 
 from aiohttp import web
@@ -132,19 +130,3 @@ class ServeApp:
                 "no complete sync after %.0fs; cluster names get SERVFAIL until it completes (still trying)",
                 self.config.initial_sync_timeout,
             )
-
-
-async def run_until_signalled(app: ServeApp) -> None:
-    await app.start()
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
-    try:
-        await stop.wait()
-        log.info("stopping")
-    finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            with contextlib.suppress(Exception):
-                loop.remove_signal_handler(sig)
-        await app.stop()

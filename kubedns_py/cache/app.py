@@ -1,0 +1,173 @@
+"""``kubedns-py cache``: the caching forwarder wired together: listeners on every --listen-address, the
+frontend (hot path), resolver, forwarder and response cache, the ConfigMap directory watcher, loop
+detection, and /metrics and /healthz over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+
+from kubedns_py.cache.chaos import Chaos
+from kubedns_py.cache.config import CacheConfig
+from kubedns_py.cache.configdir import ConfigDirWatcher, DnsConfig
+from kubedns_py.cache.forwarder import Forwarder
+from kubedns_py.cache.frontend import Frontend
+from kubedns_py.cache.loopdetect import LoopDetector
+from kubedns_py.cache.metrics import CacheCollector, upstream_histogram
+from kubedns_py.cache.resolver import Resolver
+from kubedns_py.cache.responses import Policy, ResponseCache
+from kubedns_py.cache.routing import RouteTable, build_routes, read_resolv_conf
+from kubedns_py.net.http import bound_port, metrics_handler, start_http, text_handler
+from kubedns_py.net.stats import DnsStats
+from kubedns_py.net.tcp import TcpServer
+from kubedns_py.net.udp import Address, UdpServer
+
+log = logging.getLogger("kubedns_py.cache")
+
+UPSTREAM_TIMEOUT = 2.0
+
+
+class _Listener:
+    """One UDP listener; the frontend sends late (miss) replies through it."""
+
+    def __init__(self, frontend: Frontend) -> None:
+        self._frontend = frontend
+        self.server: UdpServer | None = None
+
+    def handle(self, data: bytes, addr: Address) -> bytes | None:
+        return self._frontend.on_udp(data, addr, self.send)
+
+    def send(self, data: bytes, addr: Address) -> None:
+        if self.server is not None:
+            self.server.send(data, addr)
+
+
+class CacheApp:
+    def __init__(self, config: CacheConfig, registry: CollectorRegistry | None = None) -> None:
+        self.config = config
+        self.registry = registry or CollectorRegistry()
+        policy = Policy(
+            min_ttl=config.min_cache_ttl,
+            max_ttl=config.max_cache_ttl,
+            negative=config.negative_cache,
+            neg_ttl=config.neg_ttl or 0,
+            stale_ttl=config.stale_cache_ttl,
+        )
+        self.cache = ResponseCache(config.cache_size, policy)
+        self._config_dir = (
+            ConfigDirWatcher(config.config_dir, config.config_period) if config.config_dir else None
+        )
+        self.forwarder = Forwarder(
+            self._routes(None), config.dns_forward_max, UPSTREAM_TIMEOUT, upstream_histogram(self.registry)
+        )
+        self.resolver = Resolver(self.cache, self.forwarder)
+        self.loops = LoopDetector(config.dns_loop_detect)
+        self.stats = DnsStats("cache")
+        self.frontend = Frontend(
+            self.cache, self.resolver, self.stats, Chaos(self._chaos_counters, self._servers), self.loops
+        )
+        self.registry.register(self.stats)
+        self.registry.register(
+            CacheCollector(self.cache, self.frontend, self.resolver, self.forwarder, self._config_dir)
+        )
+        self._listeners: list[_Listener] = []
+        self._tcp: list[TcpServer] = []
+        self._http: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self.port = config.port
+
+    def _routes(self, configmap: DnsConfig | None) -> RouteTable:
+        resolv = None if self.config.no_resolv else read_resolv_conf(self.config.resolv_file)
+        return build_routes(self.config.servers, resolv, configmap)
+
+    def _chaos_counters(self) -> dict[str, int]:
+        return {
+            "cachesize": self.cache.size,
+            "insertions": self.cache.insertions,
+            "evictions": self.cache.evictions,
+            "misses": self.frontend.counters.misses,
+            "hits": self.frontend.counters.hits,
+            "auth": 0,  # no zone is authoritative here
+        }
+
+    def _servers(self) -> list[str]:
+        stats = []
+        for upstream in self.forwarder.upstreams():
+            health = self.forwarder.client(upstream).health
+            stats.append(f"{upstream} {health.queries} {health.errors}")
+        return stats
+
+    async def start(self) -> None:
+        port = self.config.port
+        for host in self.config.listen_addresses:
+            listener = _Listener(self.frontend)
+            listener.server = UdpServer.bind(host, port, listener.handle)
+            port = listener.server.port  # --port 0: every address shares the first one picked
+            self._listeners.append(listener)
+            tcp = TcpServer(self.frontend.on_tcp)
+            await tcp.start(host, port)
+            self._tcp.append(tcp)
+        self.port = port
+        routes = {"/metrics": metrics_handler(self.registry), "/healthz": text_handler(self._healthy)}
+        self._http = await start_http(self.config.http_bind_address, self.config.metrics_port, routes)
+        if self._config_dir is not None:
+            self._spawn(self._config_dir.run(self._apply_configmap), "config-dir")
+        self._spawn(self._check_loops(), "loop-detect")
+        log.info(
+            "caching on %s port %d (udp+tcp); metrics on port %d; upstreams: %s",
+            ",".join(self.config.listen_addresses),
+            port,
+            bound_port(self._http),
+            self._describe_routes(),
+        )
+
+    def _healthy(self) -> tuple[bool, str]:
+        return True, "ok"
+
+    def _apply_configmap(self, configmap: DnsConfig) -> None:
+        self.forwarder.set_routes(self._routes(configmap))
+        log.info("upstreams now: %s", self._describe_routes())
+        self._spawn(self._check_loops(), "loop-detect")
+
+    def _describe_routes(self) -> str:
+        routes = self.forwarder.routes
+        parts = [
+            f"{domain} → {' '.join(map(str, servers)) or 'local'}"
+            for domain, servers in routes.domains.items()
+        ]
+        parts.append(f"default → {' '.join(map(str, routes.default)) or 'none'}")
+        return "; ".join(parts)
+
+    async def _check_loops(self) -> None:
+        upstreams = self.forwarder.upstreams()
+        await self.loops.check([self.forwarder.client(u) for u in upstreams])
+
+    def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.create_task(coroutine, name=name)
+        self._tasks.append(task)
+        task.add_done_callback(_log_failure)
+
+    async def stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.frontend.close()
+        self.resolver.close()
+        for listener in self._listeners:
+            if listener.server is not None:
+                listener.server.close()
+        for tcp in self._tcp:
+            await tcp.close()
+        self.forwarder.close()
+        if self._http is not None:
+            await self._http.cleanup()
+
+
+def _log_failure(task: asyncio.Task[None]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("%s stopped: %r", task.get_name(), task.exception())

@@ -1,0 +1,41 @@
+"""dnsmasq's statistics as CHAOS-class TXT records (``dig CH TXT hits.bind``), which the kube-dns
+sidecar and our probe poll. Each answer is one TXT record holding one decimal string; ``servers.bind``
+has one record per upstream: ``address#port queries errors``."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from dnslib import CLASS, QTYPE, RCODE, RR, TXT
+
+from kubedns_py.dnswire.query import Query
+from kubedns_py.dnswire.reply import build_reply
+
+Counters = Callable[[], dict[str, int]]
+Servers = Callable[[], list[str]]
+STAT_NAMES = ("cachesize", "insertions", "evictions", "misses", "hits", "auth")
+
+
+class Chaos:
+    def __init__(self, counters: Counters, servers: Servers) -> None:
+        self._counters = counters
+        self._servers = servers
+
+    def reply(self, query: Query) -> bytes:
+        q = query.record.q
+        name = str(q.qname).rstrip(".").lower()
+        values: list[str] | None = None
+        if q.qtype in (QTYPE.TXT, QTYPE.ANY) and name.endswith(".bind"):
+            stat = name[: -len(".bind")]
+            if stat in STAT_NAMES:
+                values = [str(self._counters()[stat])]
+            elif stat == "servers":
+                values = self._servers()
+        if values is None:
+            return build_reply(
+                query, RCODE.REFUSED, (), (), (), False, query.payload, recursion_available=True
+            )
+        answer = [RR(q.qname, QTYPE.TXT, CLASS.CH, 0, TXT(value)) for value in values]
+        return build_reply(
+            query, RCODE.NOERROR, answer, (), (), True, query.payload, recursion_available=True
+        )

@@ -1,0 +1,171 @@
+"""``kubedns-py cache`` flags (dnsmasq's, as the kube-dns pod passes them, plus our additions) and the
+frozen config they produce.
+
+Defaults that differ from dnsmasq, and why:
+
+* ``--cache-size`` is 1000 (dnsmasq: 150), the value every kube-dns manifest passes.
+* ``--listen-address`` defaults to ``0.0.0.0`` (dnsmasq: every interface, IPv4 and IPv6).
+* ``--port=0`` picks a free port (dnsmasq: disables DNS); the tests and ``kubedns-py up`` rely on it.
+* ``--log-facility``: only ``-`` (stderr) is supported; anything else logs a warning and uses stderr.
+
+``--max-cache-ttl=0`` means no cap and ``--min-cache-ttl`` is capped at 3600 s, as in dnsmasq.
+``--config-period`` defaults to 5 s so that a ConfigMap change applies well within 10 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import ipaddress
+import logging
+from dataclasses import dataclass
+
+from kubedns_py.cache.routing import StaticServers
+from kubedns_py.flags import add_logging_flags, duration, port, positive_int
+
+log = logging.getLogger(__name__)
+
+MAX_TTL = 2**31 - 1
+MIN_CACHE_TTL_LIMIT = 3600  # dnsmasq's TTL_FLOOR_LIMIT
+
+
+@dataclass(frozen=True)
+class CacheConfig:
+    port: int
+    listen_addresses: tuple[str, ...]
+    cache_size: int  # 0 disables caching
+    negative_cache: bool
+    neg_ttl: int | None  # TTL for negative answers without an SOA; None = do not cache them
+    servers: StaticServers
+    no_resolv: bool
+    resolv_file: str
+    dns_forward_max: int
+    dns_loop_detect: bool
+    log_facility: str
+    min_cache_ttl: int
+    max_cache_ttl: int  # 0 = no cap
+    stale_cache_ttl: float  # 0 disables serve-stale
+    config_dir: str | None
+    config_period: float
+    metrics_port: int
+    http_bind_address: str
+    verbosity: int
+
+
+def add_cache_flags(parser: argparse.ArgumentParser) -> None:
+    dnsmasq = parser.add_argument_group("dnsmasq-compatible")
+    dnsmasq.add_argument(
+        "-k", "--keep-in-foreground", action="store_true", help="accepted; we always run in the foreground"
+    )
+    dnsmasq.add_argument("--port", type=port, default=53, help="DNS port, UDP and TCP (0 picks a free port)")
+    dnsmasq.add_argument(
+        "--listen-address",
+        action="append",
+        default=[],
+        metavar="IP[,IP...]",
+        help="address to answer on (repeatable; default 0.0.0.0)",
+    )
+    dnsmasq.add_argument("--bind-interfaces", action="store_true", help="accepted; we always bind addresses")
+    dnsmasq.add_argument(
+        "--cache-size", type=positive_int, default=1000, help="cached names (default 1000; 0 disables)"
+    )
+    dnsmasq.add_argument("--no-negcache", action="store_true", help="do not cache NXDOMAIN and NODATA")
+    dnsmasq.add_argument(
+        "--neg-ttl",
+        type=positive_int,
+        default=None,
+        metavar="SECONDS",
+        help="TTL for negative answers with no SOA",
+    )
+    dnsmasq.add_argument(
+        "--server",
+        "--local",
+        dest="server",
+        action="append",
+        default=[],
+        metavar="[/DOMAIN/]IP[#PORT]",
+        help="upstream; /domain/ip#port routes a domain, /domain/ answers it locally (repeatable)",
+    )
+    dnsmasq.add_argument("--no-resolv", action="store_true", help="do not use the resolv-file's nameservers")
+    dnsmasq.add_argument("--resolv-file", default="/etc/resolv.conf", metavar="PATH")
+    dnsmasq.add_argument(
+        "--dns-forward-max", type=positive_int, default=150, help="concurrent forwarded queries"
+    )
+    dnsmasq.add_argument("--dns-loop-detect", action="store_true", help="detect upstreams that forward to us")
+    dnsmasq.add_argument("--log-facility", default="-", help="'-' (stderr); other values fall back to stderr")
+    dnsmasq.add_argument("--min-cache-ttl", type=positive_int, default=0, metavar="SECONDS")
+    dnsmasq.add_argument("--max-cache-ttl", type=positive_int, default=0, metavar="SECONDS", help="0: no cap")
+    ours = parser.add_argument_group("kubedns-py")
+    ours.add_argument(
+        "--stale-cache-ttl",
+        type=duration,
+        default=3600.0,
+        metavar="DURATION",
+        help="serve expired answers this long when upstreams fail (default 1h; 0 disables)",
+    )
+    ours.add_argument("--config-dir", default=None, help="kube-dns ConfigMap directory (stubDomains, ...)")
+    ours.add_argument(
+        "--config-period", type=duration, default=5.0, metavar="DURATION", help="config-dir poll period"
+    )
+    ours.add_argument("--metrics-port", type=port, default=9153, help="Prometheus /metrics (0 picks a port)")
+    ours.add_argument("--http-bind-address", default="0.0.0.0", help="address for the metrics port")
+    add_logging_flags(parser)
+
+
+def _ip(text: str) -> str | None:
+    try:
+        return str(ipaddress.ip_address(text.strip()))
+    except ValueError:
+        return None
+
+
+def cache_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> CacheConfig:
+    listen: list[str] = []
+    for value in args.listen_address:
+        for item in value.split(","):  # dnsmasq takes comma-separated lists too
+            address = _ip(item)
+            if address is None:
+                parser.error(f"--listen-address {item.strip()!r} is not an IP address")
+            listen.append(address)
+    if _ip(args.http_bind_address) is None:
+        parser.error(f"--http-bind-address {args.http_bind_address!r} is not an IP address")
+    try:
+        servers = StaticServers.parse(args.server)
+    except ValueError as err:
+        parser.error(f"--server={err}")
+    for flag in ("neg_ttl", "min_cache_ttl", "max_cache_ttl"):
+        value = getattr(args, flag)
+        if value is not None and value > MAX_TTL:
+            parser.error(f"--{flag.replace('_', '-')} {value} is larger than {MAX_TTL}")
+    min_ttl = args.min_cache_ttl
+    if min_ttl > MIN_CACHE_TTL_LIMIT:
+        log.warning("--min-cache-ttl %d capped at %d, as dnsmasq does", min_ttl, MIN_CACHE_TTL_LIMIT)
+        min_ttl = MIN_CACHE_TTL_LIMIT
+    if args.max_cache_ttl and min_ttl > args.max_cache_ttl:
+        parser.error(f"--min-cache-ttl {min_ttl} is larger than --max-cache-ttl {args.max_cache_ttl}")
+    if args.dns_forward_max < 1:
+        parser.error(f"--dns-forward-max {args.dns_forward_max} must be at least 1")
+    if args.config_period <= 0:
+        parser.error(f"--config-period {args.config_period:g}s must be positive")
+    if args.log_facility != "-":
+        log.warning("--log-facility %r is not supported; logging to stderr", args.log_facility)
+    return CacheConfig(
+        port=args.port,
+        listen_addresses=tuple(dict.fromkeys(listen)) or ("0.0.0.0",),
+        cache_size=args.cache_size,
+        negative_cache=not args.no_negcache,
+        neg_ttl=args.neg_ttl,
+        servers=servers,
+        no_resolv=args.no_resolv,
+        resolv_file=args.resolv_file,
+        dns_forward_max=args.dns_forward_max,
+        dns_loop_detect=args.dns_loop_detect,
+        log_facility=args.log_facility,
+        min_cache_ttl=min_ttl,
+        max_cache_ttl=args.max_cache_ttl,
+        stale_cache_ttl=args.stale_cache_ttl,
+        config_dir=args.config_dir,
+        config_period=args.config_period,
+        metrics_port=args.metrics_port,
+        http_bind_address=args.http_bind_address,
+        verbosity=args.v,
+    )

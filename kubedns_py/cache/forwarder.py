@@ -1,0 +1,116 @@
+"""Sending a question to the servers its route names, in order of health.
+
+Servers of the matching route are tried in configured order, healthy ones first and down ones only as
+a last resort; each gets the client's timeout before the next is tried. A domain server answering
+REFUSED (kubedns does so for reverse names it does not own) passes the question on to the default
+upstreams, like CoreDNS's ``fallthrough``. At most ``max_inflight`` exchanges run at once: past that a
+question fails at once instead of queueing without bound (dnsmasq's --dns-forward-max).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+
+from kubedns_py.cache.routing import RouteTable, Upstream
+from kubedns_py.cache.upstream import UpstreamClient, UpstreamError
+from kubedns_py.dnswire.walk import Walk, WireError, walk
+
+log = logging.getLogger(__name__)
+
+REFUSED = 5
+Observer = Callable[[Upstream, float, str], None]  # upstream, seconds, rcode name or "error"
+RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
+
+
+class Overloaded(Exception):
+    """Too many upstream exchanges in flight."""
+
+
+class NoAnswer(Exception):
+    """Every server of the route failed."""
+
+
+class LocalOnly(Exception):
+    """The name is under a ``--server=/domain/`` rule with no server: answered locally."""
+
+
+class Forwarder:
+    def __init__(self, routes: RouteTable, max_inflight: int, timeout: float, observe: Observer) -> None:
+        self.routes = routes
+        self._max_inflight = max_inflight
+        self._timeout = timeout
+        self._observe = observe
+        self._clients: dict[Upstream, UpstreamClient] = {}
+        self.inflight = 0
+        self.rejected = 0
+
+    def set_routes(self, routes: RouteTable) -> None:
+        """Switch to a new route table; clients of servers no longer named are closed."""
+        self.routes = routes
+        wanted = set(routes.default) | {u for servers in routes.domains.values() for u in servers}
+        for upstream in [u for u in self._clients if u not in wanted]:
+            self._clients.pop(upstream).close()
+
+    def client(self, upstream: Upstream) -> UpstreamClient:
+        client = self._clients.get(upstream)
+        if client is None:
+            client = self._clients[upstream] = UpstreamClient(upstream, self._timeout)
+        return client
+
+    def clients(self) -> list[UpstreamClient]:
+        return list(self._clients.values())
+
+    def upstreams(self) -> list[Upstream]:
+        """Every server the routes name, defaults first, each once."""
+        routes = self.routes
+        named = [*routes.default, *(u for servers in routes.domains.values() for u in servers)]
+        return list(dict.fromkeys(named))
+
+    async def forward(
+        self, qname: str, question: bytes, checking_disabled: bool, dnssec_ok: bool
+    ) -> tuple[bytes, Walk]:
+        route = self.routes.route(qname)
+        if route.local_only:
+            raise LocalOnly(qname)
+        if self.inflight >= self._max_inflight:
+            self.rejected += 1
+            raise Overloaded
+        self.inflight += 1
+        try:
+            reply, walked = await self._ask(route.servers, question, checking_disabled, dnssec_ok)
+            if route.domain is not None and route.fallthrough_on_refused and reply[3] & 0x0F == REFUSED:
+                reply, walked = await self._ask(self.routes.default, question, checking_disabled, dnssec_ok)
+            return reply, walked
+        finally:
+            self.inflight -= 1
+
+    async def _ask(
+        self, servers: Sequence[Upstream], question: bytes, checking_disabled: bool, dnssec_ok: bool
+    ) -> tuple[bytes, Walk]:
+        clients = [self.client(u) for u in servers if not self.client(u).health.looped]
+        ordered = [c for c in clients if c.health.usable] + [c for c in clients if not c.health.usable]
+        if not ordered:
+            raise NoAnswer("no upstream server is configured for this name")
+        failure = "no upstream answered"
+        for client in ordered:
+            start = time.perf_counter()
+            try:
+                reply = await client.exchange(question, checking_disabled, dnssec_ok)
+                walked = walk(reply)
+            except (UpstreamError, WireError) as err:
+                self._observe(client.upstream, time.perf_counter() - start, "error")
+                failure = str(err)
+                log.debug("upstream failed: %s", err)
+                continue
+            self._observe(
+                client.upstream, time.perf_counter() - start, RCODE_NAMES.get(reply[3] & 0x0F, "other")
+            )
+            return reply, walked
+        raise NoAnswer(failure)
+
+    def close(self) -> None:
+        for client in self._clients.values():
+            client.close()
+        self._clients.clear()

@@ -1,0 +1,170 @@
+"""The per-query hot path of ``cache``.
+
+What a query's bytes say (cache key, where the question ends, EDNS) is remembered under ``query[2:]``,
+so a repeated question is two dictionary lookups: the parse, then the cache entry. A fresh entry is
+answered on the spot from the reading callback; anything else becomes a task on the miss path
+(``Resolver``) and the reply is sent when it is ready.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import struct
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from dnslib import CLASS, QTYPE
+
+from kubedns_py.cache.chaos import Chaos
+from kubedns_py.cache.loopdetect import LoopDetector
+from kubedns_py.cache.resolver import Answer, Question, Resolver
+from kubedns_py.cache.responses import OPT_RR, OUR_PAYLOAD, RA_BIT, RD_BIT, ResponseCache
+from kubedns_py.dnswire.query import read_query
+from kubedns_py.dnswire.reply import TCP_MAX, badvers_reply, build_reply
+from kubedns_py.dnswire.walk import HEADER_SIZE, OPT, skip_name
+from kubedns_py.net.stats import DnsStats, qtype_label, rcode_label
+from kubedns_py.net.udp import Address
+
+log = logging.getLogger(__name__)
+
+PARSED_LIMIT = 100_000
+SERVFAIL, REFUSED = 2, 5
+
+
+@dataclass(frozen=True, slots=True)
+class Parsed:
+    question: Question
+    question_end: int
+    edns: bool
+    payload: int
+    dnssec_ok: bool
+    qtype: str  # metrics label
+
+
+def header_only(query: bytes, question_end: int, rcode: int, edns: bool) -> bytes:
+    """A reply with the query's ID, RD bit and question, an rcode and nothing else (our OPT if asked)."""
+    flags = 0x8000 | RA_BIT | (struct.unpack_from("!H", query, 2)[0] & RD_BIT) | rcode
+    opt = OPT_RR.pack(0, OPT, OUR_PAYLOAD, 0, 0) if edns else b""
+    return (
+        query[:2]
+        + struct.pack("!HHHHH", flags, 1, 0, 0, 1 if edns else 0)
+        + query[HEADER_SIZE:question_end]
+        + opt
+    )
+
+
+@dataclass
+class FrontendCounters:
+    hits: int = 0
+    misses: int = 0
+
+
+class Frontend:
+    def __init__(
+        self, cache: ResponseCache, resolver: Resolver, stats: DnsStats, chaos: Chaos, loops: LoopDetector
+    ) -> None:
+        self._cache = cache
+        self._resolver = resolver
+        self._stats = stats
+        self._chaos = chaos
+        self._loops = loops
+        self._parsed: dict[bytes, Parsed] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.counters = FrontendCounters()
+
+    def on_udp(self, data: bytes, addr: Address, send: Callable[[bytes, Address], None]) -> bytes | None:
+        start = time.perf_counter()
+        parsed = self._parsed.get(data[2:]) or self._parse(data)
+        if not isinstance(parsed, Parsed):
+            return self._immediate(parsed, data, "udp", start)
+        entry = self._cache.get(parsed.question.key)
+        now = time.monotonic()
+        if entry is not None and entry.expires > now:
+            self.counters.hits += 1
+            self._resolver.maybe_prefetch(parsed.question, entry, now)
+            reply = entry.reply(data, parsed.question_end, parsed.edns, parsed.dnssec_ok, parsed.payload, now)
+            self._stats.record("udp", parsed.qtype, rcode_label(reply[3] & 0x0F), time.perf_counter() - start)
+            return reply
+        self.counters.misses += 1
+        task = asyncio.create_task(self._miss_udp(data, parsed, addr, send, start))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return None
+
+    async def on_tcp(self, data: bytes) -> bytes | None:
+        start = time.perf_counter()
+        parsed = self._parsed.get(data[2:]) or self._parse(data)
+        if not isinstance(parsed, Parsed):
+            return self._immediate(parsed, data, "tcp", start)
+        entry = self._cache.get(parsed.question.key)
+        now = time.monotonic()
+        if entry is not None and entry.expires > now:
+            self.counters.hits += 1
+            self._resolver.maybe_prefetch(parsed.question, entry, now)
+            reply = entry.reply(data, parsed.question_end, parsed.edns, parsed.dnssec_ok, TCP_MAX, now)
+        else:
+            self.counters.misses += 1
+            reply = await self._answer(data, parsed, TCP_MAX)
+        self._stats.record("tcp", parsed.qtype, rcode_label(reply[3] & 0x0F), time.perf_counter() - start)
+        return reply
+
+    async def _miss_udp(
+        self, data: bytes, parsed: Parsed, addr: Address, send: Callable[[bytes, Address], None], start: float
+    ) -> None:
+        reply = await self._answer(data, parsed, parsed.payload)
+        self._stats.record("udp", parsed.qtype, rcode_label(reply[3] & 0x0F), time.perf_counter() - start)
+        send(reply, addr)
+
+    async def _answer(self, data: bytes, parsed: Parsed, limit: int) -> bytes:
+        try:
+            answer: Answer = await self._resolver.resolve(parsed.question)
+        except Exception:
+            log.exception("resolving %s failed", parsed.question.name)
+            answer = Answer(None, SERVFAIL)
+        if answer.entry is None:
+            return header_only(data, parsed.question_end, answer.rcode, parsed.edns)
+        return answer.entry.reply(
+            data, parsed.question_end, parsed.edns, parsed.dnssec_ok, limit, time.monotonic(), answer.stale
+        )
+
+    def _immediate(self, reply: bytes | None, data: bytes, proto: str, start: float) -> bytes | None:
+        if reply is not None:
+            self._stats.record(proto, "other", rcode_label(reply[3] & 0x0F), time.perf_counter() - start)
+        return reply
+
+    def _parse(self, data: bytes) -> Parsed | bytes | None:
+        """Parse a query not seen before: the facts to remember, or a reply to send at once, or None."""
+        query = read_query(data)
+        if query is None or isinstance(query, bytes):
+            return query
+        if query.edns_version != 0:
+            return badvers_reply(query)
+        q = query.record.q
+        name = str(q.qname).rstrip(".").lower()
+        if q.qclass == CLASS.CH:
+            return self._chaos.reply(query)
+        if q.qclass != CLASS.IN or q.qtype in (QTYPE.AXFR, QTYPE.IXFR) or self._loops.intercept(name):
+            return build_reply(query, REFUSED, (), (), (), False, query.payload, recursion_available=True)
+        question_end = skip_name(data, HEADER_SIZE) + 4
+        wire = data[HEADER_SIZE:question_end].lower()
+        checking_disabled = bool(query.record.header.cd)
+        key = (wire[:-4], q.qtype, q.qclass, query.dnssec_ok, checking_disabled)
+        parsed = Parsed(
+            Question(key, name, wire),
+            question_end,
+            query.edns,
+            query.payload,
+            query.dnssec_ok,
+            qtype_label(q.qtype),
+        )
+        if len(self._parsed) >= PARSED_LIMIT:
+            self._parsed.clear()
+        self._parsed[data[2:]] = parsed
+        return parsed
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -1,0 +1,165 @@
+"""The miss path: one upstream question per key however many clients ask, answers kept by the cache,
+stale answers when every upstream fails, early refresh of popular entries, and ExternalName targets
+resolved and appended.
+
+kubedns answers an ExternalName service with a CNAME alone (the target is outside its zone); clients
+expect the address too, so the target is asked through the same routes (and cache) and its records are
+appended, following at most ``MAX_CHAIN`` links and never the same name twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+
+from dnslib import QTYPE, DNSRecord
+
+from kubedns_py.cache.forwarder import Forwarder, LocalOnly, NoAnswer, Overloaded
+from kubedns_py.cache.responses import CacheKey, Entry, ResponseCache
+from kubedns_py.dnswire.walk import CNAME, Walk, walk
+
+log = logging.getLogger(__name__)
+
+MAX_CHAIN = 8
+PASS_THROUGH = 2**31 - 1  # lifetime of a reply served once and not kept: its TTLs stay as received
+SERVFAIL, NXDOMAIN = 2, 3
+PREFETCH_MIN_HITS = 3
+PREFETCH_FRACTION = 0.1  # refresh once less than this share of the lifetime remains
+
+
+@dataclass(frozen=True, slots=True)
+class Question:
+    key: CacheKey
+    name: str  # lower-case presentation form without the final dot, for routing
+    wire: bytes  # lower-cased question-section bytes (name, type, class)
+
+    @property
+    def qtype(self) -> int:
+        return self.key[1]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    entry: Entry | None
+    rcode: int = 0  # when there is no entry: the rcode of a header-only reply
+    stale: bool = False
+
+
+@dataclass
+class ResolverCounters:
+    misses: int = 0
+    deduplicated: int = 0
+    stale: int = 0
+    prefetches: int = 0
+
+
+class Resolver:
+    def __init__(self, cache: ResponseCache, forwarder: Forwarder) -> None:
+        self.cache = cache
+        self.forwarder = forwarder
+        self.counters = ResolverCounters()
+        self._inflight: dict[CacheKey, asyncio.Future[Answer]] = {}
+        self._background: set[asyncio.Task[Answer]] = set()
+
+    async def resolve(self, question: Question, chain: tuple[str, ...] = ()) -> Answer:
+        pending = self._inflight.get(question.key)
+        if pending is not None:
+            self.counters.deduplicated += 1
+            return await asyncio.shield(pending)
+        future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+        self._inflight[question.key] = future
+        try:
+            answer = await self._fetch(question, chain)
+        except BaseException as err:
+            future.set_exception(err)
+            future.exception()  # retrieved: waiters get it too, and no "never retrieved" warning
+            raise
+        finally:
+            self._inflight.pop(question.key, None)
+        future.set_result(answer)
+        return answer
+
+    def maybe_prefetch(self, question: Question, entry: Entry, now: float) -> None:
+        """Refresh a popular entry shortly before it expires, so its askers never see a miss."""
+        entry.hits += 1
+        if (
+            entry.prefetching
+            or entry.hits < PREFETCH_MIN_HITS
+            or entry.expires - now > entry.lifetime * PREFETCH_FRACTION
+            or question.key in self._inflight
+        ):
+            return
+        entry.prefetching = True
+        self.counters.prefetches += 1
+        task = asyncio.create_task(self.resolve(question))
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _fetch(self, question: Question, chain: tuple[str, ...]) -> Answer:
+        key = question.key
+        try:
+            reply, walked = await self.forwarder.forward(question.name, question.wire, key[4], key[3])
+        except LocalOnly:
+            return Answer(None, NXDOMAIN)
+        except Overloaded:
+            return Answer(None, SERVFAIL)  # not stale: a busy forwarder is not a dead upstream
+        except NoAnswer as err:
+            log.debug("%s: %s", question.name, err)
+            return self._stale_or(question, Answer(None, SERVFAIL))
+        if reply[3] & 0x0F == SERVFAIL and self._stale(question) is not None:
+            return self._stale_or(question, Answer(None, SERVFAIL))
+        if question.qtype in (QTYPE.A, QTYPE.AAAA) and len(chain) < MAX_CHAIN:
+            reply, walked = await self._follow_cname(question, reply, walked, chain)
+        now = time.monotonic()
+        entry = self.cache.store(key, reply, now)
+        if entry is None:
+            entry = Entry(reply, walked, PASS_THROUGH, now, 0.0)
+        return Answer(entry)
+
+    def _stale(self, question: Question) -> Entry | None:
+        entry = self.cache.get(question.key)
+        if entry is not None and entry.stale_until > time.monotonic() and entry.rcode != SERVFAIL:
+            return entry
+        return None
+
+    def _stale_or(self, question: Question, fallback: Answer) -> Answer:
+        entry = self._stale(question)
+        if entry is None:
+            return fallback
+        self.counters.stale += 1
+        return Answer(entry, stale=True)
+
+    async def _follow_cname(
+        self, question: Question, reply: bytes, walked: Walk, chain: tuple[str, ...]
+    ) -> tuple[bytes, Walk]:
+        answers = [r for r in walked.records if r.section == 0]
+        if not answers or answers[-1].rtype != CNAME or any(r.rtype == question.qtype for r in answers):
+            return reply, walked
+        record = DNSRecord.parse(reply)
+        target = str(record.rr[-1].rdata.label).rstrip(".").lower()
+        if target in chain or target == question.name or not target:
+            log.warning("CNAME loop at %s -> %s; answering with the chain so far", question.name, target)
+            return reply, walked
+        followed = await self.resolve(_question_for(target, question), (*chain, question.name))
+        if followed.entry is None:
+            return reply, walked
+        target_reply = DNSRecord.parse(followed.entry.message(time.monotonic()))
+        for rr in target_reply.rr:
+            record.add_answer(rr)
+        record.header.rcode = target_reply.header.rcode
+        if not target_reply.rr:
+            record.auth = target_reply.auth
+        combined: bytes = record.pack()
+        return combined, walk(combined)
+
+    def close(self) -> None:
+        for task in self._background:
+            task.cancel()
+
+
+def _question_for(name: str, like: Question) -> Question:
+    wire = DNSRecord.question(name, QTYPE[like.qtype]).pack()[12:].lower()
+    key: CacheKey = (wire[:-4], like.key[1], like.key[2], like.key[3], like.key[4])
+    return Question(key, name, wire)

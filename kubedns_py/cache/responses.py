@@ -1,0 +1,220 @@
+"""Stored upstream replies, re-served with the asker's ID and question case and counted-down TTLs.
+
+An entry keeps the upstream reply minus its OPT record, and where each record's TTL sits. Serving it
+splices the asker's ID and question (same length, maybe another case) around the stored bytes and
+writes the remaining TTLs in place; the rendering is reused for the rest of the same second, so a
+popular name costs a dictionary lookup and two concatenations per hit.
+
+Lifetimes follow dnsmasq and RFC 2308: a positive reply lives for its smallest TTL, a negative one for
+min(SOA TTL, SOA minimum), both clamped by --min-cache-ttl/--max-cache-ttl; SERVFAIL lives at most 5 s;
+truncated replies are never stored. After expiry an entry stays ``stale_ttl`` longer so it can be served
+(RFC 8767) when every upstream fails.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from cachetools import LRUCache
+
+from kubedns_py.dnswire.walk import HEADER_SIZE, OPT, SOA, Walk, WireError, soa_minimum, walk
+
+NOERROR, SERVFAIL, NXDOMAIN = 0, 2, 3
+SERVFAIL_TTL = 5
+STALE_ANSWER_TTL = 30  # RFC 8767 section 4's recommendation
+TC_BIT = 0x0200
+AA_BIT = 0x0400
+RA_BIT = 0x0080
+RD_BIT = 0x0100
+OPT_RR = struct.Struct("!BHHIH")  # root name, type, class (payload), ttl (ext rcode, version, flags), rdlen
+OUR_PAYLOAD = 1232
+
+CacheKey = tuple[bytes, int, int, bool, bool]  # lower-cased qname wire, qtype, qclass, DO, CD
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    min_ttl: int = 0
+    max_ttl: int = 0  # 0: no cap
+    negative: bool = True
+    neg_ttl: int = 0  # for negative replies without an SOA; 0: do not store them
+    stale_ttl: float = 3600.0
+
+
+class Entry:
+    __slots__ = (
+        "_rendered",
+        "_rendered_second",
+        "body",
+        "counts",
+        "expires",
+        "flags",
+        "hits",
+        "lifetime",
+        "prefetching",
+        "question",
+        "question_end",
+        "rcode",
+        "stale_until",
+        "stored",
+        "ttl_offsets",
+        "ttls",
+    )
+
+    def __init__(self, wire: bytes, walked: Walk, lifetime: int, now: float, stale_ttl: float) -> None:
+        """``wire`` has no OPT record, or has it last (``ResponseCache.store`` sees to that)."""
+        opt = walked.opt()
+        ancount, nscount, arcount = struct.unpack_from("!HHH", wire, 6)
+        if opt is not None:
+            wire = wire[: opt.start]
+            arcount -= 1
+        records = [r for r in walked.records if r.rtype != OPT]
+        self.question = wire[HEADER_SIZE : walked.question_end]
+        self.question_end = walked.question_end
+        self.flags = (struct.unpack_from("!H", wire, 2)[0] & ~(AA_BIT | TC_BIT)) | RA_BIT
+        self.counts = (ancount, nscount, arcount)
+        self.body = bytearray(wire[walked.question_end :])
+        self.ttl_offsets = tuple(r.ttl_offset - walked.question_end for r in records)
+        self.ttls = tuple(r.ttl for r in records)
+        self.rcode = wire[3] & 0x0F
+        self.lifetime = lifetime
+        self.stored = now
+        self.expires = now + lifetime
+        self.stale_until = self.expires + stale_ttl
+        self.hits = 0
+        self.prefetching = False
+        self._rendered_second = -1
+        self._rendered = b""
+
+    def body_at(self, now: float, stale: bool = False) -> bytes:
+        """The record sections with TTLs as of ``now`` (``STALE_ANSWER_TTL`` when served stale)."""
+        second = -2 if stale else int(now)
+        if second != self._rendered_second:
+            remaining = max(0, int(self.expires - now + 0.999)) if not stale else STALE_ANSWER_TTL
+            body = self.body
+            for offset, ttl in zip(self.ttl_offsets, self.ttls, strict=True):
+                struct.pack_into("!I", body, offset, min(ttl, remaining) if not stale else remaining)
+            self._rendered = bytes(body)
+            self._rendered_second = second
+        return self._rendered
+
+    def message(self, now: float) -> bytes:
+        """The whole stored reply (ID 0, question as first asked), e.g. to parse it."""
+        header = struct.pack("!HHHHHH", 0, self.flags, 1, *self.counts)
+        return header + self.question + self.body_at(now)
+
+    def reply(
+        self,
+        query: bytes,
+        question_end: int,
+        edns: bool,
+        dnssec_ok: bool,
+        limit: int,
+        now: float,
+        stale: bool = False,
+    ) -> bytes:
+        """This entry answering ``query``: the query's ID, RD bit and question; our OPT if it used EDNS."""
+        rd = struct.unpack_from("!H", query, 2)[0] & RD_BIT
+        flags = (self.flags & ~RD_BIT) | rd
+        ancount, nscount, arcount = self.counts
+        opt = OPT_RR.pack(0, OPT, OUR_PAYLOAD, 0x8000 if dnssec_ok else 0, 0) if edns else b""
+        header = struct.pack("!HHHHHH", 0, flags, 1, ancount, nscount, arcount + (1 if edns else 0))
+        body = self.body_at(now, stale)
+        size = question_end + len(body) + len(opt)
+        if size > limit:
+            header = struct.pack("!HHHHHH", 0, flags | TC_BIT, 1, 0, 0, 1 if edns else 0)
+            return query[:2] + header[2:] + query[HEADER_SIZE:question_end] + opt
+        return query[:2] + header[2:] + query[HEADER_SIZE:question_end] + body + opt
+
+
+def lifetime_of(wire: bytes, walked: Walk, policy: Policy) -> int | None:
+    """How long a reply may be stored, or None when it must not be."""
+    flags = struct.unpack_from("!H", wire, 2)[0]
+    if flags & TC_BIT:
+        return None
+    rcode = flags & 0x0F
+    if rcode == SERVFAIL:
+        return SERVFAIL_TTL
+    answers = [r for r in walked.records if r.section == 0]
+    if rcode == NOERROR and answers:
+        ttl = min(r.ttl for r in walked.records if r.rtype != OPT)
+        return _clamp(ttl, policy)
+    if rcode not in (NOERROR, NXDOMAIN):
+        return None
+    if not policy.negative:
+        return None
+    soa = next((r for r in walked.records if r.section == 1 and r.rtype == SOA), None)
+    if soa is None:
+        return _clamp(policy.neg_ttl, policy) if policy.neg_ttl else None
+    return _clamp(min(soa.ttl, soa_minimum(wire, soa)), policy)
+
+
+def _clamp(ttl: int, policy: Policy) -> int:
+    ttl = max(ttl, policy.min_ttl)
+    if policy.max_ttl:
+        ttl = min(ttl, policy.max_ttl)
+    return ttl
+
+
+class _CountingLRU(LRUCache[CacheKey, Entry]):
+    def __init__(self, maxsize: int) -> None:
+        super().__init__(maxsize)
+        self.evictions = 0
+
+    def popitem(self) -> tuple[CacheKey, Entry]:
+        item = super().popitem()
+        self.evictions += 1
+        return item
+
+
+class ResponseCache:
+    def __init__(self, size: int, policy: Policy) -> None:
+        self._entries: _CountingLRU | None = _CountingLRU(size) if size > 0 else None
+        self.size = size
+        self.policy = policy
+        self.insertions = 0
+
+    def get(self, key: CacheKey) -> Entry | None:
+        return self._entries.get(key) if self._entries is not None else None
+
+    def store(self, key: CacheKey, wire: bytes, now: float) -> Entry | None:
+        """Keep a reply when it may be kept; the entry, or None."""
+        if self._entries is None:
+            return None
+        try:
+            walked = walk(wire)
+        except WireError:
+            return None
+        lifetime = lifetime_of(wire, walked, self.policy)
+        opt = walked.opt()
+        if lifetime is None or lifetime <= 0 or (opt is not None and opt.end != len(wire)):
+            return None
+        stale_ttl = self.policy.stale_ttl if (wire[3] & 0x0F) != SERVFAIL else 0.0
+        entry = Entry(wire, walked, lifetime, now, stale_ttl)
+        self._entries[key] = entry
+        self.insertions += 1
+        return entry
+
+    def drop_dead(self, key: CacheKey, now: float) -> None:
+        entries = self._entries
+        if entries is not None:
+            entry = entries.get(key)
+            if entry is not None and entry.stale_until <= now:
+                del entries[key]
+
+    @property
+    def evictions(self) -> int:
+        return self._entries.evictions if self._entries is not None else 0
+
+    def __len__(self) -> int:
+        return len(self._entries) if self._entries is not None else 0
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "size": self.size,
+            "entries": len(self),
+            "insertions": self.insertions,
+            "evictions": self.evictions,
+        }

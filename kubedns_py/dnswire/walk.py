@@ -1,0 +1,93 @@
+"""Walking a DNS message's records without decoding them.
+
+A cache re-serves stored replies many times; what changes per hit is only the ID, the question's case
+and the TTLs. ``walk`` finds where those live (the question's end, each record's TTL field, the OPT
+record) in one pass, so later hits patch bytes instead of parsing and packing again.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+HEADER_SIZE = 12
+OPT = 41
+SOA = 6
+CNAME = 5
+_RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
+
+
+class WireError(ValueError):
+    """The message is not well formed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    section: int  # 0 answer, 1 authority, 2 additional
+    start: int  # offset of the owner name
+    ttl_offset: int
+    rtype: int
+    ttl: int
+    rdata_start: int
+    end: int
+
+
+@dataclass(frozen=True, slots=True)
+class Walk:
+    question_end: int
+    records: tuple[Record, ...]
+
+    def opt(self) -> Record | None:
+        return next((r for r in self.records if r.rtype == OPT), None)
+
+
+def skip_name(wire: bytes, offset: int) -> int:
+    """The offset just past the (possibly compressed) name at ``offset``."""
+    size = len(wire)
+    for _ in range(128):  # a name has at most 127 labels; more means a malformed message
+        if offset >= size:
+            raise WireError("name runs past the end of the message")
+        length = wire[offset]
+        if length == 0:
+            return offset + 1
+        if length & 0xC0 == 0xC0:
+            if offset + 2 > size:
+                raise WireError("truncated compression pointer")
+            return offset + 2
+        if length & 0xC0:
+            raise WireError("unknown label type")
+        offset += 1 + length
+    raise WireError("name has too many labels")
+
+
+def walk(wire: bytes) -> Walk:
+    if len(wire) < HEADER_SIZE:
+        raise WireError("shorter than a DNS header")
+    qdcount, ancount, nscount, arcount = struct.unpack_from("!HHHH", wire, 4)
+    offset = HEADER_SIZE
+    for _ in range(qdcount):
+        offset = skip_name(wire, offset) + 4
+    if offset > len(wire):
+        raise WireError("question runs past the end of the message")
+    question_end = offset
+    records = []
+    for section, count in enumerate((ancount, nscount, arcount)):
+        for _ in range(count):
+            start = offset
+            offset = skip_name(wire, offset)
+            if offset + _RR_FIXED.size > len(wire):
+                raise WireError("record header runs past the end of the message")
+            rtype, _, ttl, rdlength = _RR_FIXED.unpack_from(wire, offset)
+            rdata_start = offset + _RR_FIXED.size
+            end = rdata_start + rdlength
+            if end > len(wire):
+                raise WireError("record data runs past the end of the message")
+            records.append(Record(section, start, offset + 4, rtype, ttl, rdata_start, end))
+            offset = end
+    return Walk(question_end, tuple(records))
+
+
+def soa_minimum(wire: bytes, record: Record) -> int:
+    """The MINIMUM field: the last four bytes of an SOA's data."""
+    (minimum,) = struct.unpack_from("!I", wire, record.end - 4)
+    return int(minimum)
