@@ -19,6 +19,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 DEMO_CLUSTER = ROOT / "deploy" / "examples" / "demo-cluster.yaml"
 _SERVE_READY = re.compile(r"port (\d+) \(udp\+tcp\); health on port (\d+), metrics on port (\d+)")
+_CACHE_READY = re.compile(r"caching on \S+ port (\d+) \(udp\+tcp\); metrics on port (\d+)")
 
 
 @dataclass
@@ -118,6 +119,35 @@ def serve(
     *extra: str, manifests: Sequence[Path] = (DEMO_CLUSTER,), env: dict[str, str] | None = None
 ) -> Iterator[Running]:
     running = start_serve(*extra, manifests=manifests, env=env)
+    try:
+        yield running
+    finally:
+        stop(running)
+
+
+def start_cache(*args: str, env: dict[str, str] | None = None) -> Running:
+    """``kubedns-py cache`` on 127.0.0.1 with free ports; ``args`` are its dnsmasq-style flags
+    (give ``--server=...`` and usually ``--no-resolv``)."""
+    base = [
+        "cache",
+        "--listen-address",
+        "127.0.0.1",
+        "--port",
+        "0",
+        "--http-bind-address",
+        "127.0.0.1",
+        "--metrics-port",
+        "0",
+    ]
+    running = spawn([*base, *args], env)
+    match = running.wait_for_log(_CACHE_READY.pattern)
+    running.dns_port, running.metrics_port = (int(g) for g in match.groups())
+    return running
+
+
+@contextmanager
+def cache(*args: str, env: dict[str, str] | None = None) -> Iterator[Running]:
+    running = start_cache(*args, env=env)
     try:
         yield running
     finally:
