@@ -9,9 +9,11 @@ import sys
 from collections.abc import Sequence
 
 import uvloop
+from prometheus_client import CollectorRegistry
 
 from kubedns_py import __version__
 from kubedns_py.cache.config import CacheConfig, add_cache_flags, cache_config
+from kubedns_py.cluster.zone import PodMode
 from kubedns_py.flags import normalize_argv, setup_logging
 from kubedns_py.lifecycle import Component, run_until_signalled
 from kubedns_py.serve.config import ServeConfig, add_serve_flags, serve_config
@@ -37,20 +39,35 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def make_source(config: ServeConfig) -> Source | str:
+def make_source(config: ServeConfig, registry: CollectorRegistry) -> Source | str:
     """The source for this config, or a message saying why there is none."""
     if config.manifests:
         from kubedns_py.sources.manifests import ManifestSource
 
         return ManifestSource(config.manifests)
-    return (
-        "no cluster to read: give --manifests PATH, or --kubeconfig / --kube-master-url, "
-        "or run inside a Pod with a service account"
-    )
+    from kubedns_py.sources.kube import KubeSettings, KubeSource, have_cluster_config
+
+    try:
+        settings = KubeSettings(
+            kubeconfig=config.kubeconfig,
+            master_url=config.kube_master_url,
+            endpoints_api=config.endpoints_api,  # type: ignore[arg-type]  # validated by argparse choices
+            watch_pods=config.pods is PodMode.VERIFIED,
+            stall_timeout=config.watch_stall_timeout,
+        )
+    except ValueError as err:
+        return str(err)
+    if not have_cluster_config(settings):
+        return (
+            "no cluster to read: give --manifests PATH, or --kubeconfig / --kube-master-url, "
+            "or run inside a Pod with a service account"
+        )
+    return KubeSource(settings, registry)
 
 
 def run_serve(config: ServeConfig, check_only: bool) -> int:
-    source = make_source(config)
+    registry = CollectorRegistry()
+    source = make_source(config, registry)
     if isinstance(source, str):
         print(f"kubedns-py serve: {source}", file=sys.stderr)
         return 2
@@ -60,7 +77,7 @@ def run_serve(config: ServeConfig, check_only: bool) -> int:
 
     if config.nameservers or config.config_dir:
         log.info("--nameservers/--config-dir accepted for compatibility; forwarding is the cache's job")
-    run(ServeApp(config, source))
+    run(ServeApp(config, source, registry))
     return 0
 
 

@@ -32,6 +32,7 @@ class ServeConfig:
     pods: PodMode
     ttl: int
     endpoints_api: str
+    watch_stall_timeout: float
     verbosity: int
 
 
@@ -77,6 +78,13 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
         "--ttl", type=positive_int, default=30, help="TTL of every record, and the SOA minimum"
     )
     parser.add_argument("--endpoints-api", choices=["auto", "endpointslices", "endpoints"], default="auto")
+    parser.add_argument(
+        "--watch-stall-timeout",
+        type=duration,
+        default=90.0,
+        metavar="DURATION",
+        help="restart an API watch that sent nothing, not even a bookmark, for this long (default 90s)",
+    )
     add_logging_flags(parser)
 
 
@@ -110,5 +118,6 @@ def serve_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> S
         pods=PodMode(args.pods),
         ttl=args.ttl,
         endpoints_api=args.endpoints_api,
+        watch_stall_timeout=args.watch_stall_timeout,
         verbosity=args.v,
     )

@@ -29,6 +29,10 @@ class Faults:
         """Answer the next ``count`` requests (whose path starts with ``path``, if given) with ``status``."""
         self._failures.append(_Failure(count, status, path))
 
+    def clear_failures(self) -> None:
+        """Forget every pending ``fail_next``: requests succeed again."""
+        self._failures.clear()
+
     def take_failure(self, path: str) -> int | None:
         for failure in self._failures:
             if failure.path is None or path.startswith(failure.path):
