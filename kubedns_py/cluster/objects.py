@@ -9,7 +9,7 @@ normalised once here (``ipaddress``'s compressed form), so every later compariso
 from __future__ import annotations
 
 import enum
-import ipaddress
+import socket
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -104,12 +104,17 @@ def object_key(obj: KubeObject) -> tuple[Kind, str, str]:
 
 
 def normalize_ip(text: object) -> str | None:
+    """The canonical (RFC 5952) text of an address, or None. inet_pton/inet_ntop rather than
+    ``ipaddress``: a full sync normalises 100k addresses, and this is several times faster."""
     if not isinstance(text, str):
         return None
-    try:
-        return ipaddress.ip_address(text.strip()).compressed
-    except ValueError:
-        return None
+    text = text.strip()
+    for family in (socket.AF_INET, socket.AF_INET6) if ":" not in text else (socket.AF_INET6,):
+        try:
+            return socket.inet_ntop(family, socket.inet_pton(family, text))
+        except OSError:
+            continue
+    return None
 
 
 def _metadata(obj: Mapping[str, Any], namespaced: bool = True) -> tuple[str, str, Mapping[str, Any]]:

@@ -16,13 +16,13 @@ cluster does not own, are REFUSED so that the cache in front sends them upstream
 from __future__ import annotations
 
 import enum
-import ipaddress
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from dnslib import AAAA, CNAME, NS, PTR, QTYPE, RCODE, RR, SOA, SRV, TXT, A, DNSLabel
 
 from kubedns_py import DNS_SCHEMA_VERSION
+from kubedns_py.cluster.objects import normalize_ip
 from kubedns_py.cluster.records import ServiceRecords, SrvTarget
 from kubedns_py.cluster.store import Store
 
@@ -271,25 +271,19 @@ class Zone:
 def _ip_from_dashed(label: str) -> str | None:
     parts = label.split("-")
     # Four decimal parts are IPv4; anything else dashed is IPv6 (fd00--1-5 has three dashes too).
-    text = ".".join(parts) if len(parts) == 4 and all(p.isdigit() for p in parts) else ":".join(parts)
-    try:
-        return ipaddress.ip_address(text).compressed
-    except ValueError:
-        return None
+    ipv4 = len(parts) == 4 and all(p.isdigit() for p in parts)
+    return normalize_ip(".".join(parts) if ipv4 else ":".join(parts))
 
 
 def _ip_from_reverse(labels: list[str]) -> str | None:
     body = labels[:-2]
-    try:
-        if labels[-2] == "in-addr" and len(body) == 4:
-            if not all(part.isdigit() and len(part) <= 3 for part in body):
-                return None
-            return ipaddress.IPv4Address(".".join(reversed(body))).compressed
-        if labels[-2] == "ip6" and len(body) == 32:
-            if not all(len(part) == 1 and part in "0123456789abcdef" for part in body):
-                return None
-            packed = "".join(reversed(body))
-            return ipaddress.IPv6Address(int(packed, 16)).compressed
-    except ValueError:
-        return None
+    if labels[-2] == "in-addr" and len(body) == 4:
+        if not all(part.isdigit() and len(part) <= 3 for part in body):
+            return None
+        return normalize_ip(".".join(reversed(body)))
+    if labels[-2] == "ip6" and len(body) == 32:
+        if not all(len(part) == 1 and part in "0123456789abcdef" for part in body):
+            return None
+        nibbles = "".join(reversed(body))
+        return normalize_ip(":".join(nibbles[i : i + 4] for i in range(0, 32, 4)))
     return None
