@@ -13,8 +13,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: $(STAMP)
-	$(BIN)/kubedns-py serve --manifests deploy/examples/demo-cluster.yaml \
-		--dns-bind-address 127.0.0.1 --healthz-port 8081 --metrics-port 10055
+	$(BIN)/kubedns-py up
 
 lint: $(STAMP)
 	$(BIN)/ruff check kubedns_py probe tests

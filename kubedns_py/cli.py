@@ -18,6 +18,7 @@ from kubedns_py.flags import normalize_argv, setup_logging
 from kubedns_py.lifecycle import Component, run_until_signalled
 from kubedns_py.serve.config import ServeConfig, add_serve_flags, serve_config
 from kubedns_py.sources.base import Source
+from kubedns_py.up import add_up_flags, supervise
 
 log = logging.getLogger("kubedns_py")
 
@@ -36,6 +37,10 @@ def build_parser() -> argparse.ArgumentParser:
         "cache", help="the caching forwarder in front of serve (the dnsmasq container)"
     )
     add_cache_flags(cache)
+    up = commands.add_parser(
+        "up", help="run serve, cache and probe together on this machine, wired as in the pod"
+    )
+    add_up_flags(up)
     return parser
 
 
@@ -104,6 +109,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_serve(serve_config(args, parser), args.check_config)
         if args.command == "cache":
             return run_cache(cache_config(args, parser), args.check_config)
+        if args.command == "up":
+            return 0 if args.check_config else asyncio.run(supervise(args))
     except OSError as err:  # a port in use, an address not on this host
         print(f"kubedns-py {args.command}: {err}", file=sys.stderr)
         return 1

@@ -1,0 +1,249 @@
+"""``kubedns-py up``: the whole pod on one machine, as three processes wired as in Kubernetes.
+
+serve answers the cluster zone on its port; cache listens where clients ask, sending the cluster and
+reverse zones to serve and the rest upstream; probe asks both and polls the cache's statistics. Each
+child's log lines are prefixed with its name. Ctrl-C or SIGTERM stops all three; if one dies on its own,
+the others are stopped too and ``up`` exits non-zero, so there is never a silent half-pod.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import signal
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from kubedns_py.flags import add_logging_flags, port
+
+DEMO_CLUSTER = Path(__file__).resolve().parent.parent / "deploy" / "examples" / "demo-cluster.yaml"
+READY_WITHIN = 30.0
+STOP_WITHIN = 10.0
+
+
+@dataclass(frozen=True)
+class Ports:
+    cache: int
+    serve: int
+    serve_health: int
+    serve_metrics: int
+    cache_metrics: int
+    probe: int
+
+
+def add_up_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--address", default="127.0.0.1", help="where all three listen (default 127.0.0.1)")
+    parser.add_argument("--cache-port", type=port, default=1053, help="DNS port clients use (default 1053)")
+    parser.add_argument("--serve-port", type=port, default=10053)
+    parser.add_argument("--serve-health-port", type=port, default=8081)
+    parser.add_argument("--serve-metrics-port", type=port, default=10055)
+    parser.add_argument("--cache-metrics-port", type=port, default=9153)
+    parser.add_argument("--probe-port", type=port, default=10054)
+    parser.add_argument("--domain", default="cluster.local")
+    parser.add_argument(
+        "--manifests",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="cluster objects to serve (default: the demo cluster, unless a cluster is given)",
+    )
+    parser.add_argument("--kubecfg-file", "--kubeconfig", dest="kubeconfig", default=None)
+    parser.add_argument("--kube-master-url", default=None)
+    parser.add_argument(
+        "--server",
+        action="append",
+        default=[],
+        metavar="IP[#PORT]",
+        help="upstream servers for other names (default: /etc/resolv.conf)",
+    )
+    add_logging_flags(parser)
+
+
+def child_commands(args: argparse.Namespace) -> dict[str, list[str]]:
+    ports = Ports(
+        args.cache_port,
+        args.serve_port,
+        args.serve_health_port,
+        args.serve_metrics_port,
+        args.cache_metrics_port,
+        args.probe_port,
+    )
+    address, domain = args.address, args.domain.strip(".")
+    serve = [
+        sys.executable,
+        "-m",
+        "kubedns_py",
+        "serve",
+        f"--domain={domain}.",
+        f"--dns-bind-address={address}",
+        f"--dns-port={ports.serve}",
+        f"--http-bind-address={address}",
+        f"--healthz-port={ports.serve_health}",
+        f"--metrics-port={ports.serve_metrics}",
+        f"--v={args.v}",
+    ]
+    if args.kubeconfig or args.kube_master_url:
+        serve += [f"--kubeconfig={args.kubeconfig}"] if args.kubeconfig else []
+        serve += [f"--kube-master-url={args.kube_master_url}"] if args.kube_master_url else []
+    else:
+        serve += [f"--manifests={path}" for path in (args.manifests or [DEMO_CLUSTER])]
+    to_serve = f"{address}#{ports.serve}"
+    cache = [
+        sys.executable,
+        "-m",
+        "kubedns_py",
+        "cache",
+        "-k",
+        f"--listen-address={address}",
+        f"--port={ports.cache}",
+        f"--http-bind-address={address}",
+        f"--metrics-port={ports.cache_metrics}",
+        "--dns-loop-detect",
+        "--log-facility=-",
+        f"--server=/{domain}/{to_serve}",
+        f"--server=/in-addr.arpa/{to_serve}",
+        f"--server=/ip6.arpa/{to_serve}",
+        f"--v={args.v}",
+    ]
+    if args.server:
+        cache += ["--no-resolv", *(f"--server={server}" for server in args.server)]
+    name = f"kubernetes.default.svc.{domain}"
+    probe = [
+        sys.executable,
+        "-m",
+        "probe",
+        f"--probe=kubedns,{address}:{ports.serve},{name},5,SRV",
+        f"--probe=dnsmasq,{address}:{ports.cache},{name},5,SRV",
+        f"--dnsmasq-addr={address}",
+        f"--dnsmasq-port={ports.cache}",
+        f"--prometheus-addr={address}",
+        f"--prometheus-port={ports.probe}",
+        f"--v={args.v}",
+    ]
+    return {"serve": serve, "cache": cache, "probe": probe}
+
+
+async def _relay(name: str, stream: asyncio.StreamReader) -> None:
+    async for line in stream:
+        sys.stderr.write(f"[{name}] {line.decode(errors='replace')}")
+        sys.stderr.flush()
+
+
+def _http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as reply:
+            return bool(reply.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
+
+
+async def _wait_ready(urls: list[str], children: dict[str, asyncio.subprocess.Process]) -> bool:
+    deadline = time.monotonic() + READY_WITHIN
+    while time.monotonic() < deadline:
+        if any(child.returncode is not None for child in children.values()):
+            return False
+        ready = await asyncio.gather(*(asyncio.to_thread(_http_ok, url) for url in urls))
+        if all(ready):
+            return True
+        await asyncio.sleep(0.2)
+    return False
+
+
+def banner(args: argparse.Namespace) -> str:
+    a, domain = args.address, args.domain.strip(".")
+    dig = f"dig @{a} -p {args.cache_port}"
+    return "\n".join(
+        [
+            "",
+            f"kubedns-py is up: cache on {a}:{args.cache_port}, serve on {a}:{args.serve_port}, "
+            f"probe on {a}:{args.probe_port}",
+            "Try:",
+            f"  {dig} myservice.default.svc.{domain}",
+            f"  {dig} _http._tcp.myservice.default.svc.{domain} SRV",
+            f"  {dig} db.shop.svc.{domain}",
+            f"  {dig} search.default.svc.{domain}",
+            f"  {dig} -x 10.96.100.10",
+            f"  {dig} CH TXT hits.bind",
+            "Health and metrics:",
+            f"  curl http://{a}:{args.probe_port}/healthcheck/kubedns",
+            f"  curl http://{a}:{args.probe_port}/metrics",
+            f"  curl http://{a}:{args.serve_metrics_port}/metrics",
+            f"  curl http://{a}:{args.cache_metrics_port}/metrics",
+            "Ctrl-C stops all three.",
+            "",
+        ]
+    )
+
+
+async def supervise(args: argparse.Namespace) -> int:
+    children: dict[str, asyncio.subprocess.Process] = {}
+    relays = []
+    for name, command in child_commands(args).items():
+        child = await asyncio.create_subprocess_exec(
+            *command,
+            stdin=asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        assert child.stderr is not None
+        children[name] = child
+        relays.append(asyncio.create_task(_relay(name, child.stderr)))
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    a = args.address
+    urls = [
+        f"http://{a}:{args.serve_health_port}/readiness",
+        f"http://{a}:{args.cache_metrics_port}/healthz",
+        f"http://{a}:{args.probe_port}/healthz",
+    ]
+    exits: dict[asyncio.Task[Any], str] = {
+        asyncio.create_task(child.wait()): name for name, child in children.items()
+    }
+    ready = asyncio.create_task(_wait_ready(urls, children))
+    stopper = asyncio.create_task(stop.wait())
+    pending: set[asyncio.Task[Any]] = {ready, stopper, *exits}
+    exit_code = 0
+    while True:
+        done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+        if ready in done and ready.result():
+            sys.stderr.write(banner(args))
+        elif ready in done and all(c.returncode is None for c in children.values()):
+            sys.stderr.write(f"up: the pod is not ready after {READY_WITHIN:.0f}s; the logs above say why\n")
+        died = [exits[task] for task in done if task in exits]
+        if died:
+            name = died[0]
+            sys.stderr.write(
+                f"up: {name} exited with code {children[name].returncode}; stopping the others\n"
+            )
+            exit_code = 1
+            break
+        if stopper in done:
+            break
+    await _stop_all(children)
+    for task in (*pending, *relays):
+        task.cancel()
+    await asyncio.gather(*pending, *relays, return_exceptions=True)
+    return exit_code
+
+
+async def _stop_all(children: dict[str, asyncio.subprocess.Process]) -> None:
+    for child in children.values():
+        if child.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                child.terminate()
+    for child in children.values():
+        try:
+            await asyncio.wait_for(child.wait(), STOP_WITHIN)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                child.kill()
+            await child.wait()

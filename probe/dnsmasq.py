@@ -1,0 +1,71 @@
+"""Polling the cache's statistics over CHAOS TXT (``hits.bind`` etc.), as the sidecar polled dnsmasq.
+
+Each answer must be one TXT record holding one integer. The values are counters in the cache; what is
+exported grows by the positive difference since the last poll, so a cache restart (values falling back
+to zero) lowers the baseline instead of making the exported counters go backwards.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from dnslib import QTYPE
+
+from probe.dnsquery import QueryError, ask
+from probe.metrics import ProbeMetrics
+
+log = logging.getLogger("probe.dnsmasq")
+
+STATS = {
+    "hits": "hits",
+    "misses": "misses",
+    "evictions": "evictions",
+    "insertions": "insertions",
+    "max_size": "cachesize",
+}
+
+
+class StatsPoller:
+    def __init__(self, host: str, port: int, interval: float, metrics: ProbeMetrics, timeout: float) -> None:
+        self._host = host
+        self._port = port
+        self._interval = interval
+        self._metrics = metrics
+        self._timeout = timeout
+        self._last: dict[str, int] = {}
+        self.failing = False
+
+    async def run(self) -> None:
+        while True:
+            await self.poll()
+            await asyncio.sleep(self._interval)
+
+    async def poll(self) -> None:
+        namespace = self._metrics.namespace
+        try:
+            values = {stat: await self._read(name) for stat, name in STATS.items()}
+        except (QueryError, ValueError) as err:
+            self._metrics.legacy.add(f"{namespace}_dnsmasq_errors")
+            if not self.failing:
+                log.warning("polling the cache's statistics failed: %s", err)
+            self.failing = True
+            return
+        if self.failing:
+            log.info("polling the cache's statistics works again")
+        self.failing = False
+        for stat, value in values.items():
+            if stat == "max_size":
+                self._metrics.legacy.values[f"{namespace}_dnsmasq_max_size"] = value
+                continue
+            previous = self._last.get(stat, 0)
+            if value > previous:
+                self._metrics.legacy.add(f"{namespace}_dnsmasq_{stat}", value - previous)
+            self._last[stat] = value
+
+    async def _read(self, name: str) -> int:
+        reply = await ask(self._host, self._port, f"{name}.bind.", "TXT", self._timeout, qclass="CH")
+        records = [rr for rr in reply.rr if rr.rtype == QTYPE.TXT]
+        if len(records) != 1 or len(records[0].rdata.data) != 1:
+            raise ValueError(f"{name}.bind: expected one TXT record with one string")
+        return int(records[0].rdata.data[0].decode())
