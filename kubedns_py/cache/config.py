@@ -85,6 +85,13 @@ def add_cache_flags(parser: argparse.ArgumentParser) -> None:
         metavar="[/DOMAIN/]IP[#PORT]",
         help="upstream; /domain/ip#port routes a domain, /domain/ answers it locally (repeatable)",
     )
+    parser.add_argument(
+        "--tcp-server",
+        action="append",
+        default=[],
+        metavar="[/DOMAIN/]IP[#PORT]",
+        help="like --server, but always asked over TCP (node-local caches: no conntrack entries)",
+    )
     dnsmasq.add_argument("--no-resolv", action="store_true", help="do not use the resolv-file's nameservers")
     dnsmasq.add_argument("--resolv-file", default="/etc/resolv.conf", metavar="PATH")
     dnsmasq.add_argument(
@@ -129,7 +136,7 @@ def cache_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> C
     if _ip(args.http_bind_address) is None:
         parser.error(f"--http-bind-address {args.http_bind_address!r} is not an IP address")
     try:
-        servers = StaticServers.parse(args.server)
+        servers = StaticServers.parse(args.server, args.tcp_server)
     except ValueError as err:
         parser.error(f"--server={err}")
     for flag in ("neg_ttl", "min_cache_ttl", "max_cache_ttl"):

@@ -22,7 +22,7 @@ import logging
 import re
 import types
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ _SERVER_LABEL = re.compile(r"[a-z0-9_-]{1,63}")
 class Upstream:
     host: str
     port: int = 53
+    tcp: bool = False  # --tcp-server: always over TCP (node-local caches avoid conntrack this way)
 
     def __str__(self) -> str:
         return f"{self.host}#{self.port}"  # dnsmasq's spelling, as servers.bind reports it
@@ -108,23 +109,24 @@ class StaticServers:
     use_default: frozenset[str] = frozenset()
 
     @classmethod
-    def parse(cls, values: Sequence[str]) -> StaticServers:
-        """dnsmasq syntax: ``ip[#port]``, ``/d1/d2/.../[ip[#port]]``, ``/d/#``, ``/#/ip``. A ValueError
-        names the offending value."""
+    def parse(cls, values: Sequence[str], tcp_values: Sequence[str] = ()) -> StaticServers:
+        """dnsmasq syntax: ``ip[#port]``, ``/d1/d2/.../[ip[#port]]``, ``/d/#``, ``/#/ip``; ``tcp_values``
+        (``--tcp-server``) take the same forms for servers asked over TCP only. A ValueError names the
+        offending value."""
         domains: dict[str, list[Upstream]] = {}
         default: list[Upstream] = []
         use_default: set[str] = set()
-        for value in values:
+        for value, tcp in [*((v, False) for v in values), *((v, True) for v in tcp_values)]:
             try:
                 if "@" in value:
                     raise ValueError("source addresses and interfaces (@) are not supported")
                 if not value.startswith("/"):
-                    default.append(parse_upstream(value))
+                    default.append(replace(parse_upstream(value), tcp=tcp))
                     continue
                 *names, address = value[1:].split("/")
                 if not names:
                     raise ValueError("expected /domain/[address]")
-                upstream = parse_upstream(address) if address and address != "#" else None
+                upstream = replace(parse_upstream(address), tcp=tcp) if address and address != "#" else None
                 for name in names:
                     if name == "#":  # dnsmasq: /#/ matches every name, i.e. a default server
                         if upstream is None:

@@ -91,9 +91,12 @@ class UpstreamClient:
         """The upstream's reply to ``question`` (lower-cased question-section bytes)."""
         self.health.queries += 1
         try:
-            reply = await self._exchange_udp(question, checking_disabled, dnssec_ok)
-            if struct.unpack_from("!H", reply, 2)[0] & TC_BIT:
+            if self.upstream.tcp:
                 reply = await self._exchange_tcp(question, checking_disabled, dnssec_ok)
+            else:
+                reply = await self._exchange_udp(question, checking_disabled, dnssec_ok)
+                if struct.unpack_from("!H", reply, 2)[0] & TC_BIT:
+                    reply = await self._exchange_tcp(question, checking_disabled, dnssec_ok)
         except UpstreamError:
             self._failed()
             raise
@@ -189,7 +192,8 @@ class UpstreamClient:
         while self.health.down:
             await asyncio.sleep(interval)
             try:
-                await self._exchange_udp(ROOT_NS_QUESTION, False, False)
+                exchange = self._exchange_tcp if self.upstream.tcp else self._exchange_udp
+                await exchange(ROOT_NS_QUESTION, False, False)
             except UpstreamError:
                 interval = min(interval * 2, PROBE_INTERVAL_MAX)
                 continue

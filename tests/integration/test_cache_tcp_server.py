@@ -1,0 +1,41 @@
+"""--tcp-server: a route whose server is always asked over TCP (how a node-local cache reaches the
+cluster DNS without UDP conntrack entries)."""
+
+from __future__ import annotations
+
+import urllib.request
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from kubedns_py.cache.routing import StaticServers, Upstream
+from tests.support.dnsclient import answers, ask
+from tests.support.processes import cache, serve
+
+
+def test_tcp_servers_parse_beside_udp_ones() -> None:
+    static = StaticServers.parse(["/a.local/10.0.0.1"], ["/cluster.local/10.0.0.2#5353", "10.0.0.3"])
+    assert static.domains["a.local"] == (Upstream("10.0.0.1", 53),)
+    assert static.domains["cluster.local"] == (Upstream("10.0.0.2", 5353, tcp=True),)
+    assert static.default == (Upstream("10.0.0.3", 53, tcp=True),)
+
+
+def serve_requests(metrics_port: int, proto: str) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as reply:
+        text = reply.read().decode()
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "kubedns_dns_requests_total" and sample.labels.get("proto") == proto
+    )
+
+
+def test_the_cluster_zone_is_asked_over_tcp() -> None:
+    with (
+        serve() as server,
+        cache(f"--tcp-server=/cluster.local/127.0.0.1#{server.dns_port}", "--no-resolv") as front,
+    ):
+        reply = ask("myservice.default.svc.cluster.local.", "A", front.dns_port)
+        assert answers(reply) == {"myservice.default.svc.cluster.local. A 10.96.100.10"}
+        assert serve_requests(server.metrics_port, "tcp") == 1
+        assert serve_requests(server.metrics_port, "udp") == 0
