@@ -9,9 +9,18 @@ import struct
 
 from dnslib import DNSRecord
 
+from kubedns_py.dnswire.walk import WireError, question_key
+
 
 class QueryError(Exception):
     pass
+
+
+def _same_question(data: bytes, question: bytes) -> bool:
+    try:
+        return question_key(data) == question
+    except WireError:
+        return False
 
 
 class _Reply(asyncio.DatagramProtocol):
@@ -24,7 +33,7 @@ class _Reply(asyncio.DatagramProtocol):
         if (
             len(data) >= 12
             and struct.unpack_from("!H", data)[0] == self._ident
-            and data[12 : 12 + len(self._question)].lower() == self._question
+            and _same_question(data, self._question)
             and not self.future.done()
         ):
             self.future.set_result(data)
@@ -39,7 +48,7 @@ async def ask(host: str, port: int, name: str, qtype: str, within: float, qclass
     query = DNSRecord.question(name, qtype, qclass)
     query.header.id = random.getrandbits(16)
     wire = query.pack()
-    question = wire[12:].lower()
+    question = question_key(wire)
     loop = asyncio.get_running_loop()
     try:
         async with asyncio.timeout(within):

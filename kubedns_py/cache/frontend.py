@@ -23,7 +23,7 @@ from kubedns_py.cache.resolver import Answer, Question, Resolver
 from kubedns_py.cache.responses import OPT_RR, OUR_PAYLOAD, RA_BIT, RD_BIT, ResponseCache
 from kubedns_py.dnswire.query import read_query
 from kubedns_py.dnswire.reply import TCP_MAX, badvers_reply, build_reply
-from kubedns_py.dnswire.walk import HEADER_SIZE, OPT, skip_name
+from kubedns_py.dnswire.walk import HEADER_SIZE, OPT, question_key
 from kubedns_py.net.stats import DnsStats, qtype_label, rcode_label
 from kubedns_py.net.udp import Address
 
@@ -147,8 +147,8 @@ class Frontend:
             return self._chaos.reply(query)
         if q.qclass != CLASS.IN or q.qtype in (QTYPE.AXFR, QTYPE.IXFR) or self._loops.intercept(name):
             return build_reply(query, REFUSED, (), (), (), False, query.payload, recursion_available=True)
-        question_end = skip_name(data, HEADER_SIZE) + 4
-        wire = data[HEADER_SIZE:question_end].lower()
+        wire = question_key(data)
+        question_end = HEADER_SIZE + len(wire)
         checking_disabled = bool(query.record.header.cd)
         key = (wire[:-4], q.qtype, q.qclass, query.dnssec_ok, checking_disabled)
         parsed = Parsed(

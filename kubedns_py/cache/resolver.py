@@ -18,7 +18,7 @@ from dnslib import QTYPE, DNSRecord
 
 from kubedns_py.cache.forwarder import Forwarder, LocalOnly, NoAnswer, Overloaded
 from kubedns_py.cache.responses import CacheKey, Entry, ResponseCache
-from kubedns_py.dnswire.walk import CNAME, Walk, walk
+from kubedns_py.dnswire.walk import CNAME, Walk, question_key, walk
 
 log = logging.getLogger(__name__)
 
@@ -33,7 +33,7 @@ PREFETCH_FRACTION = 0.1  # refresh once less than this share of the lifetime rem
 class Question:
     key: CacheKey
     name: str  # lower-case presentation form without the final dot, for routing
-    wire: bytes  # lower-cased question-section bytes (name, type, class)
+    wire: bytes  # the question section (name, type, class), name lower-cased
 
     @property
     def qtype(self) -> int:
@@ -160,6 +160,6 @@ class Resolver:
 
 
 def _question_for(name: str, like: Question) -> Question:
-    wire = DNSRecord.question(name, QTYPE[like.qtype]).pack()[12:].lower()
+    wire = question_key(DNSRecord.question(name, QTYPE[like.qtype]).pack())
     key: CacheKey = (wire[:-4], like.key[1], like.key[2], like.key[3], like.key[4])
     return Question(key, name, wire)

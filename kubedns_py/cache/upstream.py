@@ -16,7 +16,7 @@ import struct
 from dataclasses import dataclass, field
 
 from kubedns_py.cache.routing import Upstream
-from kubedns_py.dnswire.walk import HEADER_SIZE, WireError, skip_name
+from kubedns_py.dnswire.walk import HEADER_SIZE, WireError, question_key
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +38,6 @@ def build_query(ident: int, question: bytes, checking_disabled: bool, dnssec_ok:
     header = struct.pack("!HHHHHH", ident, flags, 1, 0, 0, 1)
     opt = struct.pack("!BHHIH", 0, 41, OUR_PAYLOAD, 0x8000 if dnssec_ok else 0, 0)
     return header + question + opt
-
-
-def question_of(wire: bytes) -> bytes:
-    """The question section's bytes, lower-cased (names compare case-insensitively)."""
-    end = skip_name(wire, HEADER_SIZE) + 4
-    if end > len(wire):
-        raise WireError("question runs past the end of the message")
-    return wire[HEADER_SIZE:end].lower()
 
 
 @dataclass
@@ -88,7 +80,7 @@ class UpstreamClient:
     async def exchange(
         self, question: bytes, checking_disabled: bool = False, dnssec_ok: bool = False
     ) -> bytes:
-        """The upstream's reply to ``question`` (lower-cased question-section bytes)."""
+        """The upstream's reply to ``question`` (question-section bytes, name lower-cased)."""
         self.health.queries += 1
         try:
             if self.upstream.tcp:
@@ -149,7 +141,7 @@ class UpstreamClient:
         if len(reply) < HEADER_SIZE or struct.unpack_from("!H", reply)[0] != ident:
             raise UpstreamError(f"{self.upstream}: TCP reply with the wrong ID")
         try:
-            if question_of(reply) != question:
+            if question_key(reply) != question:
                 raise UpstreamError(f"{self.upstream}: TCP reply to another question")
         except WireError as err:
             raise UpstreamError(f"{self.upstream}: malformed TCP reply: {err}") from err
@@ -163,7 +155,7 @@ class UpstreamClient:
             return
         question, future = pending
         try:
-            if question_of(data) != question:
+            if question_key(data) != question:
                 return
         except WireError:
             return

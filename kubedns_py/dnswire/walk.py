@@ -60,6 +60,15 @@ def skip_name(wire: bytes, offset: int) -> int:
     raise WireError("name has too many labels")
 
 
+def question_key(wire: bytes, start: int = HEADER_SIZE) -> bytes:
+    """The question at ``start`` (name, type, class) with the name lower-cased for comparison.
+    Only the name: lower-casing the type bytes too would turn type 65 (HTTPS, 0x0041) into 97."""
+    name_end = skip_name(wire, start)
+    if name_end + 4 > len(wire):
+        raise WireError("question runs past the end of the message")
+    return wire[start:name_end].lower() + wire[name_end : name_end + 4]
+
+
 def walk(wire: bytes) -> Walk:
     if len(wire) < HEADER_SIZE:
         raise WireError("shorter than a DNS header")

@@ -1,5 +1,5 @@
-"""--tcp-server: a route whose server is always asked over TCP (how a node-local cache reaches the
-cluster DNS without UDP conntrack entries)."""
+"""What the cache sends upstream: --tcp-server routes asked over TCP only (how a node-local cache
+reaches the cluster DNS without UDP conntrack entries), and questions passed on unchanged."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from kubedns_py.cache.routing import StaticServers, Upstream
 from tests.support.dnsclient import answers, ask
+from tests.support.nameservers import TestNameserver, refused, run_in_thread
 from tests.support.processes import cache, serve
 
 
@@ -39,3 +40,13 @@ def test_the_cluster_zone_is_asked_over_tcp() -> None:
         assert answers(reply) == {"myservice.default.svc.cluster.local. A 10.96.100.10"}
         assert serve_requests(server.metrics_port, "tcp") == 1
         assert serve_requests(server.metrics_port, "udp") == 0
+
+
+def test_query_types_reach_the_upstream_unchanged() -> None:
+    # HTTPS is type 65 (0x0041, an ASCII 'A'): the cache compares names case-insensitively, never types.
+    with (
+        run_in_thread(TestNameserver(refused())) as upstream,
+        cache(f"--server={upstream.address}", "--no-resolv") as front,
+    ):
+        ask("www.example.com.", "HTTPS", front.dns_port)
+        assert [q.rtype for q in upstream.wait_for_queries(1, name="www.example.com.")] == ["HTTPS"]
