@@ -1,0 +1,31 @@
+"""``python -m tests.bench [NAME [OPTIONS...]]``: every benchmark with its defaults, or one by name with
+its own options (``python -m tests.bench serve --help``). Exits non-zero when any benchmark failed to
+run; a slow result is reported, never an error."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+
+from tests.bench import serve_qps
+
+# Each benchmark module offers NAME and main(argv) -> exit status; add new ones here.
+BENCHMARKS: dict[str, Callable[[Sequence[str]], int]] = {serve_qps.NAME: serve_qps.main}
+
+
+def main(argv: Sequence[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench", description=__doc__)
+    parser.add_argument("name", nargs="?", choices=sorted(BENCHMARKS), help="one benchmark (default: all)")
+    parser.add_argument("options", nargs=argparse.REMAINDER, help="options for that benchmark")
+    args = parser.parse_args(argv)
+    if args.name is not None:
+        return BENCHMARKS[args.name](args.options)
+    failed = [name for name, run in BENCHMARKS.items() if run([]) != 0]
+    if failed:
+        print(f"failed benchmarks: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,293 @@
+"""serve against Debian's dnsmasq: the same names, the same dnsperf load, in the same run.
+
+A generated cluster (1,000 services over 10 namespaces, every fifth one headless with endpoints) is
+served by ``kubedns-py serve`` from its manifest and by dnsmasq from a hosts file holding the very A
+records serve derives from that manifest, so both answer the same questions from their own data with
+no upstream. The query mix, identical for both, is every name once plus about 10% NXDOMAIN names,
+shuffled with a fixed seed; dnsperf loops over it.
+
+dnsperf runs closed-loop (a fixed number of queries outstanding) so it measures the server's capacity
+without overload loss. Its average latency is therefore mostly queueing (outstanding / QPS, by
+Little's law), comparable between the servers but not a service time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from kubedns_py.cluster.objects import Kind, Namespace, Service
+from kubedns_py.cluster.store import Store
+from kubedns_py.sources.manifests import ManifestSource
+from tests.bench import cluster_gen
+from tests.bench.tools import (
+    BenchError,
+    DnsperfOptions,
+    DnsperfResult,
+    cpu_seconds,
+    cpu_split,
+    dig,
+    dnsmasq,
+    pin,
+    require,
+    run_dnsperf,
+    shared_tempdir,
+    wait_until_answers,
+    write_hosts_file,
+    write_query_file,
+    write_results,
+)
+from tests.support.processes import serve
+
+NAME = "serve"
+DOMAIN = "cluster.local"
+TTL = 30  # serve's default --ttl, given to dnsmasq too so replies match
+TARGET_RATIO = 0.5
+MAX_SECONDS = 15.0
+SEED = 20240601
+SATURATED_CPU_PERCENT = 85  # below this the closed loop did not keep the server busy
+
+
+@dataclass(frozen=True)
+class Workload:
+    records: dict[str, tuple[str, ...]]  # name -> IPv4 addresses, as serve derives them
+    missing: tuple[str, ...]  # names inside existing namespaces that must be NXDOMAIN
+
+
+def derive_workload(manifest: Path, nxdomain_share: float) -> Workload:
+    """Load the manifest through serve's own source and store, so dnsmasq gets exactly serve's data."""
+    store = Store(required=Kind)
+    store.apply(ManifestSource([manifest]).poll())
+    records: dict[str, tuple[str, ...]] = {}
+    for service in [s for s in store.objects(Kind.SERVICE) if isinstance(s, Service)]:
+        found = store.service(service.namespace, service.name)
+        if found is None:  # e.g. a headless service without ready endpoints: NXDOMAIN
+            continue
+        base = f"{service.name}.{service.namespace}.svc.{DOMAIN}"
+        for name, ips in [(base, found.addresses)] + [(f"{h}.{base}", a) for h, a in found.hosts.items()]:
+            v4 = tuple(ip for ip in ips if ":" not in ip)
+            if v4:
+                records[name] = v4
+    namespaces = sorted(ns.name for ns in store.objects(Kind.NAMESPACE) if isinstance(ns, Namespace))
+    count = round(len(records) * nxdomain_share / (1 - nxdomain_share))
+    missing = tuple(f"missing-{i}.{namespaces[i % len(namespaces)]}.svc.{DOMAIN}" for i in range(count))
+    return Workload(records, missing)
+
+
+def query_mix(workload: Workload) -> list[tuple[str, str]]:
+    queries = [(name, "A") for name in [*workload.records, *workload.missing]]
+    random.Random(SEED).shuffle(queries)
+    return queries
+
+
+def spot_check(workload: Workload, ports: dict[str, int]) -> int:
+    """Ask both servers a sample of names with dig: multi-address (headless) names, a spread of
+    single-address names, and misses. Any difference from the data means the comparison is void."""
+    names = sorted(workload.records)
+    multi = [n for n in names if len(workload.records[n]) > 1][:4]
+    single = [n for n in names if len(workload.records[n]) == 1]
+    sample = [*multi, *single[:: max(1, len(single) // 12)], *workload.missing[:4]]
+    wrong = []
+    for name in sample:
+        addresses = workload.records.get(name, ())
+        expected = ("NOERROR" if addresses else "NXDOMAIN", frozenset(addresses))
+        for server, port in ports.items():
+            got = dig(port, name)
+            if (got.status, got.addresses) != expected:
+                want = f"{expected[0]} {sorted(expected[1])}"
+                wrong.append(f"{server}: {name} -> {got.status} {sorted(got.addresses)}, expected {want}")
+    if wrong:
+        raise BenchError("wrong answers before measuring:\n  " + "\n  ".join(wrong))
+    return len(sample)
+
+
+@dataclass
+class Measured:
+    runs: list[DnsperfResult]
+    cpu: list[float]  # server CPU seconds during each run
+
+    def summary(self) -> dict[str, Any]:
+        sent = sum(r.sent for r in self.runs)
+        completed = sum(r.completed for r in self.runs)
+        runtime = sum(r.runtime for r in self.runs)
+        return {
+            "qps": completed / runtime,
+            "avg_latency_ms": 1000 * sum(r.avg_latency * r.completed for r in self.runs) / max(1, completed),
+            "sent": sent,
+            "completed": completed,
+            "lost": sum(r.lost for r in self.runs),
+            "lost_percent": 100 * sum(r.lost for r in self.runs) / max(1, sent),
+            "server_cpu_percent": 100 * sum(self.cpu) / runtime,
+            "dnsperf_cpu_percent": 100 * sum(r.cpu_seconds for r in self.runs) / runtime,
+            "round_qps": [r.qps for r in self.runs],
+            "rcodes": {code: sum(r.rcodes.get(code, 0) for r in self.runs) for code in self._codes()},
+            "runs": [r.as_dict() for r in self.runs],
+        }
+
+    def _codes(self) -> list[str]:
+        return sorted({code for r in self.runs for code in r.rcodes})
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench serve", description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of each measured run (max 15)")
+    parser.add_argument("--warmup", type=float, default=2.0, help="unmeasured run per server first")
+    parser.add_argument("--rounds", type=int, default=2, help="measured runs per server, alternating")
+    parser.add_argument("--clients", type=int, default=DnsperfOptions.clients, help="dnsperf -c (sockets)")
+    parser.add_argument("--threads", type=int, default=DnsperfOptions.threads, help="dnsperf -T")
+    parser.add_argument("--outstanding", type=int, default=DnsperfOptions.outstanding, help="dnsperf -q")
+    parser.add_argument("--max-qps", type=int, default=None, help="dnsperf -Q (default: unlimited)")
+    parser.add_argument("--services", type=int, default=1_000)
+    parser.add_argument("--namespaces", type=int, default=10)
+    parser.add_argument("--nxdomain", type=float, default=0.1, help="share of queries for missing names")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the server and dnsperf to CPUs")
+    args = parser.parse_args(argv)
+    if not 0 < args.seconds <= MAX_SECONDS or not 0 <= args.warmup <= MAX_SECONDS:
+        parser.error(f"--seconds and --warmup must be at most {MAX_SECONDS:.0f}")
+    if args.rounds < 1 or not 0 <= args.nxdomain < 1:
+        parser.error("--rounds must be positive and --nxdomain in [0, 1)")
+    return args
+
+
+def main(argv: Sequence[str] = ()) -> int:
+    args = parse_args(argv)
+    try:
+        results = run(args)
+    except (BenchError, AssertionError) as err:  # AssertionError: serve failed to start (processes.py)
+        print(f"bench {NAME}: FAILED: {err}")
+        return 1
+    path = write_results(NAME, results)
+    print(f"results written to {path}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    require("dnsmasq", "dnsperf", "dig", "taskset")
+    server_cpus, load_cpus = ((), ()) if args.no_pin else cpu_split()
+    shape = cluster_gen.ClusterShape(services=args.services, namespaces=args.namespaces)
+    load = DnsperfOptions(
+        seconds=args.seconds,
+        clients=args.clients,
+        threads=args.threads,
+        outstanding=args.outstanding,
+        max_qps=args.max_qps,
+        cpus=load_cpus,
+    )
+    with shared_tempdir("kubedns-bench-") as tmp:
+        manifest = cluster_gen.write_manifest(tmp / "cluster.json", cluster_gen.cluster_objects(shape))
+        workload = derive_workload(manifest, args.nxdomain)
+        hosts = write_hosts_file(tmp / "cluster.hosts", workload.records)
+        queries = write_query_file(tmp / "queries.txt", query_mix(workload))
+        with serve(manifests=[manifest]) as kd, dnsmasq(hosts, DOMAIN, TTL, tmp / "dnsmasq.log") as dm:
+            processes: dict[str, subprocess.Popen[Any]] = {"serve": kd.process, "dnsmasq": dm.process}
+            ports = {"serve": kd.dns_port, "dnsmasq": dm.port}
+            wait_until_answers(kd.dns_port, next(iter(workload.records)), kd.process)
+            if server_cpus:
+                for process in processes.values():
+                    pin(process.pid, server_cpus)
+            checked = spot_check(workload, ports)
+            print(
+                f"bench {NAME}: {len(workload.records):,} names + {len(workload.missing):,} NXDOMAIN names; "
+                f"{checked} spot-checked with dig on both servers"
+            )
+            print(
+                f"dnsperf: -c {load.clients} -T {load.threads} -q {load.outstanding}"
+                f"{f' -Q {load.max_qps}' if load.max_qps else ''}, {args.rounds} x {load.seconds:g} s per "
+                f"server after a {args.warmup:g} s warm-up; "
+                + (
+                    f"server on CPU {_cpus(server_cpus)}, dnsperf on {_cpus(load_cpus)}"
+                    if server_cpus
+                    else "unpinned"
+                )
+            )
+            measured = measure(ports, processes, queries, load, args.rounds, args.warmup)
+            if kd.process.poll() is not None:
+                tail = "".join(kd.lines[-20:])
+                raise BenchError(f"serve exited during the run with status {kd.process.returncode}:\n{tail}")
+            if dm.process.poll() is not None:
+                raise BenchError(f"dnsmasq exited during the run with status {dm.process.returncode}")
+            serve_log = [line.rstrip() for line in kd.log_text().splitlines() if _is_problem(line)]
+    summaries = {server: m.summary() for server, m in measured.items()}
+    ratio = summaries["serve"]["qps"] / summaries["dnsmasq"]["qps"]
+    problems = _problems(summaries, serve_log)
+    _print_table(summaries)
+    print(f"serve/dnsmasq QPS ratio: {ratio:.2f} (target >= {TARGET_RATIO})")
+    for problem in problems:
+        print(f"WARNING: {problem}")
+    return {
+        "benchmark": NAME,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "cluster": asdict(shape) | {"names": len(workload.records), "nxdomain_names": len(workload.missing)},
+        "dnsperf": asdict(load) | {"rounds": args.rounds, "warmup_seconds": args.warmup},
+        "server_cpus": server_cpus,
+        "servers": summaries,
+        "ratio": ratio,
+        "target_ratio": TARGET_RATIO,
+        "problems": problems,
+    }
+
+
+def measure(
+    ports: dict[str, int],
+    processes: dict[str, subprocess.Popen[Any]],
+    queries: Path,
+    load: DnsperfOptions,
+    rounds: int,
+    warmup: float,
+) -> dict[str, Measured]:
+    """A warm-up per server (serve memoises replies on first ask), then measured runs taking turns,
+    so a burst of other work on the machine hits both servers rather than one."""
+    if warmup:
+        for port in ports.values():
+            run_dnsperf(port, queries, replace(load, seconds=warmup))
+    measured = {server: Measured([], []) for server in ports}
+    for _ in range(rounds):
+        for server, port in ports.items():
+            before = cpu_seconds(processes[server].pid)
+            result = run_dnsperf(port, queries, load)
+            measured[server].cpu.append(cpu_seconds(processes[server].pid) - before)
+            measured[server].runs.append(result)
+    return measured
+
+
+def _cpus(cpus: Sequence[int]) -> str:
+    return ",".join(map(str, cpus))
+
+
+def _is_problem(line: str) -> bool:
+    return any(word in line for word in (" ERROR ", " WARNING ", " CRITICAL ", "Traceback"))
+
+
+def _problems(summaries: dict[str, dict[str, Any]], serve_log: list[str]) -> list[str]:
+    problems = [f"serve logged: {line}" for line in serve_log[:10]]
+    for server, summary in summaries.items():
+        odd = {code: n for code, n in summary["rcodes"].items() if code not in ("NOERROR", "NXDOMAIN")}
+        if odd:
+            problems.append(f"{server} answered unexpected rcodes under load: {odd}")
+        if summary["server_cpu_percent"] < SATURATED_CPU_PERCENT:
+            problems.append(
+                f"{server} used {summary['server_cpu_percent']:.0f}% of a CPU, so its QPS is below capacity: "
+                "dnsperf was the limit if its CPU is near 100% per CPU it had, else other work interfered"
+            )
+        if summary["lost"]:
+            problems.append(f"{server} lost {summary['lost']:,} queries ({summary['lost_percent']:.3f}%)")
+    return problems
+
+
+def _print_table(summaries: dict[str, dict[str, Any]]) -> None:
+    header = (
+        f"{'server':<9} {'QPS':>10} {'avg latency':>12} {'lost %':>7} {'server CPU':>10} {'dnsperf CPU':>11}"
+    )
+    print(f"{header}  QPS per round")
+    for server, s in summaries.items():
+        rounds = ", ".join(f"{q:,.0f}" for q in s["round_qps"])
+        print(
+            f"{server:<9} {s['qps']:>10,.0f} {s['avg_latency_ms']:>9.3f} ms {s['lost_percent']:>6.2f}% "
+            f"{s['server_cpu_percent']:>9.0f}% {s['dnsperf_cpu_percent']:>10.0f}%  {rounds}"
+        )

@@ -1,0 +1,305 @@
+"""Reusable benchmark plumbing around Debian's DNS tools: a dnsmasq reference server, dig checks,
+dnsperf runs and their parsed statistics, CPU pinning and the JSON results directory."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import resource
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from tests.support.processes import ROOT
+
+HOST = "127.0.0.1"
+RESULTS_DIR = ROOT / "bench-results"
+
+
+class BenchError(RuntimeError):
+    """Something needed to run the benchmark failed; the results would be meaningless."""
+
+
+def require(*programs: str) -> None:
+    missing = [p for p in programs if shutil.which(p) is None]
+    if missing:
+        raise BenchError(
+            f"missing programs: {', '.join(missing)} (Debian: dnsmasq dnsperf bind9-dnsutils util-linux)"
+        )
+
+
+def free_port() -> int:
+    """A port free for both UDP and TCP right now (dnsmasq binds both and cannot report a port 0)."""
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
+            udp.bind((HOST, 0))
+            port: int = udp.getsockname()[1]
+            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
+                try:
+                    tcp.bind((HOST, port))
+                except OSError:
+                    continue
+            return port
+    raise BenchError("no port free for both UDP and TCP")
+
+
+@contextmanager
+def shared_tempdir(prefix: str) -> Iterator[Path]:
+    """A temporary directory others may read: dnsmasq reads its hosts file after dropping root."""
+    with tempfile.TemporaryDirectory(prefix=prefix) as name:
+        path = Path(name)
+        path.chmod(0o755)
+        yield path
+
+
+# -- CPU placement ---------------------------------------------------------------------------------
+
+
+def cpu_split() -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """(server CPUs, load generator CPUs): one CPU for the server, the rest for dnsperf, so neither
+    steals the other's core. Both empty (no pinning) on a single CPU, where pinning would only
+    serialise them."""
+    cpus = tuple(sorted(os.sched_getaffinity(0)))
+    return (cpus[:1], cpus[1:]) if len(cpus) > 1 else ((), ())
+
+
+def pin(pid: int, cpus: Collection[int]) -> None:
+    """Pin every thread of a running process (threads started later inherit the mask)."""
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        os.sched_setaffinity(int(task.name), cpus)
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far, from /proc (fields 14 and 15 of stat)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError as err:
+        raise BenchError(f"process {pid} is gone") from err
+    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may contain spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+# -- dig -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Lookup:
+    status: str  # NOERROR, NXDOMAIN, ... ("" when no reply came)
+    addresses: frozenset[str]
+
+
+_STATUS = re.compile(r"status: (\w+)")
+DIG_OPTIONS = ("+time=1", "+tries=1", "+noall", "+comments", "+answer")
+
+
+def dig(port: int, name: str, qtype: str = "A") -> Lookup:
+    require("dig")
+    done = subprocess.run(
+        ["dig", f"@{HOST}", "-p", str(port), *DIG_OPTIONS, name, qtype],
+        capture_output=True,
+        text=True,
+        timeout=10,
+        check=False,
+    )
+    status = _STATUS.search(done.stdout)
+    addresses = frozenset(
+        parts[4]
+        for line in done.stdout.splitlines()
+        if not line.startswith(";") and len(parts := line.split()) == 5 and parts[3] == qtype
+    )
+    return Lookup(status.group(1) if status else "", addresses)
+
+
+def wait_until_answers(
+    port: int,
+    name: str,
+    process: subprocess.Popen[Any],
+    statuses: Collection[str] | None = ("NOERROR",),
+    timeout: float = 10.0,
+) -> None:
+    """Poll until ``name`` gets one of ``statuses`` (None: any reply at all). serve answers SERVFAIL
+    until its data has loaded, so waiting for its port to open is not enough."""
+    deadline = time.monotonic() + timeout
+    last = Lookup("", frozenset())
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise BenchError(f"the server on port {port} exited with status {process.returncode}")
+        last = dig(port, name)
+        if last.status and (statuses is None or last.status in statuses):
+            return
+        time.sleep(0.1)
+    raise BenchError(
+        f"port {port} gave {name} no wanted answer in {timeout:.0f}s (last: {last.status or 'none'})"
+    )
+
+
+# -- dnsmasq -------------------------------------------------------------------------------------
+
+
+def write_hosts_file(path: Path, records: Mapping[str, Sequence[str]]) -> Path:
+    """An /etc/hosts-style file, one line per address, world-readable for dnsmasq's own user."""
+    path.write_text("".join(f"{ip} {name}\n" for name, ips in records.items() for ip in ips), "ascii")
+    path.chmod(0o644)
+    return path
+
+
+@dataclass
+class Dnsmasq:
+    process: subprocess.Popen[bytes]
+    port: int
+
+
+@contextmanager
+def dnsmasq(hosts_file: Path, domain: str, ttl: int, log: Path) -> Iterator[Dnsmasq]:
+    """dnsmasq answering only from ``hosts_file``: no upstream, no /etc/hosts or config file, and
+    misses under ``domain`` answered NXDOMAIN locally instead of being forwarded. Yields once it
+    answers; its log goes to ``log``."""
+    require("dnsmasq")
+    port = free_port()
+    args = [
+        "dnsmasq",
+        "--keep-in-foreground",
+        "--conf-file=/dev/null",
+        "--pid-file=",  # no pid file: several instances may run at once
+        "--log-facility=-",  # stderr, captured in ``log``
+        "--no-resolv",
+        "--no-hosts",
+        f"--addn-hosts={hosts_file}",
+        f"--local=/{domain}/",
+        f"--local-ttl={ttl}",  # hosts answers default to TTL 0; match serve's
+        f"--port={port}",
+        f"--listen-address={HOST}",
+        "--bind-interfaces",
+    ]
+    with log.open("ab") as err:
+        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+    try:
+        try:
+            wait_until_answers(port, domain, process, statuses=None)
+        except BenchError as failed:
+            raise BenchError(f"dnsmasq: {failed}\n{log.read_text(errors='replace')[-2000:]}") from failed
+        yield Dnsmasq(process, port)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(5)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+# -- dnsperf -------------------------------------------------------------------------------------
+
+
+def write_query_file(path: Path, queries: Iterable[tuple[str, str]]) -> Path:
+    """dnsperf's input: one ``name type`` per line."""
+    path.write_text("".join(f"{name} {qtype}\n" for name, qtype in queries), "ascii")
+    return path
+
+
+@dataclass(frozen=True)
+class DnsperfOptions:
+    seconds: float = 8.0
+    clients: int = 4  # sockets (source ports), not threads
+    threads: int = 1  # a sender + receiver thread pair; enough for the single CPU dnsperf gets when pinned
+    # Closed loop: enough in flight to keep a pinned server busy, yet below the ~190 small datagrams a
+    # default 208 KiB receive buffer holds; beyond that the kernel drops the excess, dnsperf counts it
+    # lost and waits out its 5 s timeout at the end, and the real window shrinks to the buffer anyway.
+    outstanding: int = 160
+    max_qps: int | None = None
+    cpus: tuple[int, ...] = ()  # run dnsperf pinned to these CPUs (empty: anywhere)
+
+
+@dataclass(frozen=True)
+class DnsperfResult:
+    sent: int
+    completed: int
+    lost: int
+    qps: float
+    runtime: float
+    avg_latency: float  # seconds
+    min_latency: float
+    max_latency: float
+    rcodes: dict[str, int] = field(default_factory=dict)
+    cpu_seconds: float = 0.0  # dnsperf's own CPU time: near its CPUs' full share, it was the bottleneck
+
+    @property
+    def lost_percent(self) -> float:
+        return 100.0 * self.lost / self.sent if self.sent else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"lost_percent": self.lost_percent}
+
+
+_DNSPERF_FIELDS = {
+    "sent": r"Queries sent:\s+(\d+)",
+    "completed": r"Queries completed:\s+(\d+)",
+    "lost": r"Queries lost:\s+(\d+)",
+    "qps": r"Queries per second:\s+([\d.]+)",
+    "runtime": r"Run time \(s\):\s+([\d.]+)",
+    "latency": r"Average Latency \(s\):\s+([\d.]+) \(min ([\d.]+), max ([\d.]+)\)",
+}
+_RCODE = re.compile(r"([A-Z]+) (\d+) \(")
+
+
+def parse_dnsperf(text: str) -> DnsperfResult:
+    found: dict[str, re.Match[str]] = {}
+    for key, pattern in _DNSPERF_FIELDS.items():
+        match = re.search(pattern, text)
+        if match is None:
+            raise BenchError(f"dnsperf printed no {key!r} statistic:\n{text[-2000:]}")
+        found[key] = match
+    rcodes_line = re.search(r"Response codes:([^\n]*)", text)
+    rcodes = {code: int(n) for code, n in _RCODE.findall(rcodes_line.group(1) if rcodes_line else "")}
+    return DnsperfResult(
+        sent=int(found["sent"].group(1)),
+        completed=int(found["completed"].group(1)),
+        lost=int(found["lost"].group(1)),
+        qps=float(found["qps"].group(1)),
+        runtime=float(found["runtime"].group(1)),
+        avg_latency=float(found["latency"].group(1)),
+        min_latency=float(found["latency"].group(2)),
+        max_latency=float(found["latency"].group(3)),
+        rcodes=rcodes,
+    )
+
+
+def run_dnsperf(port: int, query_file: Path, options: DnsperfOptions) -> DnsperfResult:
+    require("dnsperf")
+    args = ["dnsperf", "-s", HOST, "-p", str(port), "-d", str(query_file), "-l", str(options.seconds)]
+    args += ["-c", str(options.clients), "-T", str(options.threads), "-q", str(options.outstanding)]
+    if options.max_qps:
+        args += ["-Q", str(options.max_qps)]
+    if options.cpus:
+        args = ["taskset", "-c", ",".join(map(str, options.cpus)), *args]
+    before = _children_cpu()
+    # dnsperf stops sending at -l and then waits up to its 5 s query timeout for stragglers.
+    done = subprocess.run(args, capture_output=True, text=True, timeout=options.seconds + 30, check=False)
+    if done.returncode != 0:
+        raise BenchError(f"{' '.join(args)} exited with {done.returncode}:\n{done.stderr}{done.stdout}")
+    return replace(parse_dnsperf(done.stdout), cpu_seconds=_children_cpu() - before)
+
+
+def _children_cpu() -> float:
+    """CPU time of every child waited for so far; the servers are not reaped until they stop."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+# -- results -------------------------------------------------------------------------------------
+
+
+def write_results(name: str, data: Mapping[str, Any]) -> Path:
+    RESULTS_DIR.mkdir(exist_ok=True)
+    path = RESULTS_DIR / f"{name}.json"
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", "utf-8")
+    return path
