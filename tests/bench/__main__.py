@@ -8,10 +8,13 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from tests.bench import serve_qps
+from tests.bench import cache_qps, serve_qps
 
 # Each benchmark module offers NAME and main(argv) -> exit status; add new ones here.
-BENCHMARKS: dict[str, Callable[[Sequence[str]], int]] = {serve_qps.NAME: serve_qps.main}
+BENCHMARKS: dict[str, Callable[[Sequence[str]], int]] = {
+    serve_qps.NAME: serve_qps.main,
+    cache_qps.NAME: cache_qps.main,
+}
 
 
 def main(argv: Sequence[str]) -> int:

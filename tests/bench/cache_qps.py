@@ -1,0 +1,199 @@
+"""kubedns-py cache against Debian's dnsmasq as caching forwarders: the same upstream, the same names,
+the same dnsperf load, in the same run.
+
+One dnsmasq instance plays the upstream, answering 1,000 external names from a hosts file. In front of
+it sit the two caches under test: ``kubedns-py cache --server=<upstream>`` and a second dnsmasq with
+``--server=<upstream> --cache-size=10000``. A warm-up fills both caches, so the measured runs are pure
+cache hits. Then the latency a cache adds on a miss: fresh names asked one at a time through each
+cache and straight at the upstream, medians compared.
+"""
+
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import subprocess
+import time
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, replace
+from pathlib import Path
+from typing import Any
+
+import dns.message
+import dns.query
+
+from tests.bench.tools import (
+    HOST,
+    BenchError,
+    DnsperfOptions,
+    DnsperfResult,
+    cpu_seconds,
+    cpu_split,
+    free_port,
+    pin,
+    require,
+    run_dnsperf,
+    shared_tempdir,
+    wait_until_answers,
+    write_hosts_file,
+    write_query_file,
+    write_results,
+)
+from tests.support.processes import cache
+
+NAME = "cache"
+TARGET_RATIO = 0.5
+MAX_SECONDS = 15.0
+NAMES = 1_000
+MISS_SAMPLES = 200
+UPSTREAM_TTL = 3600  # nothing expires during the run
+
+
+def names(count: int, prefix: str) -> dict[str, tuple[str, ...]]:
+    return {f"{prefix}-{i}.example.test": (f"198.18.{i // 250}.{i % 250 + 1}",) for i in range(count)}
+
+
+@contextmanager
+def dnsmasq(log: Path, *options: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
+    """Debian's dnsmasq on a free loopback port with ``options``; yields (process, port)."""
+    require("dnsmasq")
+    port = free_port()
+    args = [
+        "dnsmasq",
+        "--keep-in-foreground",
+        "--conf-file=/dev/null",
+        "--pid-file=",
+        "--log-facility=-",
+        "--no-resolv",
+        "--no-hosts",
+        f"--port={port}",
+        f"--listen-address={HOST}",
+        "--bind-interfaces",
+        *options,
+    ]
+    with log.open("ab") as err:
+        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
+    try:
+        yield process, port
+    finally:
+        process.terminate()
+        try:
+            process.wait(5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def miss_latency(port: int, fresh: Sequence[str]) -> float:
+    """Median seconds for names nobody asked before (one query at a time, so no queueing)."""
+    timings = []
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        for name in fresh:
+            query = dns.message.make_query(name, "A")
+            start = time.perf_counter()
+            reply = dns.query.udp(query, HOST, port=port, timeout=2, sock=sock)
+            timings.append(time.perf_counter() - start)
+            if not reply.answer:
+                raise BenchError(f"{name}: no answer on port {port}")
+    return statistics.median(timings)
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m tests.bench cache", description=__doc__.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=8.0, help="length of each measured run (max 15)")
+    parser.add_argument("--warmup", type=float, default=2.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--outstanding", type=int, default=DnsperfOptions.outstanding, help="dnsperf -q")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the servers and dnsperf to CPUs")
+    args = parser.parse_args(argv)
+    if not 0 < args.seconds <= MAX_SECONDS or not 0 < args.warmup <= MAX_SECONDS or args.rounds < 1:
+        parser.error(f"--seconds and --warmup must be in (0, {MAX_SECONDS:.0f}], --rounds positive")
+    return args
+
+
+def main(argv: Sequence[str] = ()) -> int:
+    args = parse_args(argv)
+    try:
+        results = run(args)
+    except (BenchError, AssertionError) as err:
+        print(f"bench {NAME}: FAILED: {err}")
+        return 1
+    print(f"results written to {write_results(NAME, results)}")
+    return 0
+
+
+def run(args: argparse.Namespace) -> dict[str, Any]:
+    require("dnsmasq", "dnsperf", "dig", "taskset")
+    server_cpus, load_cpus = ((), ()) if args.no_pin else cpu_split()
+    load = DnsperfOptions(seconds=args.seconds, outstanding=args.outstanding, cpus=load_cpus)
+    known = names(NAMES, "host")
+    fresh = names(MISS_SAMPLES * 3, "fresh")
+    with shared_tempdir("kubedns-bench-cache-") as tmp:
+        hosts = write_hosts_file(tmp / "upstream.hosts", known | fresh)
+        queries = write_query_file(tmp / "queries.txt", [(name, "A") for name in known])
+        upstream_options = (f"--addn-hosts={hosts}", f"--local-ttl={UPSTREAM_TTL}", "--local=/example.test/")
+        with dnsmasq(tmp / "upstream.log", *upstream_options) as (upstream, upstream_port):
+            wait_until_answers(upstream_port, next(iter(known)), upstream)
+            server = f"--server={HOST}#{upstream_port}"
+            with (
+                cache(server, "--no-resolv", "--cache-size=10000") as ours,
+                dnsmasq(tmp / "cache.log", server, "--cache-size=10000") as (theirs, theirs_port),
+            ):
+                processes = {"kubedns-py cache": ours.process, "dnsmasq": theirs}
+                ports = {"kubedns-py cache": ours.dns_port, "dnsmasq": theirs_port}
+                for process, port in zip(processes.values(), ports.values(), strict=True):
+                    wait_until_answers(port, next(iter(known)), process)
+                    if server_cpus:
+                        pin(process.pid, server_cpus)
+                if server_cpus:
+                    pin(upstream.pid, load_cpus)  # the upstream only works during warm-up and misses
+                for port in ports.values():  # fill both caches
+                    run_dnsperf(port, queries, replace(load, seconds=args.warmup))
+                runs: dict[str, list[DnsperfResult]] = {server: [] for server in ports}
+                cpu: dict[str, float] = dict.fromkeys(ports, 0.0)
+                for _ in range(args.rounds):
+                    for server, port in ports.items():
+                        before = cpu_seconds(processes[server].pid)
+                        runs[server].append(run_dnsperf(port, queries, load))
+                        cpu[server] += cpu_seconds(processes[server].pid) - before
+                fresh_names = list(fresh)
+                direct = miss_latency(upstream_port, fresh_names[:MISS_SAMPLES])
+                miss = {
+                    "kubedns-py cache": miss_latency(
+                        ports["kubedns-py cache"], fresh_names[MISS_SAMPLES : 2 * MISS_SAMPLES]
+                    ),
+                    "dnsmasq": miss_latency(ports["dnsmasq"], fresh_names[2 * MISS_SAMPLES :]),
+                }
+    summary = {
+        server: {
+            "qps": sum(r.completed for r in results) / sum(r.runtime for r in results),
+            "lost": sum(r.lost for r in results),
+            "server_cpu_percent": 100 * cpu[server] / sum(r.runtime for r in results),
+            "rcodes": {code: sum(r.rcodes.get(code, 0) for r in results) for code in ("NOERROR", "SERVFAIL")},
+            "miss_added_ms": 1000 * (miss[server] - direct),
+            "runs": [r.as_dict() for r in results],
+        }
+        for server, results in runs.items()
+    }
+    ratio = summary["kubedns-py cache"]["qps"] / summary["dnsmasq"]["qps"]
+    print(f"bench {NAME}: {NAMES:,} names, all hits after warm-up; {args.rounds} x {args.seconds:g} s each")
+    print(f"{'cache':<17} {'hit QPS':>10} {'lost':>6} {'CPU':>5} {'added on a miss':>16}")
+    for server, s in summary.items():
+        print(
+            f"{server:<17} {s['qps']:>10,.0f} {s['lost']:>6} {s['server_cpu_percent']:>4.0f}% "
+            f"{s['miss_added_ms']:>13.3f} ms"
+        )
+    print(f"upstream answered a fresh name directly in {1000 * direct:.3f} ms (median)")
+    print(f"cache/dnsmasq cache-hit QPS ratio: {ratio:.2f} (target >= {TARGET_RATIO})")
+    return {
+        "benchmark": NAME,
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "names": NAMES,
+        "dnsperf": asdict(load) | {"rounds": args.rounds, "warmup_seconds": args.warmup},
+        "servers": summary,
+        "direct_miss_ms": 1000 * direct,
+        "ratio": ratio,
+        "target_ratio": TARGET_RATIO,
+    }
