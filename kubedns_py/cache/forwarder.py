@@ -47,11 +47,11 @@ class Forwarder:
         self.rejected = 0
 
     def set_routes(self, routes: RouteTable) -> None:
-        """Switch to a new route table; clients of servers no longer named are closed."""
+        """Switch to a new route table; clients of servers no longer named close once idle."""
         self.routes = routes
         wanted = set(routes.default) | {u for servers in routes.domains.values() for u in servers}
         for upstream in [u for u in self._clients if u not in wanted]:
-            self._clients.pop(upstream).close()
+            self._clients.pop(upstream).retire()
 
     def client(self, upstream: Upstream) -> UpstreamClient:
         client = self._clients.get(upstream)

@@ -1,9 +1,11 @@
 """The per-query hot path of ``cache``.
 
-What a query's bytes say (cache key, where the question ends, EDNS) is remembered under ``query[2:]``,
-so a repeated question is two dictionary lookups: the parse, then the cache entry. A fresh entry is
-answered on the spot from the reading callback; anything else becomes a task on the miss path
-(``Resolver``) and the reply is sent when it is ready.
+A UDP reply built from a cache entry is remembered under the query's bytes after its ID for the rest
+of that second (its TTLs are whole seconds), while the entry is still the one cached and unexpired: the
+same question again costs one dictionary lookup. Otherwise, what the query's bytes say (cache key,
+where the question ends, EDNS) is also remembered under ``query[2:]``, so a repeated question costs the
+parse lookup and the cache lookup. A fresh entry is answered on the spot from the reading callback;
+anything else becomes a task on the miss path (``Resolver``) and the reply is sent when it is ready.
 """
 
 from __future__ import annotations
@@ -19,8 +21,8 @@ from dnslib import CLASS, QTYPE
 
 from kubedns_py.cache.chaos import Chaos
 from kubedns_py.cache.loopdetect import LoopDetector
-from kubedns_py.cache.resolver import Answer, Question, Resolver
-from kubedns_py.cache.responses import OPT_RR, OUR_PAYLOAD, RA_BIT, RD_BIT, ResponseCache
+from kubedns_py.cache.resolver import PREFETCH_FRACTION, Answer, Question, Resolver
+from kubedns_py.cache.responses import OPT_RR, OUR_PAYLOAD, RA_BIT, RD_BIT, Entry, ResponseCache
 from kubedns_py.dnswire.query import read_query
 from kubedns_py.dnswire.reply import TCP_MAX, badvers_reply, build_reply
 from kubedns_py.dnswire.walk import HEADER_SIZE, OPT, question_key
@@ -71,21 +73,38 @@ class Frontend:
         self._chaos = chaos
         self._loops = loops
         self._parsed: dict[bytes, Parsed] = {}
+        # query[2:] -> (entry, valid until, reply[2:], qtype label, rcode label)
+        self._recent: dict[bytes, tuple[Entry, float, bytes, str, str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self.counters = FrontendCounters()
 
     def on_udp(self, data: bytes, addr: Address, send: Callable[[bytes, Address], None]) -> bytes | None:
         start = time.perf_counter()
+        now = time.monotonic()
+        recent = self._recent.get(data[2:])
+        if recent is not None:
+            remembered, until, tail, qtype, rcode = recent
+            if now < until and remembered.cached:
+                remembered.hits += 1
+                self.counters.hits += 1
+                self._stats.record("udp", qtype, rcode, time.perf_counter() - start)
+                return data[:2] + tail
         parsed = self._parsed.get(data[2:]) or self._parse(data)
         if not isinstance(parsed, Parsed):
             return self._immediate(parsed, data, "udp", start)
-        entry = self._cache.get(parsed.question.key)
-        now = time.monotonic()
+        entry = self._cache.get(parsed.question.key)  # also keeps a name asked every second recently used
         if entry is not None and entry.expires > now:
             self.counters.hits += 1
             self._resolver.maybe_prefetch(parsed.question, entry, now)
             reply = entry.reply(data, parsed.question_end, parsed.edns, parsed.dnssec_ok, parsed.payload, now)
-            self._stats.record("udp", parsed.qtype, rcode_label(reply[3] & 0x0F), time.perf_counter() - start)
+            rcode = rcode_label(reply[3] & 0x0F)
+            if len(self._recent) >= PARSED_LIMIT:
+                self._recent.clear()
+            # Good until the TTLs written into it change (the next second), or until the entry is due for
+            # refreshing, so that the next ask takes the path that starts the refresh.
+            until = min(float(int(now) + 1), entry.expires - entry.lifetime * PREFETCH_FRACTION)
+            self._recent[data[2:]] = (entry, until, reply[2:], parsed.qtype, rcode)
+            self._stats.record("udp", parsed.qtype, rcode, time.perf_counter() - start)
             return reply
         self.counters.misses += 1
         task = asyncio.create_task(self._miss_udp(data, parsed, addr, send, start))

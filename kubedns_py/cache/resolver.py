@@ -142,7 +142,7 @@ class Resolver:
         if target in chain or target == question.name or not target:
             log.warning("CNAME loop at %s -> %s; answering with the chain so far", question.name, target)
             return reply, walked
-        followed = await self.resolve(_question_for(target, question), (*chain, question.name))
+        followed = await self._follow(_question_for(target, question), (*chain, question.name))
         if followed.entry is None:
             return reply, walked
         target_reply = DNSRecord.parse(followed.entry.message(time.monotonic()))
@@ -154,12 +154,21 @@ class Resolver:
         combined: bytes = record.pack()
         return combined, walk(combined)
 
+    async def _follow(self, question: Question, chain: tuple[str, ...]) -> Answer:
+        """A CNAME target: from the cache when fresh, else fetched by this chain itself. Never by joining
+        another question in flight: two chains walking a CNAME loop from both ends would each wait for
+        the other forever."""
+        entry = self.cache.get(question.key)
+        if entry is not None and entry.expires > time.monotonic():
+            return Answer(entry)
+        return await self._fetch(question, chain)
+
     def close(self) -> None:
         for task in self._background:
             task.cancel()
 
 
 def _question_for(name: str, like: Question) -> Question:
-    wire = question_key(DNSRecord.question(name, QTYPE[like.qtype]).pack())
+    wire = question_key(bytes(DNSRecord.question(name, QTYPE[like.qtype]).pack()))
     key: CacheKey = (wire[:-4], like.key[1], like.key[2], like.key[3], like.key[4])
     return Question(key, name, wire)

@@ -48,6 +48,7 @@ class Entry:
         "_rendered",
         "_rendered_second",
         "body",
+        "cached",
         "counts",
         "expires",
         "flags",
@@ -85,6 +86,7 @@ class Entry:
         self.stale_until = self.expires + stale_ttl
         self.hits = 0
         self.prefetching = False
+        self.cached = False  # True while the cache holds this entry (not replaced, not evicted)
         self._rendered_second = -1
         self._rendered = b""
 
@@ -165,6 +167,7 @@ class _CountingLRU(LRUCache[CacheKey, Entry]):
 
     def popitem(self) -> tuple[CacheKey, Entry]:
         item = super().popitem()
+        item[1].cached = False
         self.evictions += 1
         return item
 
@@ -193,16 +196,13 @@ class ResponseCache:
             return None
         stale_ttl = self.policy.stale_ttl if (wire[3] & 0x0F) != SERVFAIL else 0.0
         entry = Entry(wire, walked, lifetime, now, stale_ttl)
+        replaced = self._entries.pop(key, None)
+        if replaced is not None:
+            replaced.cached = False
         self._entries[key] = entry
+        entry.cached = True
         self.insertions += 1
         return entry
-
-    def drop_dead(self, key: CacheKey, now: float) -> None:
-        entries = self._entries
-        if entries is not None:
-            entry = entries.get(key)
-            if entry is not None and entry.stale_until <= now:
-                del entries[key]
 
     @property
     def evictions(self) -> int:

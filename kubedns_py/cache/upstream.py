@@ -76,12 +76,15 @@ class UpstreamClient:
     _transport: asyncio.DatagramTransport | None = None
     _pending: dict[int, tuple[bytes, asyncio.Future[bytes]]] = field(default_factory=dict)
     _probe: asyncio.Task[None] | None = None
+    _retiring: bool = False
+    _in_flight: int = 0
 
     async def exchange(
         self, question: bytes, checking_disabled: bool = False, dnssec_ok: bool = False
     ) -> bytes:
         """The upstream's reply to ``question`` (question-section bytes, name lower-cased)."""
         self.health.queries += 1
+        self._in_flight += 1
         try:
             if self.upstream.tcp:
                 reply = await self._exchange_tcp(question, checking_disabled, dnssec_ok)
@@ -92,6 +95,10 @@ class UpstreamClient:
         except UpstreamError:
             self._failed()
             raise
+        finally:
+            self._in_flight -= 1
+            if self._retiring and not self._in_flight:
+                self.close()
         self.health.consecutive_failures = 0
         return reply
 
@@ -192,6 +199,12 @@ class UpstreamClient:
             self.health.down = False
             self.health.consecutive_failures = 0
             log.info("upstream %s answers again", self.upstream)
+
+    def retire(self) -> None:
+        """Close once the questions already sent have their answers (a new configuration dropped us)."""
+        self._retiring = True
+        if not self._in_flight:
+            self.close()
 
     def close(self) -> None:
         if self._probe is not None:
