@@ -13,7 +13,7 @@ import logging
 import time
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 
 from kubedns_py.net.http import bound_port, metrics_handler, start_http
 from probe.config import ProbeConfig
@@ -28,6 +28,7 @@ class ProbeApp:
     def __init__(self, config: ProbeConfig, registry: CollectorRegistry | None = None) -> None:
         self.config = config
         self.registry = registry or CollectorRegistry()
+        ProcessCollector(registry=self.registry)  # memory and CPU for the dashboard
         self.metrics = ProbeMetrics(self.registry, config.namespace, [p.label for p in config.probes])
         self.prober = Prober(config.probes, config.timeout, self.metrics)
         self.poller = StatsPoller(

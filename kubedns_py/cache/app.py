@@ -10,7 +10,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, ProcessCollector
 
 from kubedns_py.cache.chaos import Chaos
 from kubedns_py.cache.config import CacheConfig
@@ -51,6 +51,7 @@ class CacheApp:
     def __init__(self, config: CacheConfig, registry: CollectorRegistry | None = None) -> None:
         self.config = config
         self.registry = registry or CollectorRegistry()
+        ProcessCollector(registry=self.registry)  # memory and CPU for the dashboard
         policy = Policy(
             min_ttl=config.min_cache_ttl,
             max_ttl=config.max_cache_ttl,

@@ -14,8 +14,8 @@ import logging
 from collections.abc import Iterator
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client import CollectorRegistry, ProcessCollector
+from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from kubedns_py import __version__
@@ -54,7 +54,7 @@ class StoreCollector(Collector):
             "When DNS-visible data last changed (unix time).",
             value=self._store.last_change,
         )
-        info = CounterMetricFamily("kubedns_build", "Build information.", labels=["version"])
+        info = GaugeMetricFamily("kubedns_build_info", "Build information (always 1).", labels=["version"])
         info.add_metric([__version__], 1)
         yield info
 
@@ -65,6 +65,7 @@ class ServeApp:
     ) -> None:
         self.config = config
         self.registry = registry or CollectorRegistry()
+        ProcessCollector(registry=self.registry)  # memory and CPU for the dashboard
         self.store = Store(required=source.kinds)
         self.zone = Zone(self.store, config.domain, config.ttl, config.pods)
         self.stats = DnsStats("serve")

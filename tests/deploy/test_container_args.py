@@ -1,0 +1,70 @@
+"""The manifests' containers start: each one's command and args, as Kubernetes would expand them, are
+accepted by our CLIs (``--check-config`` parses and validates the flags, then exits 0, or 2 with a
+message)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import pytest
+
+from tests.deploy import ENTRY_POINTS, ROOT, Container, containers, expand
+
+# What Kubernetes injects for the Services of the pod's namespace (enableServiceLinks): the node-local
+# cache finds kube-dns-upstream through it. Any address will do for a flag check.
+SERVICE_ENV = {"KUBE_DNS_UPSTREAM_SERVICE_HOST": "10.96.0.11", "KUBE_DNS_UPSTREAM_SERVICE_PORT": "53"}
+# Containers that are not ours: checked by the schema only.
+FOREIGN = {"autoscaler.yaml:Deployment/kube-dns-autoscaler/autoscaler"}
+OURS = [c for c in containers() if c.spec["command"][0] in ENTRY_POINTS]
+SHELL = [c for c in containers() if c.spec["command"][0] in {"sh", "/bin/sh"}]
+
+
+def check_config(container: Container, service_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    env = {**service_env, **{k: expand(v, service_env) for k, v in container.env.items()}}
+    program, *args = (expand(arg, env) for arg in container.argv)
+    argv = [*ENTRY_POINTS[program], *args]
+    if args[:1] == ["serve"]:
+        # In the pod, serve finds the API through the service account (KUBERNETES_SERVICE_HOST and
+        # the token file under /var/run/secrets, which a test cannot create). Any master URL stands
+        # in for it: --check-config validates the flags and never connects.
+        argv.append("--kube-master-url=http://127.0.0.1:1")
+    argv.append("--check-config")
+    return subprocess.run(
+        argv,
+        env={**os.environ, **env},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+
+
+def test_every_container_is_checked() -> None:
+    checked = {c.id for c in OURS} | {c.id for c in SHELL}
+    assert {c.id for c in containers()} == checked | FOREIGN
+    assert {c.spec["name"] for c in OURS} >= {"kubedns", "dnsmasq", "sidecar", "node-cache"}
+
+
+@pytest.mark.parametrize("container", OURS, ids=lambda c: c.id)
+def test_our_cli_accepts_the_container_arguments(container: Container) -> None:
+    done = check_config(container, SERVICE_ENV)
+    assert done.returncode == 0, f"{' '.join(container.argv)}\nexit {done.returncode}: {done.stderr}"
+
+
+def test_node_cache_refuses_to_start_without_the_upstream_service() -> None:
+    """Without kube-dns-upstream (created after the DaemonSet's pod started), $(...) stays unexpanded
+    and the cache exits with a message instead of running without a cluster zone route."""
+    (node_cache,) = [c for c in OURS if c.spec["name"] == "node-cache"]
+    done = check_config(node_cache, {})
+    assert done.returncode == 2
+    assert "KUBE_DNS_UPSTREAM_SERVICE_HOST" in done.stderr
+
+
+@pytest.mark.parametrize("container", SHELL, ids=lambda c: c.id)
+def test_shell_scripts_parse(container: Container) -> None:
+    _shell, flags, script = container.spec["command"]
+    assert flags.startswith("-") and "c" in flags
+    done = subprocess.run(["sh", "-n", "-c", script], capture_output=True, text=True, timeout=10, check=False)
+    assert done.returncode == 0, done.stderr
