@@ -11,9 +11,11 @@ import argparse
 import re
 from dataclasses import dataclass
 
+from dnslib import DNSRecord
+
 from kubedns_py.flags import add_logging_flags, port, positive_int
 
-_LABEL = re.compile(r"^[A-Za-z0-9_]+$")
+_LABEL = re.compile(r"[A-Za-z0-9_]+")
 PROBE_TYPES = ("A", "AAAA", "SRV", "ANY")
 DEFAULT_INTERVAL = 5
 
@@ -47,7 +49,7 @@ def parse_probe(text: str) -> ProbeSpec:
     if not 3 <= len(fields) <= 5:
         raise ValueError(f"--probe {text!r}: expected label,server[:port],name[,interval][,type]")
     label, server, name = fields[0], fields[1], fields[2]
-    if not _LABEL.match(label):
+    if not _LABEL.fullmatch(label):
         raise ValueError(f"--probe {text!r}: label {label!r} may hold only letters, digits and _")
     host, port_text = server, "53"
     if server.startswith("["):
@@ -59,6 +61,10 @@ def parse_probe(text: str) -> ProbeSpec:
         raise ValueError(f"--probe {text!r}: server {server!r} is not host[:port]")
     if not name.strip("."):
         raise ValueError(f"--probe {text!r}: empty name")
+    try:
+        DNSRecord.question(name).pack()
+    except Exception as err:  # dnslib raises several types for names it cannot encode
+        raise ValueError(f"--probe {text!r}: {name!r} is not a DNS name ({err})") from None
     interval = float(DEFAULT_INTERVAL)
     if len(fields) >= 4 and fields[3] != "":
         if not fields[3].isdigit() or int(fields[3]) == 0:
@@ -104,7 +110,7 @@ def probe_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> P
         parser.error(f"--probe label {duplicates[0]!r} is used twice")
     if not args.prometheus_path.startswith("/"):
         parser.error(f"--prometheus-path {args.prometheus_path!r} must start with /")
-    if not re.match(r"^[a-zA-Z_][a-zA-Z0-9_]*$", args.prometheus_namespace):
+    if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", args.prometheus_namespace):
         parser.error(f"--prometheus-namespace {args.prometheus_namespace!r} is not a valid metric prefix")
     if args.dnsmasq_poll_interval_ms == 0:
         parser.error("--dnsmasq-poll-interval-ms must be positive")

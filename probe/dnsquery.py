@@ -45,9 +45,12 @@ class _Reply(asyncio.DatagramProtocol):
 
 async def ask(host: str, port: int, name: str, qtype: str, within: float, qclass: str = "IN") -> DNSRecord:
     """The parsed reply; QueryError on timeout, network error or an unreadable reply."""
-    query = DNSRecord.question(name, qtype, qclass)
-    query.header.id = random.getrandbits(16)
-    wire = query.pack()
+    try:
+        query = DNSRecord.question(name, qtype, qclass)
+        query.header.id = random.getrandbits(16)
+        wire = bytes(query.pack())
+    except Exception as err:  # a name dnslib cannot encode; flags are checked, but never crash a probe
+        raise QueryError(f"cannot ask {name!r}: {err}") from err
     question = question_key(wire)
     loop = asyncio.get_running_loop()
     try:

@@ -138,6 +138,11 @@ def _list(value: Any, what: str) -> list[Any]:
     return value
 
 
+# Slices of one service repeat the same ports thousands of times; one shared tuple per distinct list.
+_INTERNED_PORTS: dict[tuple[Port, ...], tuple[Port, ...]] = {}
+_INTERNED_LIMIT = 10_000
+
+
 def _ports(raw: Any, what: str) -> tuple[Port, ...]:
     ports = []
     for item in _list(raw, what):
@@ -152,7 +157,10 @@ def _ports(raw: Any, what: str) -> tuple[Port, ...]:
         if not isinstance(name, str) or not isinstance(protocol, str):
             raise ObjectError(f"{what} has a port whose name or protocol is not a string")
         ports.append(Port(name.lower(), number, protocol.lower()))
-    return tuple(ports)
+    found = tuple(ports)
+    if len(_INTERNED_PORTS) >= _INTERNED_LIMIT:
+        _INTERNED_PORTS.clear()
+    return _INTERNED_PORTS.setdefault(found, found)
 
 
 def service_from_dict(obj: Mapping[str, Any]) -> Service:

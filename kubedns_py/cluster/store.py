@@ -25,6 +25,8 @@ from kubedns_py.cluster.objects import (
 from kubedns_py.cluster.records import ServiceRecords, service_records
 
 ServiceKey = tuple[str, str]  # (namespace, name)
+Labels = tuple[str | None, ...]  # endpoint labels; None stands for the service name itself
+Owner = tuple[ServiceKey, Labels]
 ObjectName = tuple[str, str]  # (namespace, name); namespace "" for Namespaces
 
 
@@ -65,7 +67,9 @@ class Store:
         self._services_per_namespace: Counter[str] = Counter()
         self._pod_ips: Counter[tuple[str, str]] = Counter()
         self._records: dict[ServiceKey, ServiceRecords] = {}
-        self._ptr: dict[str, dict[ServiceKey, tuple[str | None, ...]]] = {}
+        # address -> its owner (service, endpoint labels); a dict of owners only for shared addresses,
+        # which are rare: one small dict per address would be most of a big cluster's memory.
+        self._ptr: dict[str, Owner | dict[ServiceKey, Labels]] = {}
         self._required = set(required)
         self._synced: set[Kind] = set()
         self._listeners: list[Callable[[], None]] = []
@@ -183,21 +187,37 @@ class Store:
         if old == new:
             return False
         if old is not None:
-            for ip, _ in old.ptr:
-                owners = self._ptr.get(ip, {})
-                owners.pop(key, None)
-                if not owners:
-                    self._ptr.pop(ip, None)
+            for ip in dict.fromkeys(ip for ip, _ in old.reverse()):
+                self._unown(ip, key)
         if new is None:
             self._records.pop(key, None)
         else:
             self._records[key] = new
             by_ip: dict[str, list[str | None]] = {}
-            for ip, label in new.ptr:
+            for ip, label in new.reverse():
                 by_ip.setdefault(ip, []).append(label)
             for ip, labels in by_ip.items():
-                self._ptr.setdefault(ip, {})[key] = tuple(labels)
+                self._own(ip, key, tuple(labels))
         return True
+
+    def _own(self, ip: str, key: ServiceKey, labels: Labels) -> None:
+        current = self._ptr.get(ip)
+        if current is None or (isinstance(current, tuple) and current[0] == key):
+            self._ptr[ip] = (key, labels)
+        elif isinstance(current, tuple):
+            self._ptr[ip] = {current[0]: current[1], key: labels}
+        else:
+            current[key] = labels
+
+    def _unown(self, ip: str, key: ServiceKey) -> None:
+        current = self._ptr.get(ip)
+        if isinstance(current, tuple):
+            if current[0] == key:
+                del self._ptr[ip]
+        elif current is not None:
+            current.pop(key, None)
+            if len(current) == 1:
+                self._ptr[ip] = next(iter(current.items()))
 
     # -- reading (the zone's interface) ------------------------------------------------------------
 
@@ -216,7 +236,9 @@ class Store:
 
     def reverse(self, ip: str) -> list[tuple[ServiceKey, str | None]]:
         """Owners of an address: (service, endpoint label or None for a cluster IP)."""
-        return [(key, label) for key, labels in self._ptr.get(ip, {}).items() for label in labels]
+        current = self._ptr.get(ip)
+        owners = [current] if isinstance(current, tuple) else list(current.items()) if current else []
+        return [(key, label) for key, labels in owners for label in labels]
 
     def counts(self) -> dict[str, int]:
         sizes = {kind.value: len(objects) for kind, objects in self._objects.items()}

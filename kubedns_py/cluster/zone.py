@@ -23,7 +23,7 @@ from dnslib import AAAA, CNAME, NS, PTR, QTYPE, RCODE, RR, SOA, SRV, TXT, A, DNS
 
 from kubedns_py import DNS_SCHEMA_VERSION
 from kubedns_py.cluster.objects import normalize_ip
-from kubedns_py.cluster.records import ServiceRecords, SrvTarget
+from kubedns_py.cluster.records import ServiceRecords, SrvTarget, srv_targets
 from kubedns_py.cluster.store import Store
 
 MAX_CNAME_CHAIN = 8
@@ -123,7 +123,7 @@ class Zone:
         if records.external_name is not None:
             return self._cname(qname, qtype, records.external_name, depth)
         sets = self._addresses(qname, records.addresses)
-        srv = [t for targets in records.srv.values() for t in targets]
+        srv = srv_targets(group for groups in records.srv.values() for group in groups)
         sets[QTYPE.SRV] = self._srv_rrs(qname, namespace, name, srv) if srv else []
         result = self._rrset(qtype, sets)
         if qtype == QTYPE.SRV:
@@ -144,9 +144,10 @@ class Zone:
         self, qname: DNSLabel, qtype: int, namespace: str, name: str, port: str, protocol: str
     ) -> Result:
         records = self._store.service(namespace, name)
-        targets = records.srv.get((port, protocol)) if records is not None else None
-        if records is None or not targets:
+        groups = records.srv.get((port, protocol)) if records is not None else None
+        if records is None or not groups:
             return self._nxdomain()
+        targets = srv_targets(groups)
         result = self._rrset(qtype, {QTYPE.SRV: self._srv_rrs(qname, namespace, name, targets)})
         if qtype == QTYPE.SRV:
             result.additional = self._glue(namespace, name, records, targets)

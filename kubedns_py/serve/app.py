@@ -10,6 +10,7 @@ restarting would not make the API server answer sooner.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import Iterator
 
@@ -80,6 +81,11 @@ class ServeApp:
         self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        # The first sync builds a million long-lived objects, none in a reference cycle; the cycle
+        # collector would rescan them all, again and again, as they grow (about half the sync time).
+        # It is off until the sync is done, then everything that survived is frozen out of its sight.
+        gc.disable()
+        self.store.subscribe(self._after_first_sync)
         host = self.config.dns_bind_address
         self._udp = UdpServer.bind(host, self.config.dns_port, self.answerer.answer_udp)
         # With port 0 the kernel picks the UDP port; TCP then takes the same number.
@@ -104,6 +110,7 @@ class ServeApp:
         )
 
     async def stop(self) -> None:
+        gc.enable()  # stopped before its first sync
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -112,6 +119,12 @@ class ServeApp:
         await self._tcp.close()
         for runner in self._http:
             await runner.cleanup()
+
+    def _after_first_sync(self) -> None:
+        if self.store.synced and not gc.isenabled():
+            gc.collect()
+            gc.freeze()
+            gc.enable()
 
     def _readiness(self) -> tuple[bool, str]:
         return (True, "ok") if self.store.synced else (False, "waiting for the first sync of cluster data")

@@ -110,8 +110,9 @@ CASES: list[ParameterSet] = [
          answer=[srv(f"_https._tcp.{svc('kubernetes', 'default')}", 100, 443, svc("kubernetes", "default"))],
          additional=[rr(svc("kubernetes", "default"), "A", "10.96.0.1")]),
     case(KUBE_DNS, "A", answer=[rr(KUBE_DNS, "A", "10.96.0.10")]),
+    # dns/UDP and dns-tcp/TCP share port 53: one record, never the same SRV twice in an RRset.
     case(KUBE_DNS, "SRV",
-         answer=[srv(KUBE_DNS, 33, 53, KUBE_DNS), srv(KUBE_DNS, 33, 9153, KUBE_DNS)],
+         answer=[srv(KUBE_DNS, 50, 53, KUBE_DNS), srv(KUBE_DNS, 50, 9153, KUBE_DNS)],
          additional=[rr(KUBE_DNS, "A", "10.96.0.10")]),
     case(f"_dns._udp.{KUBE_DNS}", "SRV", answer=[srv(f"_dns._udp.{KUBE_DNS}", 100, 53, KUBE_DNS)],
          additional=[rr(KUBE_DNS, "A", "10.96.0.10")]),

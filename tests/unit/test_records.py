@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from kubedns_py.cluster.objects import Endpoint, EndpointGroup, EndpointSet, Kind, Port, Service
-from kubedns_py.cluster.records import SrvTarget, dashed_ip, service_records
+from kubedns_py.cluster.records import SrvGroup, SrvTarget, dashed_ip, service_records, srv_targets
 
 
 @pytest.mark.parametrize(
@@ -44,9 +44,29 @@ def test_headless_hostnames_group_addresses_and_srv_uses_slice_ports() -> None:
         "10-0-0-3": ("10.0.0.3",),
         "10-0-0-1": ("10.0.0.1",),
     }
-    assert records.srv == {
-        ("web", "tcp"): (SrvTarget(8080, "web-0"), SrvTarget(8080, "10-0-0-3"), SrvTarget(8080, "10-0-0-1"))
-    }
+    assert records.srv == {("web", "tcp"): (SrvGroup(8080, ("web-0", "10-0-0-3", "10-0-0-1")),)}
+    assert srv_targets(records.srv[("web", "tcp")]) == [
+        SrvTarget(8080, "web-0"),
+        SrvTarget(8080, "10-0-0-3"),
+        SrvTarget(8080, "10-0-0-1"),
+    ]
+    assert records.reverse() == [
+        ("10.0.0.1", "web-0"),
+        ("10.0.0.2", "web-0"),
+        ("10.0.0.3", "10-0-0-3"),
+        ("10.0.0.1", "10-0-0-1"),
+    ]
+
+
+def test_srv_targets_merge_groups_without_repeating_a_target() -> None:
+    groups = [SrvGroup(80, ("a", "b")), SrvGroup(80, ("b", "c")), SrvGroup(81, ("a",)), SrvGroup(53, None)]
+    assert srv_targets(groups) == [
+        SrvTarget(80, "a"),
+        SrvTarget(80, "b"),
+        SrvTarget(80, "c"),
+        SrvTarget(81, "a"),
+        SrvTarget(53, None),
+    ]
 
 
 def test_publish_not_ready_includes_every_address() -> None:

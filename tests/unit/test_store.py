@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from kubedns_py.cluster.objects import Kind, KubeObject, from_dict
-from kubedns_py.cluster.records import SrvTarget
+from kubedns_py.cluster.records import SrvGroup
 from kubedns_py.cluster.store import Delete, Replace, Store, Synced, Upsert
 
 
@@ -33,7 +33,7 @@ def test_cluster_ip_service_records_and_ptr() -> None:
     records = store.service("n", "web")
     assert records is not None
     assert records.addresses == ("10.0.0.1",)
-    assert records.srv == {("http", "tcp"): (SrvTarget(80, None),)}
+    assert records.srv == {("http", "tcp"): (SrvGroup(80, None),)}
     assert store.reverse("10.0.0.1") == [(("n", "web"), None)]
 
 
@@ -121,3 +121,15 @@ def test_shared_ip_lists_every_owner() -> None:
     assert sorted(store.reverse("10.1.0.1")) == [(("n", "a"), "10-1-0-1"), (("n", "b"), "10-1-0-1")]
     store.apply([Delete(Kind.SERVICE, "n", "a")])
     assert store.reverse("10.1.0.1") == [(("n", "b"), "10-1-0-1")]
+
+
+def test_an_address_moving_between_owners_keeps_the_reverse_index_exact() -> None:
+    store = Store()
+    store.apply([Upsert(svc("a", cluster_ip="None")), Upsert(svc("b", cluster_ip="None"))])
+    store.apply([Upsert(eps("a-1", "a", "10.1.0.1")), Upsert(eps("b-1", "b", "10.1.0.1"))])
+    store.apply([Upsert(eps("a-1", "a", "10.1.0.2"))])  # a lets go of 10.1.0.1: b owns it alone
+    assert store.reverse("10.1.0.1") == [(("n", "b"), "10-1-0-1")]
+    assert store.reverse("10.1.0.2") == [(("n", "a"), "10-1-0-2")]
+    store.apply([Delete(Kind.SERVICE, "n", "b")])
+    assert store.reverse("10.1.0.1") == []
+    assert store.counts()["ReverseAddresses"] == 1
