@@ -9,8 +9,6 @@ import socket
 import struct
 from collections.abc import Awaitable, Callable
 
-from kubedns_py.net.udp import bind_socket
-
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[bytes], Awaitable[bytes | None]]
@@ -27,8 +25,8 @@ class TcpServer:
         self._connections: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
 
-    async def start(self, host: str, port: int) -> None:
-        sock = bind_socket(host, port, socket.SOCK_STREAM)
+    async def start(self, sock: socket.socket) -> None:
+        """Serve on a bound TCP socket (``net.sockets``)."""
         self._server = await asyncio.start_server(self._serve_connection, sock=sock, backlog=1024)
 
     @property

@@ -17,28 +17,8 @@ log = logging.getLogger(__name__)
 
 BATCH = 256
 MAX_DATAGRAM = 65535
-# The kernel's default (~208 KiB) holds ~190 small queries; a burst beyond that is dropped before we
-# see it. 4 MiB rides out bursts; the kernel caps it at net.core.rmem_max.
-RECEIVE_BUFFER = 4 * 1024 * 1024
 Address = Any  # (host, port) or (host, port, flowinfo, scope_id)
 DatagramHandler = Callable[[bytes, Address], bytes | None]
-
-
-def bind_socket(host: str, port: int, kind: socket.SocketKind) -> socket.socket:
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, kind)
-    try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
-        if kind == socket.SOCK_DGRAM:
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
-        sock.bind((host, port))
-        sock.setblocking(False)
-    except OSError:
-        sock.close()
-        raise
-    return sock
 
 
 class UdpServer:
@@ -47,10 +27,6 @@ class UdpServer:
         self._handle = handle
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(sock.fileno(), self._on_readable)
-
-    @classmethod
-    def bind(cls, host: str, port: int, handle: DatagramHandler) -> UdpServer:
-        return cls(bind_socket(host, port, socket.SOCK_DGRAM), handle)
 
     @property
     def port(self) -> int:

@@ -23,6 +23,7 @@ from kubedns_py import __version__
 from kubedns_py.cluster.store import Store
 from kubedns_py.cluster.zone import Zone
 from kubedns_py.net.http import bound_port, metrics_handler, start_http, text_handler
+from kubedns_py.net.sockets import bind_dns_sockets
 from kubedns_py.net.stats import DnsStats
 from kubedns_py.net.tcp import TcpServer
 from kubedns_py.net.udp import UdpServer
@@ -87,9 +88,9 @@ class ServeApp:
         gc.disable()
         self.store.subscribe(self._after_first_sync)
         host = self.config.dns_bind_address
-        self._udp = UdpServer.bind(host, self.config.dns_port, self.answerer.answer_udp)
-        # With port 0 the kernel picks the UDP port; TCP then takes the same number.
-        await self._tcp.start(host, self._udp.port)
+        udp, tcp = bind_dns_sockets(host, self.config.dns_port)
+        self._udp = UdpServer(udp, self.answerer.answer_udp)
+        await self._tcp.start(tcp)
         self._tasks.append(asyncio.create_task(self._run_source(), name="source"))
         self._tasks.append(asyncio.create_task(self._warn_if_unsynced(), name="sync-timeout"))
         http_host = self.config.http_bind_address

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 import struct
 
+import pytest
+
+from kubedns_py.net.sockets import bind_dns_sockets, bind_socket
 from kubedns_py.net.tcp import TcpServer
 
 
@@ -14,7 +18,7 @@ async def echo(data: bytes) -> bytes:
 
 async def test_idle_connection_is_closed_after_the_timeout() -> None:
     server = TcpServer(echo, idle_timeout=0.2)
-    await server.start("127.0.0.1", 0)
+    await server.start(bind_socket("127.0.0.1", 0, socket.SOCK_STREAM))
     try:
         reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
         writer.write(struct.pack("!H", 12) + bytes(12))
@@ -28,7 +32,7 @@ async def test_idle_connection_is_closed_after_the_timeout() -> None:
 
 async def test_connections_beyond_the_cap_are_closed_at_once() -> None:
     server = TcpServer(echo, idle_timeout=5, max_connections=2)
-    await server.start("127.0.0.1", 0)
+    await server.start(bind_socket("127.0.0.1", 0, socket.SOCK_STREAM))
     try:
         held = [await asyncio.open_connection("127.0.0.1", server.port) for _ in range(2)]
         for reader, writer in held:  # make sure both are being served before the third arrives
@@ -43,3 +47,12 @@ async def test_connections_beyond_the_cap_are_closed_at_once() -> None:
             w.close()
     finally:
         await server.close()
+
+
+def test_port_zero_pairs_udp_and_tcp_on_one_number() -> None:
+    udp, tcp = bind_dns_sockets("127.0.0.1", 0)
+    with udp, tcp:
+        assert udp.getsockname()[1] == tcp.getsockname()[1] != 0
+        # A fixed port that is taken fails at once instead of drifting to another number.
+        with pytest.raises(OSError):
+            bind_dns_sockets("127.0.0.1", tcp.getsockname()[1])
