@@ -23,6 +23,7 @@ from kubedns_py.cache.resolver import Resolver
 from kubedns_py.cache.responses import Policy, ResponseCache
 from kubedns_py.cache.routing import RouteTable, build_routes, read_resolv_conf
 from kubedns_py.net.http import bound_port, metrics_handler, start_http, text_handler
+from kubedns_py.net.sockets import bind_dns_sockets
 from kubedns_py.net.stats import DnsStats
 from kubedns_py.net.tcp import TcpServer
 from kubedns_py.net.udp import Address, UdpServer
@@ -106,12 +107,13 @@ class CacheApp:
     async def start(self) -> None:
         port = self.config.port
         for host in self.config.listen_addresses:
+            udp_socket, tcp_socket = bind_dns_sockets(host, port)
             listener = _Listener(self.frontend)
-            listener.server = UdpServer.bind(host, port, listener.handle)
+            listener.server = UdpServer(udp_socket, listener.handle)
             port = listener.server.port  # --port 0: every address shares the first one picked
             self._listeners.append(listener)
             tcp = TcpServer(self.frontend.on_tcp)
-            await tcp.start(host, port)
+            await tcp.start(tcp_socket)
             self._tcp.append(tcp)
         self.port = port
         routes = {"/metrics": metrics_handler(self.registry), "/healthz": text_handler(self._healthy)}
@@ -131,7 +133,13 @@ class CacheApp:
         return True, "ok"
 
     def _apply_configmap(self, configmap: DnsConfig) -> None:
-        self.forwarder.set_routes(self._routes(configmap))
+        routes = self._routes(configmap)
+        if routes == self.forwarder.routes:
+            return
+        self.forwarder.set_routes(routes)
+        # Answers cached from the old upstreams would outlive the change by their TTLs (dnsmasq-nanny
+        # restarted dnsmasq, which emptied its cache).
+        self.cache.clear()
         log.info("upstreams now: %s", self._describe_routes())
         self._spawn(self._check_loops(), "loop-detect")
 

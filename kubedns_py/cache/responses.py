@@ -204,6 +204,13 @@ class ResponseCache:
         self.insertions += 1
         return entry
 
+    def clear(self) -> None:
+        """Forget every entry (replies already remembered from them stop being served too)."""
+        if self._entries is not None:
+            for entry in self._entries.values():
+                entry.cached = False
+            self._entries.clear()
+
     @property
     def evictions(self) -> int:
         return self._entries.evictions if self._entries is not None else 0
