@@ -200,10 +200,11 @@ async def supervise(args: argparse.Namespace) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     a = args.address
+    # Ready means what a user checks next: serve synced, and the probe has seen both servers answer.
     urls = [
         f"http://{a}:{args.serve_health_port}/readiness",
-        f"http://{a}:{args.cache_metrics_port}/healthz",
-        f"http://{a}:{args.probe_port}/healthz",
+        f"http://{a}:{args.probe_port}/healthcheck/kubedns",
+        f"http://{a}:{args.probe_port}/healthcheck/dnsmasq",
     ]
     exits: dict[asyncio.Task[Any], str] = {
         asyncio.create_task(child.wait()): name for name, child in children.items()
