@@ -31,7 +31,6 @@ from tests.bench.tools import (
     DnsperfResult,
     cpu_seconds,
     cpu_split,
-    free_port,
     pin,
     require,
     run_dnsperf,
@@ -41,6 +40,7 @@ from tests.bench.tools import (
     write_query_file,
     write_results,
 )
+from tests.support.dnsmasq import free_port
 from tests.support.processes import cache
 
 NAME = "cache"
@@ -141,7 +141,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 cache(server, "--no-resolv", "--cache-size=10000") as ours,
                 dnsmasq(tmp / "cache.log", server, "--cache-size=10000") as (theirs, theirs_port),
             ):
-                processes = {"kubedns-py cache": ours.process, "dnsmasq": theirs}
+                processes: dict[str, subprocess.Popen[Any]] = {
+                    "kubedns-py cache": ours.process,
+                    "dnsmasq": theirs,
+                }
                 ports = {"kubedns-py cache": ours.dns_port, "dnsmasq": theirs_port}
                 for process, port in zip(processes.values(), ports.values(), strict=True):
                     wait_until_answers(port, next(iter(known)), process)
@@ -166,7 +169,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     ),
                     "dnsmasq": miss_latency(ports["dnsmasq"], fresh_names[2 * MISS_SAMPLES :]),
                 }
-    summary = {
+    summary: dict[str, dict[str, Any]] = {
         server: {
             "qps": sum(r.completed for r in results) / sum(r.runtime for r in results),
             "lost": sum(r.lost for r in results),

@@ -8,7 +8,6 @@ import os
 import re
 import resource
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -18,6 +17,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from tests.support.dnsmasq import free_port
 from tests.support.processes import ROOT
 
 HOST = "127.0.0.1"
@@ -34,21 +34,6 @@ def require(*programs: str) -> None:
         raise BenchError(
             f"missing programs: {', '.join(missing)} (Debian: dnsmasq dnsperf bind9-dnsutils util-linux)"
         )
-
-
-def free_port() -> int:
-    """A port free for both UDP and TCP right now (dnsmasq binds both and cannot report a port 0)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((HOST, 0))
-            port: int = udp.getsockname()[1]
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind((HOST, port))
-                except OSError:
-                    continue
-            return port
-    raise BenchError("no port free for both UDP and TCP")
 
 
 @contextmanager

@@ -32,16 +32,7 @@ from tests.support.nameservers import (
     servfail,
 )
 from tests.support.processes import Running, cache
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> float:
-    """Poll ``predicate`` until it holds; the seconds it took. Fails after ``timeout``."""
-    start = time.monotonic()
-    while not predicate():
-        if time.monotonic() - start > timeout:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
-    return time.monotonic() - start
+from tests.support.waiting import wait_until
 
 
 def ttls(message: dns.message.Message) -> list[int]:

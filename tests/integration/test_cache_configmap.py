@@ -14,7 +14,7 @@ import os
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from tests.support.dnsclient import ask
 from tests.support.dnsmasq import metric, scrape
 from tests.support.nameservers import TestNameserver, answer, run_in_thread, slow
 from tests.support.processes import Running, cache
+from tests.support.waiting import wait_until
 
 DEFAULT, STUB1, STUB2, UP2, SLOW = "192.0.2.1", "192.0.2.50", "192.0.2.51", "192.0.2.60", "192.0.2.70"
 STUB_DOMAINS, UPSTREAM_NAMESERVERS = "stubDomains", "upstreamNameservers"
@@ -107,14 +108,6 @@ class ConfigMap:
         else:
             for key, content in baseline.items():
                 write(self.directory, key, content)
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
 
 
 @pytest.fixture(scope="module")

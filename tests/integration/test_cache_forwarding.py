@@ -13,7 +13,7 @@ import itertools
 import socket
 import struct
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 
 import dns.exception
@@ -38,16 +38,9 @@ from tests.support.nameservers import (
     wrong_id,
 )
 from tests.support.processes import Running, cache, serve
+from tests.support.waiting import wait_until
 
 UPSTREAM_TIMEOUT = 2.0
-
-
-def wait_until(predicate: Callable[[], bool], timeout: float, interval: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout}s")
-        time.sleep(interval)
 
 
 def timed(
