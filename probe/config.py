@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from dnslib import DNSRecord
 
-from kubedns_py.flags import add_logging_flags, port, positive_int
+from kubedns_py.flags import add_logging_flags, non_negative_int, port
 
 _LABEL = re.compile(r"[A-Za-z0-9_]+")
 PROBE_TYPES = ("A", "AAAA", "SRV", "ANY")
@@ -86,7 +86,7 @@ def add_probe_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--dnsmasq-addr", default="127.0.0.1", help="the cache to poll for CHAOS statistics")
     parser.add_argument("--dnsmasq-port", type=port, default=53)
-    parser.add_argument("--dnsmasq-poll-interval-ms", type=positive_int, default=5000)
+    parser.add_argument("--dnsmasq-poll-interval-ms", type=non_negative_int, default=5000)
     parser.add_argument("--prometheus-addr", default="0.0.0.0")
     parser.add_argument("--prometheus-port", type=port, default=10054)
     parser.add_argument("--prometheus-path", default="/metrics")

@@ -1,8 +1,9 @@
 """Polling the cache's statistics over CHAOS TXT (``hits.bind`` etc.), as the sidecar polled dnsmasq.
 
 Each answer must be one TXT record holding one integer. The values are counters in the cache; what is
-exported grows by the positive difference since the last poll, so a cache restart (values falling back
-to zero) lowers the baseline instead of making the exported counters go backwards.
+exported grows by the difference since the last poll. A value lower than the last one means the cache
+restarted and counted from zero since: then the whole value is new, and the exported counters never go
+backwards.
 """
 
 from __future__ import annotations
@@ -59,8 +60,9 @@ class StatsPoller:
                 self._metrics.legacy.values[f"{namespace}_dnsmasq_max_size"] = value
                 continue
             previous = self._last.get(stat, 0)
-            if value > previous:
-                self._metrics.legacy.add(f"{namespace}_dnsmasq_{stat}", value - previous)
+            self._metrics.legacy.add(
+                f"{namespace}_dnsmasq_{stat}", value - previous if value >= previous else value
+            )
             self._last[stat] = value
 
     async def _read(self, name: str) -> int:

@@ -71,7 +71,12 @@ class CacheApp:
         self.loops = LoopDetector(config.dns_loop_detect)
         self.stats = DnsStats("cache")
         self.frontend = Frontend(
-            self.cache, self.resolver, self.stats, Chaos(self._chaos_counters, self._servers), self.loops
+            self.cache,
+            self.resolver,
+            self.stats,
+            Chaos(self._chaos_counters, self._servers),
+            self.loops,
+            max_waiting=max(2000, 10 * config.dns_forward_max),
         )
         self.registry.register(self.stats)
         self.registry.register(
@@ -80,7 +85,7 @@ class CacheApp:
         self._listeners: list[_Listener] = []
         self._tcp: list[TcpServer] = []
         self._http: web.AppRunner | None = None
-        self._tasks: list[asyncio.Task[None]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
         self.port = config.port
 
     def _routes(self, configmap: DnsConfig | None) -> RouteTable:
@@ -158,13 +163,15 @@ class CacheApp:
 
     def _spawn(self, coroutine: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coroutine, name=name)
-        self._tasks.append(task)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
         task.add_done_callback(_log_failure)
 
     async def stop(self) -> None:
-        for task in self._tasks:
+        tasks = list(self._tasks)
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await self.frontend.close()
         self.resolver.close()
         for listener in self._listeners:

@@ -20,7 +20,7 @@ import logging
 from dataclasses import dataclass
 
 from kubedns_py.cache.routing import StaticServers
-from kubedns_py.flags import add_logging_flags, duration, port, positive_int
+from kubedns_py.flags import add_logging_flags, duration, non_negative_int, port
 
 log = logging.getLogger(__name__)
 
@@ -66,12 +66,12 @@ def add_cache_flags(parser: argparse.ArgumentParser) -> None:
     )
     dnsmasq.add_argument("--bind-interfaces", action="store_true", help="accepted; we always bind addresses")
     dnsmasq.add_argument(
-        "--cache-size", type=positive_int, default=1000, help="cached names (default 1000; 0 disables)"
+        "--cache-size", type=non_negative_int, default=1000, help="cached names (default 1000; 0 disables)"
     )
     dnsmasq.add_argument("--no-negcache", action="store_true", help="do not cache NXDOMAIN and NODATA")
     dnsmasq.add_argument(
         "--neg-ttl",
-        type=positive_int,
+        type=non_negative_int,
         default=None,
         metavar="SECONDS",
         help="TTL for negative answers with no SOA",
@@ -95,12 +95,14 @@ def add_cache_flags(parser: argparse.ArgumentParser) -> None:
     dnsmasq.add_argument("--no-resolv", action="store_true", help="do not use the resolv-file's nameservers")
     dnsmasq.add_argument("--resolv-file", default="/etc/resolv.conf", metavar="PATH")
     dnsmasq.add_argument(
-        "--dns-forward-max", type=positive_int, default=150, help="concurrent forwarded queries"
+        "--dns-forward-max", type=non_negative_int, default=150, help="concurrent forwarded queries"
     )
     dnsmasq.add_argument("--dns-loop-detect", action="store_true", help="detect upstreams that forward to us")
     dnsmasq.add_argument("--log-facility", default="-", help="'-' (stderr); other values fall back to stderr")
-    dnsmasq.add_argument("--min-cache-ttl", type=positive_int, default=0, metavar="SECONDS")
-    dnsmasq.add_argument("--max-cache-ttl", type=positive_int, default=0, metavar="SECONDS", help="0: no cap")
+    dnsmasq.add_argument("--min-cache-ttl", type=non_negative_int, default=0, metavar="SECONDS")
+    dnsmasq.add_argument(
+        "--max-cache-ttl", type=non_negative_int, default=0, metavar="SECONDS", help="0: no cap"
+    )
     ours = parser.add_argument_group("kubedns-py")
     ours.add_argument(
         "--stale-cache-ttl",

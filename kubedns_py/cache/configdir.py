@@ -71,6 +71,8 @@ def _load_json(key: str, text: str) -> Any:
         return json.loads(text)
     except json.JSONDecodeError as err:
         raise ConfigError(key, f"invalid JSON: {err}") from None
+    except RecursionError:
+        raise ConfigError(key, "invalid JSON: nested too deeply") from None
 
 
 def _nameservers(key: str, where: str, value: Any) -> tuple[Upstream, ...]:
@@ -212,12 +214,12 @@ class ConfigDirWatcher:
     async def run(self, on_change: Callable[[DnsConfig], None]) -> None:
         """Poll now and then every ``period`` until cancelled, calling ``on_change`` with each new config."""
         while True:
-            config = self.poll()
-            if config is not None:
-                try:
+            try:  # nothing in the directory may stop the watching
+                config = self.poll()
+                if config is not None:
                     on_change(config)
-                except Exception:
-                    log.exception("config-dir %s: applying the new configuration failed", self.path)
+            except Exception:
+                log.exception("config-dir %s: reading or applying the configuration failed", self.path)
             await asyncio.sleep(self.period)
 
 

@@ -13,9 +13,11 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
+from dnslib import DNSRecord
+
 from kubedns_py.cache.routing import RouteTable, Upstream
 from kubedns_py.cache.upstream import UpstreamClient, UpstreamError
-from kubedns_py.dnswire.walk import Walk, WireError, walk
+from kubedns_py.dnswire.walk import OPT, Walk, WireError, walk
 
 log = logging.getLogger(__name__)
 
@@ -98,7 +100,7 @@ class Forwarder:
             start = time.perf_counter()
             try:
                 reply = await client.exchange(question, checking_disabled, dnssec_ok)
-                walked = walk(reply)
+                reply, walked = _opt_last(reply, walk(reply))
             except (UpstreamError, WireError) as err:
                 self._observe(client.upstream, time.perf_counter() - start, "error")
                 failure = str(err)
@@ -114,3 +116,21 @@ class Forwarder:
         for client in self._clients.values():
             client.close()
         self._clients.clear()
+
+
+def _opt_last(reply: bytes, walked: Walk) -> tuple[bytes, Walk]:
+    """The reply with its OPT record, if any, where replies are stored from: last. RFC 6891 allows one
+    OPT anywhere in the additional section; elsewhere, or twice, the reply is malformed."""
+    opts = [r for r in walked.records if r.rtype == OPT]
+    if len(opts) > 1 or any(r.section != 2 for r in opts):
+        raise WireError("OPT record outside the additional section, or more than one")
+    if not opts or opts[0].end == len(reply):
+        return reply, walked
+    # Rare: repack, since cutting the record out would break compression pointers after it.
+    try:
+        record = DNSRecord.parse(reply)
+    except Exception as err:  # dnslib raises several types on malformed input
+        raise WireError(f"unreadable reply: {err}") from err
+    record.ar = [rr for rr in record.ar if rr.rtype != OPT] + [rr for rr in record.ar if rr.rtype == OPT]
+    packed = bytes(record.pack())
+    return packed, walk(packed)

@@ -31,7 +31,11 @@ from kubedns_py.net.udp import Address
 
 log = logging.getLogger(__name__)
 
-PARSED_LIMIT = 100_000
+# Memos are keyed by whole queries, so clients that randomise the case of names (or send junk) could grow
+# them without bound: each is emptied when full. Only small replies are remembered.
+PARSED_LIMIT = 20_000
+RECENT_LIMIT = 10_000
+RECENT_MAX_REPLY = 512
 SERVFAIL, REFUSED = 2, 5
 
 
@@ -65,7 +69,13 @@ class FrontendCounters:
 
 class Frontend:
     def __init__(
-        self, cache: ResponseCache, resolver: Resolver, stats: DnsStats, chaos: Chaos, loops: LoopDetector
+        self,
+        cache: ResponseCache,
+        resolver: Resolver,
+        stats: DnsStats,
+        chaos: Chaos,
+        loops: LoopDetector,
+        max_waiting: int = 2000,
     ) -> None:
         self._cache = cache
         self._resolver = resolver
@@ -76,6 +86,9 @@ class Frontend:
         # query[2:] -> (entry, valid until, reply[2:], qtype label, rcode label)
         self._recent: dict[bytes, tuple[Entry, float, bytes, str, str]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        # Misses waiting for an answer, duplicates included: --dns-forward-max bounds distinct upstream
+        # questions, this bounds the clients queued behind them (a dead upstream and a busy name).
+        self._max_waiting = max_waiting
         self.counters = FrontendCounters()
 
     def on_udp(self, data: bytes, addr: Address, send: Callable[[bytes, Address], None]) -> bytes | None:
@@ -98,15 +111,20 @@ class Frontend:
             self._resolver.maybe_prefetch(parsed.question, entry, now)
             reply = entry.reply(data, parsed.question_end, parsed.edns, parsed.dnssec_ok, parsed.payload, now)
             rcode = rcode_label(reply[3] & 0x0F)
-            if len(self._recent) >= PARSED_LIMIT:
-                self._recent.clear()
             # Good until the TTLs written into it change (the next second), or until the entry is due for
             # refreshing, so that the next ask takes the path that starts the refresh.
             until = min(float(int(now) + 1), entry.expires - entry.lifetime * PREFETCH_FRACTION)
-            self._recent[data[2:]] = (entry, until, reply[2:], parsed.qtype, rcode)
+            if until > now and len(reply) <= RECENT_MAX_REPLY:
+                if len(self._recent) >= RECENT_LIMIT:
+                    self._recent.clear()
+                self._recent[data[2:]] = (entry, until, reply[2:], parsed.qtype, rcode)
             self._stats.record("udp", parsed.qtype, rcode, time.perf_counter() - start)
             return reply
         self.counters.misses += 1
+        if len(self._tasks) >= self._max_waiting:
+            reply = header_only(data, parsed.question_end, SERVFAIL, parsed.edns)
+            self._stats.record("udp", parsed.qtype, "SERVFAIL", time.perf_counter() - start)
+            return reply
         task = asyncio.create_task(self._miss_udp(data, parsed, addr, send, start))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -139,14 +157,20 @@ class Frontend:
     async def _answer(self, data: bytes, parsed: Parsed, limit: int) -> bytes:
         try:
             answer: Answer = await self._resolver.resolve(parsed.question)
-        except Exception:
+            if answer.entry is not None:
+                return answer.entry.reply(
+                    data,
+                    parsed.question_end,
+                    parsed.edns,
+                    parsed.dnssec_ok,
+                    limit,
+                    time.monotonic(),
+                    answer.stale,
+                )
+        except Exception:  # whatever went wrong, the client gets an answer
             log.exception("resolving %s failed", parsed.question.name)
             answer = Answer(None, SERVFAIL)
-        if answer.entry is None:
-            return header_only(data, parsed.question_end, answer.rcode, parsed.edns)
-        return answer.entry.reply(
-            data, parsed.question_end, parsed.edns, parsed.dnssec_ok, limit, time.monotonic(), answer.stale
-        )
+        return header_only(data, parsed.question_end, answer.rcode, parsed.edns)
 
     def _immediate(self, reply: bytes | None, data: bytes, proto: str, start: float) -> bytes | None:
         if reply is not None:

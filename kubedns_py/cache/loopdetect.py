@@ -15,7 +15,6 @@ import secrets
 
 from dnslib import QTYPE, DNSRecord
 
-from kubedns_py.cache.routing import Upstream
 from kubedns_py.cache.upstream import UpstreamClient, UpstreamError
 
 log = logging.getLogger(__name__)
@@ -41,10 +40,10 @@ class LoopDetector:
         )
         return True
 
-    async def check(self, clients: list[UpstreamClient]) -> list[Upstream]:
-        """Probe each upstream once; the ones found looping."""
+    async def check(self, clients: list[UpstreamClient]) -> None:
+        """Probe each upstream once; a looping one is marked in its health."""
         if not self.enabled:
-            return []
+            return
         names = {}
         for client in clients:
             name = f"{secrets.token_hex(8)}.{PROBE_SUFFIX}"
@@ -53,7 +52,6 @@ class LoopDetector:
         await asyncio.gather(*(self._probe(name, client) for name, client in names.items()))
         for name in names:
             self._probes.pop(name, None)
-        return [c.upstream for c in clients if c.health.looped]
 
     @staticmethod
     async def _probe(name: str, client: UpstreamClient) -> None:

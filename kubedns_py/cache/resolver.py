@@ -49,7 +49,6 @@ class Answer:
 
 @dataclass
 class ResolverCounters:
-    misses: int = 0
     deduplicated: int = 0
     stale: int = 0
     prefetches: int = 0
@@ -111,7 +110,10 @@ class Resolver:
         if reply[3] & 0x0F == SERVFAIL and self._stale(question) is not None:
             return self._stale_or(question, Answer(None, SERVFAIL))
         if question.qtype in (QTYPE.A, QTYPE.AAAA) and len(chain) < MAX_CHAIN:
-            reply, walked = await self._follow_cname(question, reply, walked, chain)
+            followed = await self._follow_cname(question, reply, walked, chain)
+            if followed is None:  # the target could not be resolved: an answer without it is no answer
+                return self._stale_or(question, Answer(None, SERVFAIL))
+            reply, walked = followed
         now = time.monotonic()
         entry = self.cache.store(key, reply, now)
         if entry is None:
@@ -133,7 +135,9 @@ class Resolver:
 
     async def _follow_cname(
         self, question: Question, reply: bytes, walked: Walk, chain: tuple[str, ...]
-    ) -> tuple[bytes, Walk]:
+    ) -> tuple[bytes, Walk] | None:
+        """The reply with its CNAME target's records appended (unchanged when there is nothing to
+        follow); None when the target could not be resolved."""
         answers = [r for r in walked.records if r.section == 0]
         if not answers or answers[-1].rtype != CNAME or any(r.rtype == question.qtype for r in answers):
             return reply, walked
@@ -144,7 +148,7 @@ class Resolver:
             return reply, walked
         followed = await self._follow(_question_for(target, question), (*chain, question.name))
         if followed.entry is None:
-            return reply, walked
+            return None
         target_reply = DNSRecord.parse(followed.entry.message(time.monotonic()))
         for rr in target_reply.rr:
             record.add_answer(rr)

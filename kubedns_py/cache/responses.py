@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
-from typing import Any
 
 from cachetools import LRUCache
 
@@ -59,7 +58,6 @@ class Entry:
         "question_end",
         "rcode",
         "stale_until",
-        "stored",
         "ttl_offsets",
         "ttls",
     )
@@ -81,7 +79,6 @@ class Entry:
         self.ttls = tuple(r.ttl for r in records)
         self.rcode = wire[3] & 0x0F
         self.lifetime = lifetime
-        self.stored = now
         self.expires = now + lifetime
         self.stale_until = self.expires + stale_ttl
         self.hits = 0
@@ -217,11 +214,3 @@ class ResponseCache:
 
     def __len__(self) -> int:
         return len(self._entries) if self._entries is not None else 0
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            "size": self.size,
-            "entries": len(self),
-            "insertions": self.insertions,
-            "evictions": self.evictions,
-        }

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import random
+import secrets
 import struct
 from dataclasses import dataclass, field
 
@@ -26,6 +26,7 @@ PROBE_INTERVAL_MAX = 5.0
 TC_BIT = 0x0200
 OUR_PAYLOAD = 1232
 ROOT_NS_QUESTION = b"\x00\x00\x02\x00\x01"  # ". IN NS"
+MAX_PENDING = 30_000  # of 65,536 IDs: finding a free one stays quick
 
 
 class UpstreamError(Exception):
@@ -78,6 +79,7 @@ class UpstreamClient:
     _probe: asyncio.Task[None] | None = None
     _retiring: bool = False
     _in_flight: int = 0
+    _opening: asyncio.Future[asyncio.DatagramTransport] | None = None
 
     async def exchange(
         self, question: bytes, checking_disabled: bool = False, dnssec_ok: bool = False
@@ -103,22 +105,16 @@ class UpstreamClient:
         return reply
 
     async def _exchange_udp(self, question: bytes, checking_disabled: bool, dnssec_ok: bool) -> bytes:
-        if self._transport is None:
-            loop = asyncio.get_running_loop()
-            try:
-                transport, _ = await loop.create_datagram_endpoint(
-                    lambda: _Datagrams(self), remote_addr=self.upstream.address
-                )
-            except OSError as err:
-                raise UpstreamError(f"{self.upstream}: {err}") from err
-            self._transport = transport
-        ident = random.getrandbits(16)
+        transport = self._transport or await self._open()
+        if len(self._pending) >= MAX_PENDING:
+            raise UpstreamError(f"{self.upstream}: {MAX_PENDING} questions already waiting")
+        ident = secrets.randbits(16)  # unpredictable: a forged reply must guess it (RFC 5452)
         while ident in self._pending:
-            ident = random.getrandbits(16)
+            ident = secrets.randbits(16)
         future: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
         self._pending[ident] = (question, future)
         try:
-            self._transport.sendto(build_query(ident, question, checking_disabled, dnssec_ok))
+            transport.sendto(build_query(ident, question, checking_disabled, dnssec_ok))
             async with asyncio.timeout(self.timeout):
                 return await future
         except TimeoutError:
@@ -128,8 +124,29 @@ class UpstreamClient:
         finally:
             self._pending.pop(ident, None)
 
+    async def _open(self) -> asyncio.DatagramTransport:
+        """The shared UDP socket, opened once however many questions arrive while it opens."""
+        if self._opening is not None:
+            return await asyncio.shield(self._opening)
+        loop = asyncio.get_running_loop()
+        opening = self._opening = loop.create_future()
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                lambda: _Datagrams(self), remote_addr=self.upstream.address
+            )
+        except OSError as err:
+            failure = UpstreamError(f"{self.upstream}: {err}")
+            opening.set_exception(failure)
+            opening.exception()  # marked retrieved: the questions waiting on it get it too
+            raise failure from err
+        finally:
+            self._opening = None
+        self._transport = transport
+        opening.set_result(transport)
+        return transport
+
     async def _exchange_tcp(self, question: bytes, checking_disabled: bool, dnssec_ok: bool) -> bytes:
-        ident = random.getrandbits(16)
+        ident = secrets.randbits(16)
         query = build_query(ident, question, checking_disabled, dnssec_ok)
         writer: asyncio.StreamWriter | None = None
         try:

@@ -15,6 +15,7 @@ OPT = 41
 SOA = 6
 CNAME = 5
 _RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
+MAX_TTL = 0x7FFFFFFF
 
 
 class WireError(ValueError):
@@ -87,6 +88,8 @@ def walk(wire: bytes) -> Walk:
             if offset + _RR_FIXED.size > len(wire):
                 raise WireError("record header runs past the end of the message")
             rtype, _, ttl, rdlength = _RR_FIXED.unpack_from(wire, offset)
+            if ttl > MAX_TTL:
+                ttl = 0  # RFC 2181 8: a TTL with the top bit set means zero
             rdata_start = offset + _RR_FIXED.size
             end = rdata_start + rdlength
             if end > len(wire):

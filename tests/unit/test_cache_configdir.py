@@ -199,3 +199,13 @@ async def test_run_calls_back_on_each_change(tmp_path: Path) -> None:
 def test_period_must_be_positive() -> None:
     with pytest.raises(ValueError, match="positive"):
         ConfigDirWatcher("/nonexistent", period=0)
+
+
+def test_json_nested_too_deeply_is_one_bad_key_not_a_dead_watcher(tmp_path: Path) -> None:
+    (tmp_path / "upstreamNameservers").write_text("[" * 100_000 + "]" * 100_000)
+    watcher = ConfigDirWatcher(tmp_path, 1.0)
+    assert watcher.poll() is None
+    assert watcher.reload_failures == 1
+    (tmp_path / "upstreamNameservers").write_text('["10.0.0.53"]')
+    config = watcher.poll()
+    assert config is not None and [str(u) for u in config.upstream_nameservers] == ["10.0.0.53#53"]

@@ -201,3 +201,24 @@ def test_cli_accepts_the_kube_dns_sidecar_manifest() -> None:
     assert done.returncode == 0, done.stderr
     done = run_probe("-v=2", "--logtostderr=true", "-prometheus_port=10054", "--check-config")
     assert done.returncode == 0, done.stderr
+
+
+async def test_cache_counters_that_fall_back_mean_a_restart_and_count_anew() -> None:
+    from prometheus_client import CollectorRegistry
+
+    from probe.dnsmasq import StatsPoller
+    from probe.metrics import ProbeMetrics
+
+    metrics = ProbeMetrics(CollectorRegistry(), "kubedns", [])
+    poller = StatsPoller("127.0.0.1", 1, 1.0, metrics, 1.0)
+    readings = iter([100, 150, 40, 60])
+
+    async def read(name: str) -> int:
+        return next(readings) if name == "hits" else 0
+
+    poller._read = read  # type: ignore[method-assign]
+    exported = []
+    for _ in range(4):
+        await poller.poll()
+        exported.append(metrics.legacy.values["kubedns_dnsmasq_hits"])
+    assert exported == [100, 150, 190, 210]  # 40 new hits after the restart, then 20 more

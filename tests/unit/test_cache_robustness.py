@@ -1,0 +1,161 @@
+"""The cache under bad upstreams and floods: malformed replies, absurd TTLs, many waiters, many first
+questions at once, memos that must stay bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import struct
+import time
+
+import dns.message
+import pytest
+from dnslib import EDNS0, RR, DNSRecord
+
+from kubedns_py.cache.chaos import Chaos
+from kubedns_py.cache.forwarder import Forwarder, _opt_last
+from kubedns_py.cache.frontend import RECENT_LIMIT, Frontend
+from kubedns_py.cache.loopdetect import LoopDetector
+from kubedns_py.cache.resolver import Resolver
+from kubedns_py.cache.responses import Policy, ResponseCache
+from kubedns_py.cache.routing import RouteTable, Upstream
+from kubedns_py.cache.upstream import UpstreamClient
+from kubedns_py.dnswire.walk import WireError, question_key, walk
+from kubedns_py.net.stats import DnsStats
+from tests.support.nameservers import TestNameserver, answer, dead
+
+
+def reply_wire(*answers: str, additional: tuple[RR, ...] = ()) -> bytes:
+    record = DNSRecord.question("www.example.com", "A").reply()
+    for text in answers:
+        record.add_answer(*RR.fromZone(text))
+    for rr in additional:
+        record.add_ar(rr)
+    return bytes(record.pack())
+
+
+def test_opt_that_is_not_last_is_moved_last() -> None:
+    wire = reply_wire(
+        "www.example.com. 60 IN A 192.0.2.1",
+        additional=(EDNS0(udp_len=1232), *RR.fromZone("ns.example.com. 60 IN A 192.0.2.53")),
+    )
+    fixed, walked = _opt_last(wire, walk(wire))
+    opt = walked.opt()
+    assert opt is not None and opt.end == len(fixed)
+    assert [r.rtype for r in walked.records] == [1, 1, 41]
+
+
+@pytest.mark.parametrize("where", ["answer", "twice"])
+def test_misplaced_or_repeated_opt_is_a_malformed_reply(where: str) -> None:
+    record = DNSRecord.question("www.example.com", "A").reply()
+    record.add_answer(*RR.fromZone("www.example.com. 60 IN A 192.0.2.1"))
+    if where == "answer":
+        record.add_answer(EDNS0(udp_len=1232))
+    else:
+        record.add_ar(EDNS0(udp_len=1232))
+        record.add_ar(EDNS0(udp_len=512))
+    wire = bytes(record.pack())
+    with pytest.raises(WireError):
+        _opt_last(wire, walk(wire))
+
+
+def test_ttls_with_the_top_bit_set_count_as_zero() -> None:
+    wire = bytearray(reply_wire("www.example.com. 60 IN A 192.0.2.1"))
+    record = walk(bytes(wire)).records[0]
+    struct.pack_into("!I", wire, record.ttl_offset, 2**31)
+    assert walk(bytes(wire)).records[0].ttl == 0
+    cache = ResponseCache(10, Policy())
+    assert cache.store((b"k", 1, 1, False, False), bytes(wire), time.monotonic()) is None  # lives 0 s
+
+
+def frontend(upstreams: tuple[Upstream, ...], max_waiting: int = 2000, forward_max: int = 150) -> Frontend:
+    cache = ResponseCache(1000, Policy())
+    forwarder = Forwarder(RouteTable(domains={}, default=upstreams), forward_max, 2.0, lambda *_: None)
+    return Frontend(
+        cache,
+        Resolver(cache, forwarder),
+        DnsStats("cache"),
+        Chaos(dict, list),
+        LoopDetector(False),
+        max_waiting,
+    )
+
+
+async def test_waiters_beyond_the_cap_get_servfail_at_once() -> None:
+    async with TestNameserver(dead()) as upstream:
+        front = frontend((Upstream("127.0.0.1", upstream.port),), max_waiting=3)
+        sent: list[bytes] = []
+        immediate = []
+        for ident in range(10):
+            query = dns.message.make_query("slow.example.com.", "A")
+            query.id = ident
+            reply = front.on_udp(query.to_wire(), ("127.0.0.1", 1), lambda data, _: sent.append(data))
+            immediate.append(reply)
+        assert immediate[:3] == [None, None, None]  # three wait for the upstream
+        assert all(r is not None and r[3] & 0x0F == 2 for r in immediate[3:])  # the rest: SERVFAIL now
+        await front.close()
+
+
+async def test_many_first_questions_share_one_upstream_socket() -> None:
+    async with TestNameserver(answer("{qname} 60 IN A 192.0.2.1")) as upstream:
+        client = UpstreamClient(Upstream("127.0.0.1", upstream.port))
+        questions = [question_key(bytes(DNSRecord.question(f"n{i}.example.com").pack())) for i in range(50)]
+        opened = []
+        loop = asyncio.get_running_loop()
+        original = loop.create_datagram_endpoint
+
+        async def counting(*args: object, **kwargs: object) -> object:
+            opened.append(1)
+            return await original(*args, **kwargs)  # type: ignore[arg-type]
+
+        loop.create_datagram_endpoint = counting  # type: ignore[method-assign]
+        try:
+            replies = await asyncio.gather(*(client.exchange(q) for q in questions))
+        finally:
+            loop.create_datagram_endpoint = original  # type: ignore[method-assign]
+            client.close()
+        assert len(replies) == 50 and len(opened) == 1
+
+
+async def test_the_reply_memo_stays_bounded() -> None:
+    async with TestNameserver(answer("{qname} 300 IN A 192.0.2.1")) as upstream:
+        front = frontend((Upstream("127.0.0.1", upstream.port),))
+        name = "case.example.com."
+        query = dns.message.make_query(name, "A")
+        done = asyncio.Event()
+        front.on_udp(query.to_wire(), None, lambda *_: done.set())
+        await done.wait()
+        # Every spelling of the name is a different key: a resolver randomising case sends many.
+        for i in range(RECENT_LIMIT + 10):
+            spelled = "".join(c.upper() if (i >> n) & 1 else c for n, c in enumerate(name))
+            variant = dns.message.make_query(spelled, "A")
+            assert front.on_udp(variant.to_wire(), None, lambda *_: None) is not None
+        assert len(front._recent) <= RECENT_LIMIT
+        await front.close()
+
+
+async def test_an_unresolvable_cname_target_is_servfail_and_never_cached() -> None:
+    async with (
+        TestNameserver(answer("{qname} 30 IN CNAME target.example.com.")) as cluster,
+        TestNameserver(dead()) as internet,
+    ):
+        routes = RouteTable(
+            domains={"cluster.local": (Upstream("127.0.0.1", cluster.port),)},
+            default=(Upstream("127.0.0.1", internet.port),),
+        )
+        cache = ResponseCache(100, Policy(stale_ttl=0))
+        forwarder = Forwarder(routes, 150, 0.3, lambda *_: None)
+        front = Frontend(
+            cache, Resolver(cache, forwarder), DnsStats("cache"), Chaos(dict, list), LoopDetector(False)
+        )
+        query = dns.message.make_query("ext.n.svc.cluster.local.", "A")
+        first = await front.on_tcp(query.to_wire())
+        assert first is not None and dns.message.from_wire(first).rcode() == 2  # SERVFAIL, not a bare CNAME
+        internet.script("target.example.com.", "A", answer("target.example.com. 60 IN A 192.0.2.7"))
+        second = await front.on_tcp(query.to_wire())
+        assert second is not None
+        assert [str(rrset[0]) for rrset in dns.message.from_wire(second).answer] == [
+            "target.example.com.",
+            "192.0.2.7",
+        ]
+        await front.close()
+        forwarder.close()
