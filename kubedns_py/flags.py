@@ -64,7 +64,7 @@ def port(text: str) -> int:
     return value
 
 
-def positive_int(text: str) -> int:
+def non_negative_int(text: str) -> int:
     try:
         value = int(text)
     except ValueError:

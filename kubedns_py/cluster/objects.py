@@ -3,12 +3,13 @@
 Both sources (manifest files and the API watch) hand raw JSON-shaped dicts to the ``*_from_dict``
 converters below and never keep the originals: a 100k-endpoint cluster must fit in a few tens of MB,
 so each object becomes a frozen, slotted record of tuples and short strings. IP addresses are
-normalised once here (``ipaddress``'s compressed form), so every later comparison is a string compare.
+normalised once here (the RFC 5952 form), so every later comparison is a string compare.
 """
 
 from __future__ import annotations
 
 import enum
+import re
 import socket
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -17,6 +18,10 @@ from typing import Any
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
 TRIGGER_TIME_ANNOTATION = "endpoints.kubernetes.io/last-change-trigger-time"
 TOLERATE_UNREADY_ANNOTATION = "service.alpha.kubernetes.io/tolerate-unready-endpoints"
+
+
+# An RFC 1123 subdomain, as the API server requires of externalName (underscores allowed, as in SRV names).
+_DNS_NAME = re.compile(r"[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*")
 
 
 class Kind(enum.Enum):
@@ -112,7 +117,7 @@ def normalize_ip(text: object) -> str | None:
     for family in (socket.AF_INET, socket.AF_INET6) if ":" not in text else (socket.AF_INET6,):
         try:
             return socket.inet_ntop(family, socket.inet_pton(family, text))
-        except OSError:
+        except (OSError, ValueError):  # ValueError: a NUL byte or an unencodable character
             continue
     return None
 
@@ -174,6 +179,8 @@ def service_from_dict(obj: Mapping[str, Any]) -> Service:
         if not isinstance(target, str) or not target.strip(". "):
             raise ObjectError(f"service {namespace}/{name}: ExternalName without spec.externalName")
         external_name = target.strip().rstrip(".").lower()
+        if not _DNS_NAME.fullmatch(external_name) or len(external_name) > 253:
+            raise ObjectError(f"service {namespace}/{name}: externalName {target!r} is not a DNS name")
     raw_ips = _list(spec.get("clusterIPs"), f"service {namespace}/{name}: spec.clusterIPs")
     if not raw_ips and spec.get("clusterIP"):
         raw_ips = [spec["clusterIP"]]

@@ -81,10 +81,6 @@ class Store:
     def subscribe(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)
 
-    def require(self, kinds: Iterable[Kind]) -> None:
-        """Declare which kinds must finish their first list before the store counts as synced."""
-        self._required = set(kinds)
-
     def apply(self, events: Iterable[Event]) -> bool:
         """Apply a batch of events; True when DNS-visible data changed."""
         dirty: set[ServiceKey] = set()
@@ -181,7 +177,9 @@ class Store:
         if isinstance(service, Service):
             slices = self._slices.get(key)
             legacy = self._legacy_endpoints.get(key)
-            sources = list(slices.values()) if slices else ([legacy] if legacy else [])
+            # Sorted: an update re-inserts its slice, and dict order must not reorder the addresses
+            # (that would count as a change, bump the serial and empty the answer memo for nothing).
+            sources = [slices[n] for n in sorted(slices)] if slices else ([legacy] if legacy else [])
             new = service_records(service, sources)
         old = self._records.get(key)
         if old == new:

@@ -72,7 +72,7 @@ class Zone:
         if len(labels) >= n and tuple(labels[len(labels) - n :]) == self._zone_labels:
             if not self._store.synced:
                 return Result(RCODE.SERVFAIL, authoritative=False)
-            return self._forward(qname, qtype, labels[: len(labels) - n], 0)
+            return self._forward(qname, qtype, labels[: len(labels) - n], (".".join(labels),))
         if len(labels) >= 2 and tuple(labels[-2:]) in REVERSE_ZONES:
             if not self._store.synced:
                 return Result(RCODE.SERVFAIL, authoritative=False)
@@ -81,7 +81,8 @@ class Zone:
 
     # -- forward names -------------------------------------------------------------------------------
 
-    def _forward(self, qname: DNSLabel, qtype: int, rel: list[str], depth: int) -> Result:
+    def _forward(self, qname: DNSLabel, qtype: int, rel: list[str], chain: tuple[str, ...]) -> Result:
+        """``chain``: the names this answer has walked through (CNAMEs followed so far)."""
         match rel:
             case []:
                 return self._apex(qname, qtype)
@@ -90,8 +91,10 @@ class Zone:
                 return self._rrset(qtype, {QTYPE.TXT: [txt]})
             case ["ns", "dns"]:
                 return self._rrset(qtype, self._addresses(qname, self._nameserver_ips()))
-            case ["dns"] | ["svc"] | ["pod"]:
+            case ["dns"] | ["svc"]:
                 return self._nodata()
+            case ["pod"]:
+                return self._nxdomain() if self._pods is PodMode.DISABLED else self._nodata()
             case [namespace, "svc"]:
                 return self._nodata() if self._store.namespace_exists(namespace) else self._nxdomain()
             case [namespace, "pod"]:
@@ -101,7 +104,7 @@ class Zone:
             case [label, namespace, "pod"]:
                 return self._pod(qname, qtype, label, namespace)
             case [name, namespace, "svc"]:
-                return self._service(qname, qtype, namespace, name, depth)
+                return self._service(qname, qtype, namespace, name, chain)
             case [label, name, namespace, "svc"]:
                 return self._endpoint(qname, qtype, namespace, name, label)
             case [port, protocol, name, namespace, "svc"] if port[:1] == "_" and protocol[:1] == "_":
@@ -116,12 +119,14 @@ class Zone:
             result.additional = glue.get(QTYPE.A, []) + glue.get(QTYPE.AAAA, [])
         return result
 
-    def _service(self, qname: DNSLabel, qtype: int, namespace: str, name: str, depth: int) -> Result:
+    def _service(
+        self, qname: DNSLabel, qtype: int, namespace: str, name: str, chain: tuple[str, ...]
+    ) -> Result:
         records = self._store.service(namespace, name)
         if records is None:
             return self._nxdomain()
         if records.external_name is not None:
-            return self._cname(qname, qtype, records.external_name, depth)
+            return self._cname(qname, qtype, records.external_name, chain)
         sets = self._addresses(qname, records.addresses)
         srv = srv_targets(group for groups in records.srv.values() for group in groups)
         sets[QTYPE.SRV] = self._srv_rrs(qname, namespace, name, srv) if srv else []
@@ -153,17 +158,21 @@ class Zone:
             result.additional = self._glue(namespace, name, records, targets)
         return result
 
-    def _cname(self, qname: DNSLabel, qtype: int, target: str, depth: int) -> Result:
+    def _cname(self, qname: DNSLabel, qtype: int, target: str, chain: tuple[str, ...]) -> Result:
         cname = RR(qname, QTYPE.CNAME, ttl=self._ttl, rdata=CNAME(target + "."))
         if qtype in (QTYPE.CNAME, QTYPE.ANY):
             return Result(answer=[cname])
         result = Result(answer=[cname])
         target_labels = target.split(".")
         n = len(self._zone_labels)
-        inside = len(target_labels) > n and tuple(target_labels[-n:]) == self._zone_labels
-        if inside and depth < MAX_CNAME_CHAIN:
-            # A target inside the zone is ours to finish; outside targets are the cache's job.
-            chased = self._forward(DNSLabel(target), qtype, target_labels[:-n], depth + 1)
+        inside = (
+            len(target_labels) >= n and tuple(target_labels[len(target_labels) - n :]) == self._zone_labels
+        )
+        if inside and target not in chain and len(chain) <= MAX_CNAME_CHAIN:
+            # A target inside the zone is ours to finish (never twice: a loop ends where it closes);
+            # outside targets are the cache's job.
+            rel = target_labels[: len(target_labels) - n]
+            chased = self._forward(DNSLabel(target), qtype, rel, (*chain, target))
             result.rcode = chased.rcode
             result.answer += chased.answer
             result.authority = chased.authority

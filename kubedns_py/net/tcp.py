@@ -55,7 +55,8 @@ class TcpServer:
                 if reply is None:
                     break  # not a query we answer: the stream can no longer be trusted
                 writer.write(LENGTH.pack(len(reply)) + reply)
-                await writer.drain()
+                async with asyncio.timeout(self._idle_timeout):  # a client that never reads lets go
+                    await writer.drain()
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
             pass
         except Exception:

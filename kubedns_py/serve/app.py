@@ -131,16 +131,21 @@ class ServeApp:
         return (True, "ok") if self.store.synced else (False, "waiting for the first sync of cluster data")
 
     async def _run_source(self) -> None:
-        try:
-            await self._source.run(self.store.apply)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("the cluster data source stopped; answering from the last data it gave")
+        """Run the source for ever: should it ever fail, answer from the data it last gave and start it
+        again (it lists afresh, so nothing missed meanwhile stays missed)."""
+        delay = 1.0
+        while True:
+            try:
+                await self._source.run(self.store.apply)
+            except Exception:
+                log.exception("the cluster data source failed; restarting it in %.0fs", delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 60.0)
 
     async def _warn_if_unsynced(self) -> None:
         await asyncio.sleep(self.config.initial_sync_timeout)
         if not self.store.synced:
+            gc.enable()  # failed attempts leave cycles; with no sync in sight they must be collected
             log.warning(
                 "no complete sync after %.0fs; cluster names get SERVFAIL until it completes (still trying)",
                 self.config.initial_sync_timeout,

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubedns_py.cluster.zone import PodMode
-from kubedns_py.flags import add_logging_flags, duration, port, positive_int
+from kubedns_py.flags import add_logging_flags, duration, non_negative_int, port
 
 _DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -75,7 +75,7 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--pods", choices=[m.value for m in PodMode], default=PodMode.INSECURE.value)
     parser.add_argument(
-        "--ttl", type=positive_int, default=30, help="TTL of every record, and the SOA minimum"
+        "--ttl", type=non_negative_int, default=30, help="TTL of every record, and the SOA minimum"
     )
     parser.add_argument("--endpoints-api", choices=["auto", "endpointslices", "endpoints"], default="auto")
     parser.add_argument(
@@ -101,7 +101,7 @@ def serve_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> S
             metrics_port = port(env) if env else 10055
         except argparse.ArgumentTypeError as err:
             parser.error(f"PROMETHEUS_PORT: {err}")
-    master = os.path.expandvars(args.kube_master_url) if args.kube_master_url else None
+    master = args.kube_master_url or None  # environment variables expand where it is used
     return ServeConfig(
         domain=domain,
         dns_bind_address=args.dns_bind_address,

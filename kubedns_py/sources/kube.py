@@ -374,6 +374,10 @@ class _Reflector:
             except _TRANSIENT as exc:
                 failure = exc
                 self.source.metrics.reconnects.labels(self.resource.name).inc()
+            except Exception as exc:  # a surprise must not end the watch for good: log it, retry
+                log.exception("kubernetes: %s: unexpected failure", self.resource.name)
+                failure = exc
+                self.source.metrics.reconnects.labels(self.resource.name).inc()
             if self.progressed:
                 attempt = 0
             if failure is None and self.progressed:
@@ -452,7 +456,7 @@ class _Reflector:
                 event_type, obj = event.get("type"), event.get("object")
             except (ValueError, AttributeError):
                 obj = None
-            if not isinstance(obj, dict):
+            if not isinstance(obj, dict) or not isinstance(event_type, str):
                 error = ApiError(None, f"a malformed watch event: {line[:200]!r}")
                 break
             if event_type == "ERROR":

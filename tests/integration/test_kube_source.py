@@ -391,3 +391,25 @@ async def test_in_cluster_token_rotation_is_picked_up(
     assert (await configuration.auth_settings())["BearerToken"]["value"] == "Bearer first"
     token.write_text("second")
     assert (await configuration.auth_settings())["BearerToken"]["value"] == "Bearer second"
+
+
+async def test_an_unexpected_failure_is_retried_not_fatal(
+    api: FakeApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from kubedns_py.sources.kube import _Reflector
+
+    seed(api)
+    original = _Reflector.list_all
+    failed: list[str] = []
+
+    async def surprising(self: _Reflector) -> None:
+        if self.resource.name == "services" and not failed:
+            failed.append("once")
+            raise RuntimeError("a surprise")
+        await original(self)
+
+    monkeypatch.setattr(_Reflector, "list_all", surprising)
+    async with running(settings_for(api)) as run:
+        api.create("services", objects.service("after", cluster_ip="10.0.0.77"))
+        await eventually(lambda: run.store.service("default", "after") is not None)
+    assert failed == ["once"]

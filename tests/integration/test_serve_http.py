@@ -32,7 +32,7 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 
 def test_before_the_first_sync_cluster_names_get_servfail_and_readiness_is_503(tmp_path: Path) -> None:
     later = tmp_path / "cluster.yaml"  # does not exist yet: no complete sync
-    with serve(manifests=[later]) as server:
+    with serve(manifests=[later], ready=False) as server:
         assert get(server.health_port, "/readiness")[0] == 503
         assert get(server.health_port, "/healthz") == (200, "ok\n")
         for name, rdtype in [

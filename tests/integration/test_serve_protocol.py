@@ -216,3 +216,12 @@ def test_answers_echo_the_id_and_question_case(server: Running) -> None:
     assert again is not None and dns.message.from_wire(again).answer[0].name.to_text().startswith(
         "MYSERVICE."
     )
+
+
+def test_a_name_with_a_nul_byte_gets_an_answer(server: Running) -> None:
+    labels = [b"1\x00-2-3-4", b"default", b"pod", b"cluster", b"local"]
+    qname = b"".join(bytes([len(label)]) + label for label in labels) + b"\x00"
+    packet = struct.pack("!HHHHHH", 0x4242, 0x0100, 1, 0, 0, 0) + qname + struct.pack("!HH", 1, 1)
+    reply = raw_udp(server.dns_port, packet)
+    assert reply is not None and reply[:2] == b"\x42\x42" and reply[3] & 0x0F == dns.rcode.NXDOMAIN
+    assert "Traceback" not in server.log_text()

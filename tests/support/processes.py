@@ -11,6 +11,9 @@ import re
 import subprocess
 import sys
 import threading
+import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -91,8 +94,13 @@ def stop(running: Running, timeout: float = 10.0) -> int:
 
 
 def start_serve(
-    *extra: str, manifests: Sequence[Path] = (DEMO_CLUSTER,), env: dict[str, str] | None = None
+    *extra: str,
+    manifests: Sequence[Path] = (DEMO_CLUSTER,),
+    env: dict[str, str] | None = None,
+    ready: bool = True,
 ) -> Running:
+    """serve on free ports. With manifests and ``ready``, returns once /readiness says 200 (the files
+    are read off the event loop, a moment after the ports open), as a kubelet would wait."""
     args = [
         "serve",
         "--dns-bind-address",
@@ -111,14 +119,34 @@ def start_serve(
     running = spawn([*args, *extra], env)
     match = running.wait_for_log(_SERVE_READY.pattern)
     running.dns_port, running.health_port, running.metrics_port = (int(g) for g in match.groups())
+    if manifests and ready:
+        wait_ready(running)
     return running
+
+
+def wait_ready(running: Running, timeout: float = 10.0) -> None:
+    url = f"http://127.0.0.1:{running.health_port}/readiness"
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            with urllib.request.urlopen(url, timeout=2) as reply:
+                if reply.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        if running.process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(f"serve not ready within {timeout}s:\n" + "".join(running.lines[-30:]))
+        time.sleep(0.02)
 
 
 @contextmanager
 def serve(
-    *extra: str, manifests: Sequence[Path] = (DEMO_CLUSTER,), env: dict[str, str] | None = None
+    *extra: str,
+    manifests: Sequence[Path] = (DEMO_CLUSTER,),
+    env: dict[str, str] | None = None,
+    ready: bool = True,
 ) -> Iterator[Running]:
-    running = start_serve(*extra, manifests=manifests, env=env)
+    running = start_serve(*extra, manifests=manifests, env=env, ready=ready)
     try:
         yield running
     finally:

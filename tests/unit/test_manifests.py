@@ -116,3 +116,19 @@ def test_no_sync_until_every_file_loaded_once(tmp_path: Path, caplog: pytest.Log
     assert sum("no such file" in r.getMessage() for r in caplog.records) == 1
     write(missing, SERVICE)
     assert Synced(Kind.SERVICE) in source.poll()
+
+
+def test_pathological_files_are_bad_files_not_a_dead_source(tmp_path: Path) -> None:
+    with pytest.raises(ManifestError, match="cannot parse"):
+        load_file(write(tmp_path / "deep.json", "[" * 100_000 + "]" * 100_000))
+    nul = '{"kind": "Service", "metadata": {"name": "x"}, "spec": {"clusterIP": "10.96.9.9\\u0000"}}'
+    assert [type(o) for o in load_file(write(tmp_path / "nul.json", nul))] == [Service]
+
+
+def test_a_directory_that_appears_later_is_read(tmp_path: Path) -> None:
+    later = tmp_path / "later"
+    source = ManifestSource([later])
+    assert source.poll() == []
+    later.mkdir()
+    write(later / "cluster.yaml", SERVICE)
+    assert Synced(Kind.SERVICE) in source.poll()

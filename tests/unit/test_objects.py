@@ -11,6 +11,7 @@ from kubedns_py.cluster.objects import (
     ObjectError,
     Port,
     from_dict,
+    normalize_ip,
 )
 
 
@@ -130,3 +131,18 @@ def test_pod_ips_from_pod_ips_or_pod_ip() -> None:
 def test_malformed_objects_raise_a_clear_error(kind: Kind, obj: object, message: str) -> None:
     with pytest.raises(ObjectError, match=message):
         from_dict(kind, obj)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("target", ["a..b.example.com", "x" * 64 + ".com", "bad name.com", "-a.com"])
+def test_external_names_must_be_dns_names(target: str) -> None:
+    with pytest.raises(ObjectError, match="is not a DNS name"):
+        from_dict(
+            Kind.SERVICE,
+            {"metadata": {"name": "x"}, "spec": {"type": "ExternalName", "externalName": target}},
+        )
+
+
+def test_addresses_with_odd_characters_are_not_addresses() -> None:
+    assert normalize_ip("10.96.9.9\x00") is None
+    assert normalize_ip("10.96.9.9\udc80") is None
+    assert normalize_ip(" 10.96.9.9 ") == "10.96.9.9"

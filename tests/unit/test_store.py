@@ -133,3 +133,23 @@ def test_an_address_moving_between_owners_keeps_the_reverse_index_exact() -> Non
     store.apply([Delete(Kind.SERVICE, "n", "b")])
     assert store.reverse("10.1.0.1") == []
     assert store.counts()["ReverseAddresses"] == 1
+
+
+def test_an_update_that_changes_nothing_visible_is_no_change() -> None:
+    store = Store()
+    store.apply([Upsert(svc("h", cluster_ip="None")), Upsert(eps("h-a", "h", "10.1.0.1"))])
+    store.apply([Upsert(eps("h-b", "h", "10.1.0.2"))])
+    serial = store.serial
+    not_ready = from_dict(
+        Kind.ENDPOINT_SLICE,
+        {
+            "metadata": {"name": "h-a", "namespace": "n", "labels": {"kubernetes.io/service-name": "h"}},
+            "endpoints": [
+                {"addresses": ["10.1.0.1"]},
+                {"addresses": ["10.1.0.9"], "conditions": {"ready": False}},
+            ],
+            "ports": [{"name": "http", "port": 8080}],
+        },
+    )
+    assert not store.apply([Upsert(not_ready)])  # a not-ready endpoint more: the same records
+    assert store.serial == serial

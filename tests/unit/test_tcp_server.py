@@ -56,3 +56,22 @@ def test_port_zero_pairs_udp_and_tcp_on_one_number() -> None:
         # A fixed port that is taken fails at once instead of drifting to another number.
         with pytest.raises(OSError):
             bind_dns_sockets("127.0.0.1", tcp.getsockname()[1])
+
+
+async def test_a_client_that_never_reads_is_let_go() -> None:
+    async def large(_: bytes) -> bytes:
+        return bytes(60_000)
+
+    server = TcpServer(large, idle_timeout=0.3)
+    await server.start(bind_socket("127.0.0.1", 0, socket.SOCK_STREAM))
+    try:
+        _, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write((struct.pack("!H", 12) + bytes(12)) * 300)  # ~18 MB of replies nobody reads
+        await writer.drain()
+        # Reading here would unblock the server; watch its count instead (it has no event to await).
+        async with asyncio.timeout(5):
+            while server.open_connections:  # noqa: ASYNC110
+                await asyncio.sleep(0.05)
+        writer.close()
+    finally:
+        await server.close()

@@ -1,0 +1,61 @@
+"""Zone rules that need odd data: CNAME chains inside the zone, and failures while answering."""
+
+from __future__ import annotations
+
+import dns.message
+import dns.rcode
+from dnslib import QTYPE, DNSLabel
+
+from kubedns_py.cluster.objects import Kind, from_dict
+from kubedns_py.cluster.store import Store, Synced, Upsert
+from kubedns_py.cluster.zone import PodMode, Zone
+from kubedns_py.net.stats import DnsStats
+from kubedns_py.serve.answerer import Answerer
+
+
+def external(name: str, target: str) -> Upsert:
+    return Upsert(
+        from_dict(
+            Kind.SERVICE,
+            {
+                "metadata": {"name": name, "namespace": "n"},
+                "spec": {"type": "ExternalName", "externalName": target},
+            },
+        )
+    )
+
+
+def zone_with(*events: Upsert) -> Zone:
+    store = Store()
+    store.apply([*events, Synced(Kind.SERVICE)])
+    return Zone(store, "cluster.local", 30, PodMode.INSECURE)
+
+
+def test_a_cname_loop_inside_the_zone_ends_where_it_closes() -> None:
+    zone = zone_with(
+        external("loop1", "loop2.n.svc.cluster.local"), external("loop2", "loop1.n.svc.cluster.local")
+    )
+    result = zone.lookup(DNSLabel("loop1.n.svc.cluster.local"), QTYPE.A)
+    owners = [str(rr.rname) for rr in result.answer]
+    assert owners == ["loop1.n.svc.cluster.local.", "loop2.n.svc.cluster.local."]  # each CNAME once
+
+
+def test_a_cname_to_the_apex_is_followed() -> None:
+    zone = zone_with(external("apex", "cluster.local"))
+    result = zone.lookup(DNSLabel("apex.n.svc.cluster.local"), QTYPE.SOA)
+    assert [QTYPE[rr.rtype] for rr in result.answer] == ["CNAME", "SOA"]
+
+
+def test_a_failure_while_answering_is_servfail_not_silence() -> None:
+    zone = zone_with()
+
+    def broken(*_: object) -> None:
+        raise RuntimeError("a bug")
+
+    zone.lookup = broken  # type: ignore[method-assign]
+    answerer = Answerer(zone, DnsStats("serve"))
+    query = dns.message.make_query("x.n.svc.cluster.local.", "A")
+    reply = answerer.answer_udp(query.to_wire())
+    assert reply is not None
+    message = dns.message.from_wire(reply)
+    assert message.id == query.id and message.rcode() == dns.rcode.SERVFAIL
