@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 MAX_CHAIN = 8
 PASS_THROUGH = 2**31 - 1  # lifetime of a reply served once and not kept: its TTLs stay as received
 SERVFAIL, NXDOMAIN = 2, 3
+STALE_AFTER = 1.8  # RFC 8767's client-response timer: under the usual 2 s client timeouts
 PREFETCH_MIN_HITS = 3
 PREFETCH_FRACTION = 0.1  # refresh once less than this share of the lifetime remains
 
@@ -45,6 +46,7 @@ class Answer:
     entry: Entry | None
     rcode: int = 0  # when there is no entry: the rcode of a header-only reply
     stale: bool = False
+    busy: bool = False  # refused at --dns-forward-max: no upstream was even asked
 
 
 @dataclass
@@ -70,7 +72,7 @@ class Resolver:
         future: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._inflight[question.key] = future
         try:
-            answer = await self._fetch(question, chain)
+            answer = await self._fetch_or_stale(question, chain)
         except BaseException as err:
             future.set_exception(err)
             future.exception()  # retrieved: waiters get it too, and no "never retrieved" warning
@@ -96,6 +98,24 @@ class Resolver:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
+    async def _fetch_or_stale(self, question: Question, chain: tuple[str, ...]) -> Answer:
+        """The upstream's answer, or an expired one (RFC 8767): when upstreams fail, or when they have
+        not answered within the client-response timer while an expired answer is at hand; the fetch
+        then goes on in the background and refreshes the entry."""
+        fetch = asyncio.ensure_future(self._fetch(question, chain))
+        if self._stale(question) is not None:
+            done, _ = await asyncio.wait({fetch}, timeout=STALE_AFTER)
+            if not done:
+                self._background.add(fetch)
+                fetch.add_done_callback(self._background.discard)
+                answer = self._stale_or(question, None)
+                if answer is not None:
+                    return answer
+        answer = await fetch
+        if answer.entry is None and answer.rcode == SERVFAIL and not answer.busy:
+            return self._stale_or(question, answer) or answer
+        return answer
+
     async def _fetch(self, question: Question, chain: tuple[str, ...]) -> Answer:
         key = question.key
         try:
@@ -103,16 +123,16 @@ class Resolver:
         except LocalOnly:
             return Answer(None, NXDOMAIN)
         except Overloaded:
-            return Answer(None, SERVFAIL)  # not stale: a busy forwarder is not a dead upstream
+            return Answer(None, SERVFAIL, busy=True)  # not stale: a busy forwarder is not a dead upstream
         except NoAnswer as err:
             log.debug("%s: %s", question.name, err)
-            return self._stale_or(question, Answer(None, SERVFAIL))
-        if reply[3] & 0x0F == SERVFAIL and self._stale(question) is not None:
-            return self._stale_or(question, Answer(None, SERVFAIL))
+            return Answer(None, SERVFAIL)
+        if reply[3] & 0x0F == SERVFAIL and self._usable(question) is not None:
+            return Answer(None, SERVFAIL)  # the answer held (fresh or expired) beats storing this one
         if question.qtype in (QTYPE.A, QTYPE.AAAA) and len(chain) < MAX_CHAIN:
             followed = await self._follow_cname(question, reply, walked, chain)
             if followed is None:  # the target could not be resolved: an answer without it is no answer
-                return self._stale_or(question, Answer(None, SERVFAIL))
+                return Answer(None, SERVFAIL)
             reply, walked = followed
         now = time.monotonic()
         entry = self.cache.store(key, reply, now)
@@ -120,13 +140,19 @@ class Resolver:
             entry = Entry(reply, walked, PASS_THROUGH, now, 0.0)
         return Answer(entry)
 
-    def _stale(self, question: Question) -> Entry | None:
+    def _usable(self, question: Question) -> Entry | None:
+        """The entry held for the question, fresh or expired within the stale window (not a SERVFAIL)."""
         entry = self.cache.get(question.key)
         if entry is not None and entry.stale_until > time.monotonic() and entry.rcode != SERVFAIL:
             return entry
         return None
 
-    def _stale_or(self, question: Question, fallback: Answer) -> Answer:
+    def _stale(self, question: Question) -> Entry | None:
+        """The entry held for the question if it has expired but may still be served stale."""
+        entry = self._usable(question)
+        return entry if entry is not None and entry.expires <= time.monotonic() else None
+
+    def _stale_or(self, question: Question, fallback: Answer | None) -> Answer | None:
         entry = self._stale(question)
         if entry is None:
             return fallback

@@ -21,7 +21,7 @@ from kubedns_py.cache.routing import RouteTable, Upstream
 from kubedns_py.cache.upstream import UpstreamClient
 from kubedns_py.dnswire.walk import WireError, question_key, walk
 from kubedns_py.net.stats import DnsStats
-from tests.support.nameservers import TestNameserver, answer, dead
+from tests.support.nameservers import TestNameserver, answer, dead, slow
 
 
 def reply_wire(*answers: str, additional: tuple[RR, ...] = ()) -> bytes:
@@ -67,9 +67,11 @@ def test_ttls_with_the_top_bit_set_count_as_zero() -> None:
     assert cache.store((b"k", 1, 1, False, False), bytes(wire), time.monotonic()) is None  # lives 0 s
 
 
-def frontend(upstreams: tuple[Upstream, ...], max_waiting: int = 2000, forward_max: int = 150) -> Frontend:
+def frontend(
+    upstreams: tuple[Upstream, ...], max_waiting: int = 2000, forward_max: int = 150, timeout: float = 2.0
+) -> Frontend:
     cache = ResponseCache(1000, Policy())
-    forwarder = Forwarder(RouteTable(domains={}, default=upstreams), forward_max, 2.0, lambda *_: None)
+    forwarder = Forwarder(RouteTable(domains={}, default=upstreams), forward_max, timeout, lambda *_: None)
     return Frontend(
         cache,
         Resolver(cache, forwarder),
@@ -159,3 +161,24 @@ async def test_an_unresolvable_cname_target_is_servfail_and_never_cached() -> No
         ]
         await front.close()
         forwarder.close()
+
+
+async def test_an_expired_answer_is_served_when_upstreams_are_slow_and_refreshed_behind() -> None:
+    name = "slow.example.com."
+    async with TestNameserver(answer(f"{name} 1 IN A 192.0.2.1")) as upstream:
+        front = frontend((Upstream("127.0.0.1", upstream.port),), timeout=5.0)  # slow, not dead
+        query = dns.message.make_query(name, "A").to_wire()
+        assert await front.on_tcp(query) is not None
+        await asyncio.sleep(1.1)  # the TTL clock has to move: the entry expires
+        upstream.script(name, "A", slow(3.0, answer(f"{name} 60 IN A 192.0.2.2")))
+        started = time.monotonic()
+        stale = dns.message.from_wire(await front.on_tcp(query) or b"")
+        assert time.monotonic() - started < 2.5  # RFC 8767's client-response timer, not the 3 s upstream
+        assert [(r.ttl, str(r[0])) for r in stale.answer] == [(30, "192.0.2.1")]
+        await upstream.wait_for_queries_async(2, name=name)
+        fresh = None
+        async with asyncio.timeout(5):
+            while fresh is None or str(fresh.answer[0][0]) != "192.0.2.2":  # the background refresh lands
+                fresh = dns.message.from_wire(await front.on_tcp(query) or b"")
+                await asyncio.sleep(0.1)
+        await front.close()
