@@ -15,10 +15,8 @@ import socket
 import statistics
 import subprocess
 import time
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import asdict, replace
-from pathlib import Path
 from typing import Any
 
 import dns.message
@@ -31,6 +29,7 @@ from tests.bench.tools import (
     DnsperfResult,
     cpu_seconds,
     cpu_split,
+    dnsmasq_process,
     pin,
     require,
     run_dnsperf,
@@ -40,7 +39,6 @@ from tests.bench.tools import (
     write_query_file,
     write_results,
 )
-from tests.support.dnsmasq import free_port
 from tests.support.processes import cache
 
 NAME = "cache"
@@ -53,37 +51,6 @@ UPSTREAM_TTL = 3600  # nothing expires during the run
 
 def names(count: int, prefix: str) -> dict[str, tuple[str, ...]]:
     return {f"{prefix}-{i}.example.test": (f"198.18.{i // 250}.{i % 250 + 1}",) for i in range(count)}
-
-
-@contextmanager
-def dnsmasq(log: Path, *options: str) -> Iterator[tuple[subprocess.Popen[bytes], int]]:
-    """Debian's dnsmasq on a free loopback port with ``options``; yields (process, port)."""
-    require("dnsmasq")
-    port = free_port()
-    args = [
-        "dnsmasq",
-        "--keep-in-foreground",
-        "--conf-file=/dev/null",
-        "--pid-file=",
-        "--log-facility=-",
-        "--no-resolv",
-        "--no-hosts",
-        f"--port={port}",
-        f"--listen-address={HOST}",
-        "--bind-interfaces",
-        *options,
-    ]
-    with log.open("ab") as err:
-        process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
-    try:
-        yield process, port
-    finally:
-        process.terminate()
-        try:
-            process.wait(5)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def miss_latency(port: int, fresh: Sequence[str]) -> float:
@@ -134,13 +101,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         hosts = write_hosts_file(tmp / "upstream.hosts", known | fresh)
         queries = write_query_file(tmp / "queries.txt", [(name, "A") for name in known])
         upstream_options = (f"--addn-hosts={hosts}", f"--local-ttl={UPSTREAM_TTL}", "--local=/example.test/")
-        with dnsmasq(tmp / "upstream.log", *upstream_options) as (upstream, upstream_port):
+        with dnsmasq_process(tmp / "upstream.log", *upstream_options) as up:
+            upstream, upstream_port = up.process, up.port
             wait_until_answers(upstream_port, next(iter(known)), upstream)
             server = f"--server={HOST}#{upstream_port}"
             with (
                 cache(server, "--no-resolv", "--cache-size=10000") as ours,
-                dnsmasq(tmp / "cache.log", server, "--cache-size=10000") as (theirs, theirs_port),
+                dnsmasq_process(tmp / "cache.log", server, "--cache-size=10000") as cached,
             ):
+                theirs, theirs_port = cached.process, cached.port
                 processes: dict[str, subprocess.Popen[Any]] = {
                     "kubedns-py cache": ours.process,
                     "dnsmasq": theirs,

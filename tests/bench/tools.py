@@ -143,10 +143,9 @@ class Dnsmasq:
 
 
 @contextmanager
-def dnsmasq(hosts_file: Path, domain: str, ttl: int, log: Path) -> Iterator[Dnsmasq]:
-    """dnsmasq answering only from ``hosts_file``: no upstream, no /etc/hosts or config file, and
-    misses under ``domain`` answered NXDOMAIN locally instead of being forwarded. Yields once it
-    answers; its log goes to ``log``."""
+def dnsmasq_process(log: Path, *options: str) -> Iterator[Dnsmasq]:
+    """Debian's dnsmasq on a free loopback port with no upstream, hosts or config file of its own,
+    plus ``options``; its log goes to ``log``. Stopped on exit."""
     require("dnsmasq")
     port = free_port()
     args = [
@@ -157,20 +156,14 @@ def dnsmasq(hosts_file: Path, domain: str, ttl: int, log: Path) -> Iterator[Dnsm
         "--log-facility=-",  # stderr, captured in ``log``
         "--no-resolv",
         "--no-hosts",
-        f"--addn-hosts={hosts_file}",
-        f"--local=/{domain}/",
-        f"--local-ttl={ttl}",  # hosts answers default to TTL 0; match serve's
         f"--port={port}",
         f"--listen-address={HOST}",
         "--bind-interfaces",
+        *options,
     ]
     with log.open("ab") as err:
         process = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=err, stderr=err)
     try:
-        try:
-            wait_until_answers(port, domain, process, statuses=None)
-        except BenchError as failed:
-            raise BenchError(f"dnsmasq: {failed}\n{log.read_text(errors='replace')[-2000:]}") from failed
         yield Dnsmasq(process, port)
     finally:
         if process.poll() is None:
@@ -180,6 +173,19 @@ def dnsmasq(hosts_file: Path, domain: str, ttl: int, log: Path) -> Iterator[Dnsm
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+
+
+@contextmanager
+def dnsmasq(hosts_file: Path, domain: str, ttl: int, log: Path) -> Iterator[Dnsmasq]:
+    """dnsmasq answering only from ``hosts_file``, misses under ``domain`` answered NXDOMAIN locally
+    instead of being forwarded. Yields once it answers."""
+    options = (f"--addn-hosts={hosts_file}", f"--local=/{domain}/", f"--local-ttl={ttl}")  # TTL as serve's
+    with dnsmasq_process(log, *options) as server:
+        try:
+            wait_until_answers(server.port, domain, server.process, statuses=None)
+        except BenchError as failed:
+            raise BenchError(f"dnsmasq: {failed}\n{log.read_text(errors='replace')[-2000:]}") from failed
+        yield server
 
 
 # -- dnsperf -------------------------------------------------------------------------------------
