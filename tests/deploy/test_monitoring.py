@@ -248,7 +248,6 @@ def start_probe(*args: str) -> Running:
         cwd=ROOT,
     )
     running = Running(process)
-    threading.Thread(target=running._pump, daemon=True).start()
     running.metrics_port = int(running.wait_for_log(r"health and metrics on port (\d+)").group(1))
     return running
 

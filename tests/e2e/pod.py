@@ -14,7 +14,6 @@ import shlex
 import shutil
 import subprocess
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -42,11 +41,12 @@ T = TypeVar("T")
 # -- processes -----------------------------------------------------------------------------------------
 
 
-@dataclass
 class Process(Running):
     """A Running whose HTTP port (the probe's, or up's probe port) is known."""
 
-    http_port: int = 0
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        super().__init__(process)
+        self.http_port = 0
 
 
 def start_module(module: str, args: Sequence[str], *, new_session: bool = False) -> Process:
@@ -60,9 +60,7 @@ def start_module(module: str, args: Sequence[str], *, new_session: bool = False)
         cwd=ROOT,
         start_new_session=new_session,
     )
-    running = Process(process)
-    threading.Thread(target=running._pump, daemon=True).start()
-    return running
+    return Process(process)
 
 
 def start_probe(*args: str) -> Process:

@@ -13,15 +13,12 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import shutil
 import socket
 import subprocess
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
 import dns.exception
 import dns.message
@@ -29,6 +26,8 @@ import dns.query
 import dns.rdataclass
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.processes import Logged
 
 HOST = "127.0.0.1"
 DNSMASQ = "/usr/sbin/dnsmasq"
@@ -50,44 +49,16 @@ def free_port() -> int:
     raise OSError("no port free for both UDP and TCP")
 
 
-@dataclass
-class Dnsmasq:
-    process: subprocess.Popen[str]
-    port: int
-    host: str = HOST
-    lines: list[str] = field(default_factory=list)
-    _changed: threading.Condition = field(default_factory=threading.Condition)
+class Dnsmasq(Logged):
+    def __init__(self, process: subprocess.Popen[str], port: int, host: str = HOST) -> None:
+        super().__init__(process)
+        self.port = port
+        self.host = host
 
     @property
     def address(self) -> str:
         """As in --server=127.0.0.1#PORT."""
         return f"{self.host}#{self.port}"
-
-    def log_text(self) -> str:
-        with self._changed:
-            return "".join(self.lines)
-
-    def wait_for_log(self, pattern: str, timeout: float = 5.0) -> re.Match[str]:
-        regex = re.compile(pattern)
-
-        def found() -> re.Match[str] | None:
-            return next((m for line in self.lines if (m := regex.search(line))), None)
-
-        with self._changed:
-            self._changed.wait_for(lambda: found() is not None or self.process.poll() is not None, timeout)
-            match = found()
-        if match is None:
-            raise AssertionError(f"dnsmasq logged no line matching {pattern!r}:\n{self.log_text()[-3000:]}")
-        return match
-
-    def _pump(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            with self._changed:
-                self.lines.append(line)
-                self._changed.notify_all()
-        with self._changed:
-            self._changed.notify_all()
 
 
 @contextlib.contextmanager
@@ -119,7 +90,6 @@ def dnsmasq(*args: str, port: int | None = None, host: str = HOST, timeout: floa
         command, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True
     )
     running = Dnsmasq(process, port, host)
-    threading.Thread(target=running._pump, daemon=True).start()
     try:
         running.wait_for_log(r"started, version", timeout)
         _wait_until_answering(running, timeout)

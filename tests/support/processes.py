@@ -16,7 +16,6 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -25,31 +24,29 @@ _SERVE_READY = re.compile(r"port (\d+) \(udp\+tcp\); health on port (\d+), metri
 _CACHE_READY = re.compile(r"caching on \S+ port (\d+) \(udp\+tcp\); metrics on port (\d+)")
 
 
-@dataclass
-class Running:
-    process: subprocess.Popen[str]
-    dns_port: int = 0
-    health_port: int = 0
-    metrics_port: int = 0
-    lines: list[str] = field(default_factory=list)
-    _changed: threading.Condition = field(default_factory=threading.Condition)
+class Logged:
+    """A child process whose stderr lines a thread collects, so tests can wait for a line to appear."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        self.process = process
+        self.lines: list[str] = []
+        self._changed = threading.Condition()
+        threading.Thread(target=self._pump, daemon=True).start()
 
     def wait_for_log(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
-        """Block until a log line matches (the process's stderr is read by a thread)."""
+        """Block until a log line matches, or the process exits, or ``timeout`` passes."""
         regex = re.compile(pattern)
+
+        def found() -> re.Match[str] | None:
+            return next((m for line in self.lines if (m := regex.search(line))), None)
+
         with self._changed:
-            found = self._changed.wait_for(
-                lambda: (
-                    next((m for line in self.lines if (m := regex.search(line))), None)
-                    or self.process.poll() is not None
-                ),
-                timeout,
-            )
-            match = next((m for line in self.lines if (m := regex.search(line))), None)
+            self._changed.wait_for(lambda: found() is not None or self.process.poll() is not None, timeout)
+            match = found()
         if match is None:
             raise AssertionError(
-                f"no log line matching {pattern!r} (exited: {found and self.process.poll()}):\n"
-                + "".join(self.lines[-30:])
+                f"no log line matching {pattern!r} (exit status {self.process.poll()}):\n"
+                + self.log_text()[-3000:]
             )
         return match
 
@@ -67,6 +64,16 @@ class Running:
             self._changed.notify_all()
 
 
+class Running(Logged):
+    """A kubedns-py component and the ports it reported."""
+
+    def __init__(self, process: subprocess.Popen[str]) -> None:
+        super().__init__(process)
+        self.dns_port = 0
+        self.health_port = 0
+        self.metrics_port = 0
+
+
 def spawn(args: Sequence[str], env: dict[str, str] | None = None) -> Running:
     process = subprocess.Popen(
         [sys.executable, "-m", "kubedns_py", *args],
@@ -77,9 +84,7 @@ def spawn(args: Sequence[str], env: dict[str, str] | None = None) -> Running:
         env={**os.environ, **(env or {})},
         cwd=ROOT,
     )
-    running = Running(process)
-    threading.Thread(target=running._pump, daemon=True).start()
-    return running
+    return Running(process)
 
 
 def stop(running: Running, timeout: float = 10.0) -> int:
