@@ -1,5 +1,8 @@
-"""A TCP DNS listener (RFC 7766): two-byte length framing, several queries per connection, an idle
-timeout, and a cap on open connections so a flood of idle clients cannot exhaust file descriptors."""
+"""A TCP DNS listener (RFC 7766): two-byte length framing, several queries per connection answered
+concurrently (each reply as soon as it is ready: glibc's ``use-vc`` sends A and AAAA back to back, and
+a slow one must not hold up the other), an idle timeout, and caps on queries in flight per connection
+and on open connections, so neither a flood of queries nor of idle clients exhausts memory or file
+descriptors."""
 
 from __future__ import annotations
 
@@ -13,6 +16,7 @@ log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[bytes], Awaitable[bytes | None]]
 LENGTH = struct.Struct("!H")
+MAX_IN_FLIGHT = 64  # per connection; past that, reading waits for an answer to go out
 
 
 class TcpServer:
@@ -46,23 +50,42 @@ class TcpServer:
             writer.close()
             return
         self._connections.add(task)
+        in_flight: set[asyncio.Task[None]] = set()
         try:
-            while True:
+            while not writer.is_closing():
+                if len(in_flight) >= MAX_IN_FLIGHT:
+                    await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
                 async with asyncio.timeout(self._idle_timeout):
                     (length,) = LENGTH.unpack(await reader.readexactly(2))
                     data = await reader.readexactly(length)
-                reply = await self._handle(data)
-                if reply is None:
-                    break  # not a query we answer: the stream can no longer be trusted
-                writer.write(LENGTH.pack(len(reply)) + reply)
-                async with asyncio.timeout(self._idle_timeout):  # a client that never reads lets go
-                    await writer.drain()
+                answer = asyncio.create_task(self._answer(data, writer))
+                in_flight.add(answer)
+                answer.add_done_callback(in_flight.discard)
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
             pass
         except Exception:
             log.exception("tcp connection failed")
         finally:
+            if in_flight:  # the client stopped asking: finish what it asked (each bounded by timeouts)
+                await asyncio.gather(*in_flight, return_exceptions=True)
             self._connections.discard(task)
+            writer.close()
+
+    async def _answer(self, data: bytes, writer: asyncio.StreamWriter) -> None:
+        try:
+            reply = await self._handle(data)
+            if reply is None:
+                writer.close()  # not a query we answer: the stream can no longer be trusted
+                return
+            if writer.is_closing():
+                return
+            writer.write(LENGTH.pack(len(reply)) + reply)
+            async with asyncio.timeout(self._idle_timeout):  # a client that never reads lets go
+                await writer.drain()
+        except (TimeoutError, ConnectionError):
+            writer.close()
+        except Exception:
+            log.exception("answering over tcp failed")
             writer.close()
 
     async def close(self) -> None:

@@ -75,3 +75,25 @@ async def test_a_client_that_never_reads_is_let_go() -> None:
         writer.close()
     finally:
         await server.close()
+
+
+async def test_a_slow_query_does_not_hold_up_the_next_on_the_same_connection() -> None:
+    release = asyncio.Event()
+
+    async def handle(data: bytes) -> bytes:
+        if data == b"slow":
+            await release.wait()
+        return data
+
+    server = TcpServer(handle, idle_timeout=5)
+    await server.start(bind_socket("127.0.0.1", 0, socket.SOCK_STREAM))
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        writer.write(struct.pack("!H", 4) + b"slow" + struct.pack("!H", 4) + b"fast")
+        async with asyncio.timeout(5):
+            assert await reader.readexactly(6) == struct.pack("!H", 4) + b"fast"
+            release.set()
+            assert await reader.readexactly(6) == struct.pack("!H", 4) + b"slow"
+        writer.close()
+    finally:
+        await server.close()
