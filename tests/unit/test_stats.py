@@ -1,0 +1,49 @@
+"""Statistics of the hot path: counts tallied on memoised replies add up to the same figures."""
+
+from __future__ import annotations
+
+import dns.message
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from kubedns_py.cluster.objects import Kind, from_dict
+from kubedns_py.cluster.store import Store, Synced, Upsert
+from kubedns_py.cluster.zone import PodMode, Zone
+from kubedns_py.net.stats import DnsStats
+from kubedns_py.serve.answerer import Answerer
+
+
+def figures(stats: DnsStats) -> dict[str, float]:
+    registry = CollectorRegistry()
+    registry.register(stats)
+    text = generate_latest(registry).decode()
+    return {
+        f"{s.name}{sorted(s.labels.items())}": s.value
+        for family in text_string_to_metric_families(text)
+        for s in family.samples
+        if "le" not in s.labels or s.labels["le"] in ("0.00025", "+Inf")
+    }
+
+
+def test_repeats_are_counted_before_and_after_the_memo_empties() -> None:
+    store = Store()
+    service = from_dict(
+        Kind.SERVICE, {"metadata": {"name": "web", "namespace": "n"}, "spec": {"clusterIP": "10.0.0.1"}}
+    )
+    store.apply([Upsert(service), Synced(Kind.SERVICE)])
+    stats = DnsStats("serve")
+    answerer = Answerer(Zone(store, "cluster.local", 30, PodMode.INSECURE), stats)
+    store.subscribe(answerer.invalidate)
+    query = dns.message.make_query("web.n.svc.cluster.local.", "A").to_wire()
+    for _ in range(5):
+        answerer.answer_udp(query)  # one full answer, then four memo hits
+    before = figures(stats)
+    assert before["kubedns_dns_requests_total[('proto', 'udp'), ('server', 'serve'), ('type', 'A')]"] == 5
+    assert before["kubedns_dns_responses_total[('rcode', 'NOERROR'), ('server', 'serve')]"] == 5
+    assert before["kubedns_dns_request_duration_seconds_count[('server', 'serve')]"] == 5
+    store.apply([Upsert(from_dict(Kind.NAMESPACE, {"metadata": {"name": "n"}}))])  # empties the memo
+    answerer.answer_udp(query)
+    after = figures(stats)
+    assert after["kubedns_dns_requests_total[('proto', 'udp'), ('server', 'serve'), ('type', 'A')]"] == 6
+    assert after["kubedns_dns_request_duration_seconds_count[('server', 'serve')]"] == 6
+    assert after["kubedns_dns_request_duration_seconds_bucket[('le', '+Inf'), ('server', 'serve')]"] == 6
