@@ -36,12 +36,8 @@ UPSTREAM_TIMEOUT = 2.0
 class _Listener:
     """One UDP listener; the frontend sends late (miss) replies through it."""
 
-    def __init__(self, frontend: Frontend) -> None:
-        self._frontend = frontend
+    def __init__(self) -> None:
         self.server: UdpServer | None = None
-
-    def handle(self, data: bytes, addr: Address) -> bytes | None:
-        return self._frontend.on_udp(data, addr, self.send)
 
     def send(self, data: bytes, addr: Address) -> None:
         if self.server is not None:
@@ -113,8 +109,8 @@ class CacheApp:
         port = self.config.port
         for host in self.config.listen_addresses:
             udp_socket, tcp_socket = bind_dns_sockets(host, port)
-            listener = _Listener(self.frontend)
-            listener.server = UdpServer(udp_socket, listener.handle)
+            listener = _Listener()
+            listener.server = UdpServer(udp_socket, self.frontend.udp_handler(listener.send))
             port = listener.server.port  # --port 0: every address shares the first one picked
             self._listeners.append(listener)
             tcp = TcpServer(self.frontend.on_tcp)

@@ -2,7 +2,8 @@
 
 A UDP reply built from a cache entry is remembered under the query's bytes after its ID for the rest
 of that second (its TTLs are whole seconds), while the entry is still the one cached and unexpired: the
-same question again costs one dictionary lookup. Otherwise, what the query's bytes say (cache key,
+same question again costs one dictionary lookup, and is tallied on the remembered reply (handed to
+the statistics in bulk). Otherwise, what the query's bytes say (cache key,
 where the question ends, EDNS) is also remembered under ``query[2:]``, so a repeated question costs the
 parse lookup and the cache lookup. A fresh entry is answered on the spot from the reading callback;
 anything else becomes a task on the miss path (``Resolver``) and the reply is sent when it is ready.
@@ -13,9 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import struct
-import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from time import monotonic, perf_counter
 
 from dnslib import CLASS, QTYPE
 
@@ -26,13 +27,14 @@ from kubedns_py.cache.responses import OPT_RR, OUR_PAYLOAD, RA_BIT, RD_BIT, Entr
 from kubedns_py.dnswire.query import read_query
 from kubedns_py.dnswire.reply import TCP_MAX, badvers_reply, build_reply
 from kubedns_py.dnswire.walk import HEADER_SIZE, OPT, question_key
-from kubedns_py.net.stats import DnsStats, qtype_label, rcode_label
-from kubedns_py.net.udp import Address
+from kubedns_py.net.stats import FAST, DnsStats, Tally, qtype_label, rcode_label
+from kubedns_py.net.udp import Address, DatagramHandler
 
 log = logging.getLogger(__name__)
 
 # Memos are keyed by whole queries, so clients that randomise the case of names (or send junk) could grow
 # them without bound: each is emptied when full. Only small replies are remembered.
+Send = Callable[[bytes, Address], None]
 PARSED_LIMIT = 20_000
 RECENT_LIMIT = 10_000
 RECENT_MAX_REPLY = 512
@@ -61,6 +63,24 @@ def header_only(query: bytes, question_end: int, rcode: int, edns: bool) -> byte
     )
 
 
+class Remembered:
+    """A reply made from a cache entry, good until ``until``; repeats are tallied on it."""
+
+    __slots__ = ("entry", "hits", "qtype", "rcode", "seconds", "tail", "until")
+
+    def __init__(self, entry: Entry, until: float, tail: bytes, qtype: str, rcode: str) -> None:
+        self.entry = entry
+        self.until = until
+        self.tail = tail  # the reply without its ID
+        self.qtype = qtype
+        self.rcode = rcode
+        self.hits = 0
+        self.seconds = 0.0
+
+    def tally(self) -> Tally:
+        return ("udp", self.qtype, self.rcode, self.hits, self.seconds)
+
+
 @dataclass
 class FrontendCounters:
     hits: int = 0
@@ -83,25 +103,40 @@ class Frontend:
         self._chaos = chaos
         self._loops = loops
         self._parsed: dict[bytes, Parsed] = {}
-        # query[2:] -> (entry, valid until, reply[2:], qtype label, rcode label)
-        self._recent: dict[bytes, tuple[Entry, float, bytes, str, str]] = {}
+        self._recent: dict[bytes, Remembered] = {}
+        self._recent_get = self._recent.get
+        stats.watch(self._tallies)
         self._tasks: set[asyncio.Task[None]] = set()
         # Misses waiting for an answer, duplicates included: --dns-forward-max bounds distinct upstream
         # questions, this bounds the clients queued behind them (a dead upstream and a busy name).
         self._max_waiting = max_waiting
         self.counters = FrontendCounters()
 
-    def on_udp(self, data: bytes, addr: Address, send: Callable[[bytes, Address], None]) -> bytes | None:
-        start = time.perf_counter()
-        now = time.monotonic()
-        recent = self._recent.get(data[2:])
-        if recent is not None:
-            remembered, until, tail, qtype, rcode = recent
-            if now < until and remembered.cached:
-                remembered.hits += 1
-                self.counters.hits += 1
-                self._stats.record("udp", qtype, rcode, time.perf_counter() - start)
-                return data[:2] + tail
+    def udp_handler(self, send: Send) -> DatagramHandler:
+        """The callback for one UDP listener's datagrams; ``send`` delivers replies that come later.
+        A remembered reply is answered right here, in one call, with everything it needs bound."""
+        recent_get, counters, record, rest = self._recent_get, self.counters, self._stats.record, self._on_udp
+
+        def on_datagram(data: bytes, addr: Address) -> bytes | None:
+            start = perf_counter()
+            now = monotonic()
+            recent = recent_get(data[2:])
+            if recent is None or now >= recent.until or not recent.entry.cached:
+                return rest(data, addr, send, start, now)
+            recent.entry.hits += 1
+            counters.hits += 1
+            reply = data[:2] + recent.tail
+            elapsed = perf_counter() - start
+            if elapsed < FAST:  # the usual case: tallied on the reply, handed over in bulk
+                recent.hits += 1
+                recent.seconds += elapsed
+            else:
+                record("udp", recent.qtype, recent.rcode, elapsed)
+            return reply
+
+        return on_datagram
+
+    def _on_udp(self, data: bytes, addr: Address, send: Send, start: float, now: float) -> bytes | None:
         parsed = self._parsed.get(data[2:]) or self._parse(data)
         if not isinstance(parsed, Parsed):
             return self._immediate(parsed, data, "udp", start)
@@ -115,15 +150,13 @@ class Frontend:
             # refreshing, so that the next ask takes the path that starts the refresh.
             until = min(float(int(now) + 1), entry.expires - entry.lifetime * PREFETCH_FRACTION)
             if until > now and len(reply) <= RECENT_MAX_REPLY:
-                if len(self._recent) >= RECENT_LIMIT:
-                    self._recent.clear()
-                self._recent[data[2:]] = (entry, until, reply[2:], parsed.qtype, rcode)
-            self._stats.record("udp", parsed.qtype, rcode, time.perf_counter() - start)
+                self._remember(data[2:], Remembered(entry, until, reply[2:], parsed.qtype, rcode))
+            self._stats.record("udp", parsed.qtype, rcode, perf_counter() - start)
             return reply
         self.counters.misses += 1
         if len(self._tasks) >= self._max_waiting:
             reply = header_only(data, parsed.question_end, SERVFAIL, parsed.edns)
-            self._stats.record("udp", parsed.qtype, "SERVFAIL", time.perf_counter() - start)
+            self._stats.record("udp", parsed.qtype, "SERVFAIL", perf_counter() - start)
             return reply
         task = asyncio.create_task(self._miss_udp(data, parsed, addr, send, start))
         self._tasks.add(task)
@@ -131,12 +164,12 @@ class Frontend:
         return None
 
     async def on_tcp(self, data: bytes) -> bytes | None:
-        start = time.perf_counter()
+        start = perf_counter()
         parsed = self._parsed.get(data[2:]) or self._parse(data)
         if not isinstance(parsed, Parsed):
             return self._immediate(parsed, data, "tcp", start)
         entry = self._cache.get(parsed.question.key)
-        now = time.monotonic()
+        now = monotonic()
         if entry is not None and entry.expires > now:
             self.counters.hits += 1
             self._resolver.maybe_prefetch(parsed.question, entry, now)
@@ -144,14 +177,12 @@ class Frontend:
         else:
             self.counters.misses += 1
             reply = await self._answer(data, parsed, TCP_MAX)
-        self._stats.record("tcp", parsed.qtype, rcode_label(reply[3] & 0x0F), time.perf_counter() - start)
+        self._stats.record("tcp", parsed.qtype, rcode_label(reply[3] & 0x0F), perf_counter() - start)
         return reply
 
-    async def _miss_udp(
-        self, data: bytes, parsed: Parsed, addr: Address, send: Callable[[bytes, Address], None], start: float
-    ) -> None:
+    async def _miss_udp(self, data: bytes, parsed: Parsed, addr: Address, send: Send, start: float) -> None:
         reply = await self._answer(data, parsed, parsed.payload)
-        self._stats.record("udp", parsed.qtype, rcode_label(reply[3] & 0x0F), time.perf_counter() - start)
+        self._stats.record("udp", parsed.qtype, rcode_label(reply[3] & 0x0F), perf_counter() - start)
         send(reply, addr)
 
     async def _answer(self, data: bytes, parsed: Parsed, limit: int) -> bytes:
@@ -164,7 +195,7 @@ class Frontend:
                     parsed.edns,
                     parsed.dnssec_ok,
                     limit,
-                    time.monotonic(),
+                    monotonic(),
                     answer.stale,
                 )
         except Exception:  # whatever went wrong, the client gets an answer
@@ -172,9 +203,21 @@ class Frontend:
             answer = Answer(None, SERVFAIL)
         return header_only(data, parsed.question_end, answer.rcode, parsed.edns)
 
+    def _remember(self, key: bytes, remembered: Remembered) -> None:
+        if len(self._recent) >= RECENT_LIMIT:
+            self._stats.fold(self._tallies())
+            self._recent.clear()  # the same dict: on_udp keeps its bound get()
+        replaced = self._recent.get(key)
+        if replaced is not None and replaced.hits:
+            self._stats.fold([replaced.tally()])
+        self._recent[key] = remembered
+
+    def _tallies(self) -> list[Tally]:
+        return [r.tally() for r in self._recent.values() if r.hits]
+
     def _immediate(self, reply: bytes | None, data: bytes, proto: str, start: float) -> bytes | None:
         if reply is not None:
-            self._stats.record(proto, "other", rcode_label(reply[3] & 0x0F), time.perf_counter() - start)
+            self._stats.record(proto, "other", rcode_label(reply[3] & 0x0F), perf_counter() - start)
         return reply
 
     def _parse(self, data: bytes) -> Parsed | bytes | None:

@@ -90,7 +90,7 @@ async def test_waiters_beyond_the_cap_get_servfail_at_once() -> None:
         for ident in range(10):
             query = dns.message.make_query("slow.example.com.", "A")
             query.id = ident
-            reply = front.on_udp(query.to_wire(), ("127.0.0.1", 1), lambda data, _: sent.append(data))
+            reply = front.udp_handler(lambda data, _: sent.append(data))(query.to_wire(), ("127.0.0.1", 1))
             immediate.append(reply)
         assert immediate[:3] == [None, None, None]  # three wait for the upstream
         assert all(r is not None and r[3] & 0x0F == 2 for r in immediate[3:])  # the rest: SERVFAIL now
@@ -124,13 +124,13 @@ async def test_the_reply_memo_stays_bounded() -> None:
         name = "case.example.com."
         query = dns.message.make_query(name, "A")
         done = asyncio.Event()
-        front.on_udp(query.to_wire(), None, lambda *_: done.set())
+        front.udp_handler(lambda *_: done.set())(query.to_wire(), None)
         await done.wait()
         # Every spelling of the name is a different key: a resolver randomising case sends many.
         for i in range(RECENT_LIMIT + 10):
             spelled = "".join(c.upper() if (i >> n) & 1 else c for n, c in enumerate(name))
             variant = dns.message.make_query(spelled, "A")
-            assert front.on_udp(variant.to_wire(), None, lambda *_: None) is not None
+            assert front.udp_handler(lambda *_: None)(variant.to_wire(), None) is not None
         assert len(front._recent) <= RECENT_LIMIT
         await front.close()
 
