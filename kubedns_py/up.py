@@ -16,7 +16,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,16 +24,6 @@ from kubedns_py.flags import add_logging_flags, port
 DEMO_CLUSTER = Path(__file__).resolve().parent.parent / "deploy" / "examples" / "demo-cluster.yaml"
 READY_WITHIN = 30.0
 STOP_WITHIN = 10.0
-
-
-@dataclass(frozen=True)
-class Ports:
-    cache: int
-    serve: int
-    serve_health: int
-    serve_metrics: int
-    cache_metrics: int
-    probe: int
 
 
 def add_up_flags(parser: argparse.ArgumentParser) -> None:
@@ -67,14 +56,6 @@ def add_up_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def child_commands(args: argparse.Namespace) -> dict[str, list[str]]:
-    ports = Ports(
-        args.cache_port,
-        args.serve_port,
-        args.serve_health_port,
-        args.serve_metrics_port,
-        args.cache_metrics_port,
-        args.probe_port,
-    )
     address, domain = args.address, args.domain.strip(".")
     serve = [
         sys.executable,
@@ -83,10 +64,10 @@ def child_commands(args: argparse.Namespace) -> dict[str, list[str]]:
         "serve",
         f"--domain={domain}.",
         f"--dns-bind-address={address}",
-        f"--dns-port={ports.serve}",
+        f"--dns-port={args.serve_port}",
         f"--http-bind-address={address}",
-        f"--healthz-port={ports.serve_health}",
-        f"--metrics-port={ports.serve_metrics}",
+        f"--healthz-port={args.serve_health_port}",
+        f"--metrics-port={args.serve_metrics_port}",
         f"--v={args.v}",
     ]
     if args.kubeconfig or args.kube_master_url:
@@ -94,7 +75,7 @@ def child_commands(args: argparse.Namespace) -> dict[str, list[str]]:
         serve += [f"--kube-master-url={args.kube_master_url}"] if args.kube_master_url else []
     else:
         serve += [f"--manifests={path}" for path in (args.manifests or [DEMO_CLUSTER])]
-    to_serve = f"{address}#{ports.serve}"
+    to_serve = f"{address}#{args.serve_port}"
     cache = [
         sys.executable,
         "-m",
@@ -102,9 +83,9 @@ def child_commands(args: argparse.Namespace) -> dict[str, list[str]]:
         "cache",
         "-k",
         f"--listen-address={address}",
-        f"--port={ports.cache}",
+        f"--port={args.cache_port}",
         f"--http-bind-address={address}",
-        f"--metrics-port={ports.cache_metrics}",
+        f"--metrics-port={args.cache_metrics_port}",
         "--dns-loop-detect",
         "--log-facility=-",
         f"--server=/{domain}/{to_serve}",
@@ -119,12 +100,12 @@ def child_commands(args: argparse.Namespace) -> dict[str, list[str]]:
         sys.executable,
         "-m",
         "probe",
-        f"--probe=kubedns,{address}:{ports.serve},{name},5,SRV",
-        f"--probe=dnsmasq,{address}:{ports.cache},{name},5,SRV",
+        f"--probe=kubedns,{address}:{args.serve_port},{name},5,SRV",
+        f"--probe=dnsmasq,{address}:{args.cache_port},{name},5,SRV",
         f"--dnsmasq-addr={address}",
-        f"--dnsmasq-port={ports.cache}",
+        f"--dnsmasq-port={args.cache_port}",
         f"--prometheus-addr={address}",
-        f"--prometheus-port={ports.probe}",
+        f"--prometheus-port={args.probe_port}",
         f"--v={args.v}",
     ]
     return {"serve": serve, "cache": cache, "probe": probe}

@@ -138,13 +138,9 @@ def cache_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> C
     if _ip(args.http_bind_address) is None:
         parser.error(f"--http-bind-address {args.http_bind_address!r} is not an IP address")
     try:
-        StaticServers.parse(args.tcp_server)
-    except ValueError as err:
-        parser.error(f"--tcp-server={err}")
-    try:
         servers = StaticServers.parse(args.server, args.tcp_server)
     except ValueError as err:
-        parser.error(f"--server={err}")
+        parser.error(str(err))
     for flag in ("neg_ttl", "min_cache_ttl", "max_cache_ttl"):
         value = getattr(args, flag)
         if value is not None and value > MAX_TTL:

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Sequence
 
-from dnslib import DNSRecord
+from dnslib import RCODE, DNSRecord
 
 from kubedns_py.cache.routing import RouteTable, Upstream
 from kubedns_py.cache.upstream import UpstreamClient, UpstreamError
@@ -21,7 +21,6 @@ from kubedns_py.dnswire.walk import OPT, Walk, WireError, walk
 
 log = logging.getLogger(__name__)
 
-REFUSED = 5
 Observer = Callable[[Upstream, float, str], None]  # upstream, seconds, rcode name or "error"
 RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
 
@@ -82,7 +81,7 @@ class Forwarder:
         self.inflight += 1
         try:
             reply, walked = await self._ask(route.servers, question, checking_disabled, dnssec_ok)
-            if route.domain is not None and route.fallthrough_on_refused and reply[3] & 0x0F == REFUSED:
+            if route.domain is not None and route.fallthrough_on_refused and reply[3] & 0x0F == RCODE.REFUSED:
                 reply, walked = await self._ask(self.routes.default, question, checking_disabled, dnssec_ok)
             return reply, walked
         finally:

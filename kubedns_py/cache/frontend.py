@@ -18,15 +18,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from time import monotonic, perf_counter
 
-from dnslib import CLASS, QTYPE
+from dnslib import CLASS, QTYPE, RCODE
 
 from kubedns_py.cache.chaos import Chaos
 from kubedns_py.cache.loopdetect import LoopDetector
 from kubedns_py.cache.resolver import PREFETCH_FRACTION, Answer, Question, Resolver
-from kubedns_py.cache.responses import OPT_RR, OUR_PAYLOAD, RA_BIT, RD_BIT, Entry, ResponseCache
-from kubedns_py.dnswire.query import read_query
-from kubedns_py.dnswire.reply import TCP_MAX, badvers_reply, build_reply
-from kubedns_py.dnswire.walk import HEADER_SIZE, OPT, question_key
+from kubedns_py.cache.responses import Entry, ResponseCache
+from kubedns_py.dnswire.query import QR_BIT, RA_BIT, RD_BIT, read_query
+from kubedns_py.dnswire.reply import TCP_MAX, badvers_reply, build_reply, raw_opt
+from kubedns_py.dnswire.walk import HEADER_SIZE, question_key
 from kubedns_py.net.stats import FAST, DnsStats, Tally, qtype_label, rcode_label
 from kubedns_py.net.udp import Address, DatagramHandler
 
@@ -38,7 +38,7 @@ Send = Callable[[bytes, Address], None]
 PARSED_LIMIT = 20_000
 RECENT_LIMIT = 10_000
 RECENT_MAX_REPLY = 512
-SERVFAIL, REFUSED = 2, 5
+SERVFAIL, REFUSED = RCODE.SERVFAIL, RCODE.REFUSED
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,8 +53,8 @@ class Parsed:
 
 def header_only(query: bytes, question_end: int, rcode: int, edns: bool) -> bytes:
     """A reply with the query's ID, RD bit and question, an rcode and nothing else (our OPT if asked)."""
-    flags = 0x8000 | RA_BIT | (struct.unpack_from("!H", query, 2)[0] & RD_BIT) | rcode
-    opt = OPT_RR.pack(0, OPT, OUR_PAYLOAD, 0, 0) if edns else b""
+    flags = QR_BIT | RA_BIT | (struct.unpack_from("!H", query, 2)[0] & RD_BIT) | rcode
+    opt = raw_opt() if edns else b""
     return (
         query[:2]
         + struct.pack("!HHHHH", flags, 1, 0, 0, 1 if edns else 0)
@@ -140,11 +140,9 @@ class Frontend:
         parsed = self._parsed.get(data[2:]) or self._parse(data)
         if not isinstance(parsed, Parsed):
             return self._immediate(parsed, data, "udp", start)
-        entry = self._cache.get(parsed.question.key)  # also keeps a name asked every second recently used
-        if entry is not None and entry.expires > now:
-            self.counters.hits += 1
-            self._resolver.maybe_prefetch(parsed.question, entry, now)
-            reply = entry.reply(data, parsed.question_end, parsed.edns, parsed.dnssec_ok, parsed.payload, now)
+        hit = self._hit(data, parsed, parsed.payload, now)
+        if hit is not None:
+            entry, reply = hit
             rcode = rcode_label(reply[3] & 0x0F)
             # Good until the TTLs written into it change (the next second), or until the entry is due for
             # refreshing, so that the next ask takes the path that starts the refresh.
@@ -168,17 +166,23 @@ class Frontend:
         parsed = self._parsed.get(data[2:]) or self._parse(data)
         if not isinstance(parsed, Parsed):
             return self._immediate(parsed, data, "tcp", start)
-        entry = self._cache.get(parsed.question.key)
-        now = monotonic()
-        if entry is not None and entry.expires > now:
-            self.counters.hits += 1
-            self._resolver.maybe_prefetch(parsed.question, entry, now)
-            reply = entry.reply(data, parsed.question_end, parsed.edns, parsed.dnssec_ok, TCP_MAX, now)
+        hit = self._hit(data, parsed, TCP_MAX, monotonic())
+        if hit is not None:
+            reply = hit[1]
         else:
             self.counters.misses += 1
             reply = await self._answer(data, parsed, TCP_MAX)
         self._stats.record("tcp", parsed.qtype, rcode_label(reply[3] & 0x0F), perf_counter() - start)
         return reply
+
+    def _hit(self, data: bytes, parsed: Parsed, limit: int, now: float) -> tuple[Entry, bytes] | None:
+        """The reply from a fresh cache entry, counted (and refreshed early if popular); None on a miss."""
+        entry = self._cache.get(parsed.question.key)  # also keeps a name asked every second recently used
+        if entry is None or entry.expires <= now:
+            return None
+        self.counters.hits += 1
+        self._resolver.maybe_prefetch(parsed.question, entry, now)
+        return entry, entry.reply(data, parsed.question_end, parsed.edns, parsed.dnssec_ok, limit, now)
 
     async def _miss_udp(self, data: bytes, parsed: Parsed, addr: Address, send: Send, start: float) -> None:
         reply = await self._answer(data, parsed, parsed.payload)

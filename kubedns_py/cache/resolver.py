@@ -14,7 +14,7 @@ import logging
 import time
 from dataclasses import dataclass
 
-from dnslib import QTYPE, DNSRecord
+from dnslib import QTYPE, RCODE, DNSRecord
 
 from kubedns_py.cache.forwarder import Forwarder, LocalOnly, NoAnswer, Overloaded
 from kubedns_py.cache.responses import CacheKey, Entry, ResponseCache
@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 MAX_CHAIN = 8
 PASS_THROUGH = 2**31 - 1  # lifetime of a reply served once and not kept: its TTLs stay as received
-SERVFAIL, NXDOMAIN = 2, 3
+SERVFAIL, NXDOMAIN = RCODE.SERVFAIL, RCODE.NXDOMAIN
 STALE_AFTER = 1.8  # RFC 8767's client-response timer: under the usual 2 s client timeouts
 PREFETCH_MIN_HITS = 3
 PREFETCH_FRACTION = 0.1  # refresh once less than this share of the lifetime remains

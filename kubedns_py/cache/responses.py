@@ -17,18 +17,14 @@ import struct
 from dataclasses import dataclass
 
 from cachetools import LRUCache
+from dnslib import RCODE
 
+from kubedns_py.dnswire.query import AA_BIT, RA_BIT, RD_BIT, TC_BIT
+from kubedns_py.dnswire.reply import raw_opt
 from kubedns_py.dnswire.walk import HEADER_SIZE, OPT, SOA, Walk, WireError, soa_minimum, walk
 
-NOERROR, SERVFAIL, NXDOMAIN = 0, 2, 3
 SERVFAIL_TTL = 5
 STALE_ANSWER_TTL = 30  # RFC 8767 section 4's recommendation
-TC_BIT = 0x0200
-AA_BIT = 0x0400
-RA_BIT = 0x0080
-RD_BIT = 0x0100
-OPT_RR = struct.Struct("!BHHIH")  # root name, type, class (payload), ttl (ext rcode, version, flags), rdlen
-OUR_PAYLOAD = 1232
 
 CacheKey = tuple[bytes, int, int, bool, bool]  # lower-cased qname wire, qtype, qclass, DO, CD
 
@@ -118,7 +114,7 @@ class Entry:
         rd = struct.unpack_from("!H", query, 2)[0] & RD_BIT
         flags = (self.flags & ~RD_BIT) | rd
         ancount, nscount, arcount = self.counts
-        opt = OPT_RR.pack(0, OPT, OUR_PAYLOAD, 0x8000 if dnssec_ok else 0, 0) if edns else b""
+        opt = raw_opt(dnssec_ok=dnssec_ok) if edns else b""
         header = struct.pack("!HHHHHH", 0, flags, 1, ancount, nscount, arcount + (1 if edns else 0))
         body = self.body_at(now, stale)
         size = question_end + len(body) + len(opt)
@@ -134,13 +130,13 @@ def lifetime_of(wire: bytes, walked: Walk, policy: Policy) -> int | None:
     if flags & TC_BIT:
         return None
     rcode = flags & 0x0F
-    if rcode == SERVFAIL:
+    if rcode == RCODE.SERVFAIL:
         return SERVFAIL_TTL
     answers = [r for r in walked.records if r.section == 0]
-    if rcode == NOERROR and answers:
+    if rcode == RCODE.NOERROR and answers:
         ttl = min(r.ttl for r in walked.records if r.rtype != OPT)
         return _clamp(ttl, policy)
-    if rcode not in (NOERROR, NXDOMAIN):
+    if rcode not in (RCODE.NOERROR, RCODE.NXDOMAIN):
         return None
     if not policy.negative:
         return None
@@ -191,7 +187,7 @@ class ResponseCache:
         opt = walked.opt()
         if lifetime is None or lifetime <= 0 or (opt is not None and opt.end != len(wire)):
             return None
-        stale_ttl = self.policy.stale_ttl if (wire[3] & 0x0F) != SERVFAIL else 0.0
+        stale_ttl = self.policy.stale_ttl if (wire[3] & 0x0F) != RCODE.SERVFAIL else 0.0
         entry = Entry(wire, walked, lifetime, now, stale_ttl)
         replaced = self._entries.pop(key, None)
         if replaced is not None:

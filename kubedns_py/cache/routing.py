@@ -112,7 +112,7 @@ class StaticServers:
     def parse(cls, values: Sequence[str], tcp_values: Sequence[str] = ()) -> StaticServers:
         """dnsmasq syntax: ``ip[#port]``, ``/d1/d2/.../[ip[#port]]``, ``/d/#``, ``/#/ip``; ``tcp_values``
         (``--tcp-server``) take the same forms for servers asked over TCP only. A ValueError names the
-        offending value."""
+        offending flag and value."""
         domains: dict[str, list[Upstream]] = {}
         default: list[Upstream] = []
         use_default: set[str] = set()
@@ -139,7 +139,7 @@ class StaticServers:
                     elif address == "#":
                         use_default.add(_server_domain(name))
             except ValueError as err:
-                raise ValueError(f"{value}: {err}") from None
+                raise ValueError(f"{'--tcp-server' if tcp else '--server'}={value}: {err}") from None
         return cls(
             domains=_frozen({d: _dedupe(s) for d, s in domains.items()}),
             default=_dedupe(default),

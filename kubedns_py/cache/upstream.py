@@ -16,6 +16,8 @@ import struct
 from dataclasses import dataclass, field
 
 from kubedns_py.cache.routing import Upstream
+from kubedns_py.dnswire.query import TC_BIT
+from kubedns_py.dnswire.reply import raw_opt
 from kubedns_py.dnswire.walk import HEADER_SIZE, WireError, question_key
 
 log = logging.getLogger(__name__)
@@ -23,8 +25,6 @@ log = logging.getLogger(__name__)
 DOWN_AFTER = 2
 PROBE_INTERVAL = 0.5
 PROBE_INTERVAL_MAX = 5.0
-TC_BIT = 0x0200
-OUR_PAYLOAD = 1232
 ROOT_NS_QUESTION = b"\x00\x00\x02\x00\x01"  # ". IN NS"
 MAX_PENDING = 30_000  # of 65,536 IDs: finding a free one stays quick
 
@@ -37,8 +37,7 @@ def build_query(ident: int, question: bytes, checking_disabled: bool, dnssec_ok:
     """Our query upstream: RD set, CD as the client asked, EDNS0 with our payload and the DO bit."""
     flags = 0x0100 | (0x0010 if checking_disabled else 0)
     header = struct.pack("!HHHHHH", ident, flags, 1, 0, 0, 1)
-    opt = struct.pack("!BHHIH", 0, 41, OUR_PAYLOAD, 0x8000 if dnssec_ok else 0, 0)
-    return header + question + opt
+    return header + question + raw_opt(dnssec_ok=dnssec_ok)
 
 
 @dataclass

@@ -4,14 +4,23 @@ answer or authority data had to go)."""
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Sequence
 
-from dnslib import EDNS0, RR, DNSHeader, DNSRecord
+from dnslib import EDNS0, QTYPE, RR, DNSHeader, DNSRecord
 
-from kubedns_py.dnswire.query import MAX_UDP_PAYLOAD, Query
+from kubedns_py.dnswire.query import DO_BIT, MAX_UDP_PAYLOAD, Query
 
 TCP_MAX = 65535
+# What the cache advertises, to clients and upstreams: the DNS Flag Day 2020 size, no IP fragmentation.
+FORWARDER_PAYLOAD = 1232
+_RAW_OPT = struct.Struct("!BHHIH")  # root name, type 41, class = payload, ttl = ext rcode/version/DO, rdlen
 BADVERS = 16
+
+
+def raw_opt(payload: int = FORWARDER_PAYLOAD, dnssec_ok: bool = False) -> bytes:
+    """An OPT record (version 0, no options) as bytes, for replies and queries built without dnslib."""
+    return _RAW_OPT.pack(0, QTYPE.OPT, payload, DO_BIT if dnssec_ok else 0, 0)
 
 
 def opt_record(extended_rcode: int = 0) -> RR:
