@@ -1,0 +1,38 @@
+"""Replies made by splicing bytes around what ``reader.read`` found, for answers with no records.
+
+The query's ID, opcode and RD bit are echoed, as is its question exactly as asked (case included). A
+client that used EDNS gets our OPT record back, which also carries the upper bits of an extended rcode
+such as BADVERS.
+"""
+
+from __future__ import annotations
+
+import struct
+
+from kubedns_py.dnswire.query import DO_BIT, OPCODE_MASK, QR_BIT, RD_BIT
+from kubedns_py.dnswire.reader import HEADER_SIZE, Question
+
+_HEADER_TAIL = struct.Struct("!HHHHH")  # flags and the four counts: everything after the ID
+_RAW_OPT = struct.Struct("!BHHIH")  # root name, type 41, class = payload, ttl = ext rcode/version/DO, rdlen
+OPT_TYPE = 41
+BADVERS = 16
+
+
+def raw_opt(payload: int, dnssec_ok: bool = False, extended_rcode: int = 0) -> bytes:
+    """An OPT record (version 0, no options) with the upper eight bits of ``extended_rcode``."""
+    ttl = (extended_rcode >> 4) << 24 | (DO_BIT if dnssec_ok else 0)
+    return _RAW_OPT.pack(0, OPT_TYPE, payload, ttl, 0)
+
+
+def header_only(data: bytes, rcode: int) -> bytes:
+    """A reply to a packet whose question cannot be trusted: header only, ID, opcode and RD echoed."""
+    flags = QR_BIT | ((data[2] << 8 | data[3]) & (OPCODE_MASK | RD_BIT)) | (rcode & 0xF)
+    return data[:2] + _HEADER_TAIL.pack(flags, 0, 0, 0, 0)
+
+
+def empty_reply(data: bytes, question: Question, rcode: int, flags: int, opt_payload: int) -> bytes:
+    """A reply echoing the question with no records; ``flags`` adds AA/RA/TC as the server means them."""
+    reply_flags = QR_BIT | (question.flags & RD_BIT) | flags | (rcode & 0xF)
+    opt = raw_opt(opt_payload, question.dnssec_ok, rcode) if question.edns else b""
+    header = _HEADER_TAIL.pack(reply_flags, 1, 0, 0, 1 if opt else 0)
+    return data[:2] + header + data[HEADER_SIZE : question.end] + opt
