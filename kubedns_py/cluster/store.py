@@ -72,13 +72,15 @@ class Store:
         self._ptr: dict[str, Owner | dict[ServiceKey, Labels]] = {}
         self._required = set(required)
         self._synced: set[Kind] = set()
-        self._listeners: list[Callable[[], None]] = []
+        self._listeners: list[Callable[[frozenset[ServiceKey]], None]] = []
         self.serial = int(time.time()) & 0xFFFFFFFF
         self.last_change = time.time()
 
     # -- writing ---------------------------------------------------------------------------------
 
-    def subscribe(self, listener: Callable[[], None]) -> None:
+    def subscribe(self, listener: Callable[[frozenset[ServiceKey]], None]) -> None:
+        """Call ``listener`` after each batch that changed DNS-visible data, with the services whose
+        records changed (empty when only the sync state, a namespace or a pod did)."""
         self._listeners.append(listener)
 
     def apply(self, events: Iterable[Event]) -> bool:
@@ -96,14 +98,13 @@ class Store:
                 case Synced(kind):
                     changed |= kind not in self._synced and self._required <= self._synced | {kind}
                     self._synced.add(kind)
-        for key in dirty:
-            changed |= self._recompute(key)
-        if changed:
+        services = frozenset(key for key in dirty if self._recompute(key))
+        if changed or services:
             self.serial = max(self.serial + 1, int(time.time())) & 0xFFFFFFFF
             self.last_change = time.time()
             for listener in self._listeners:
-                listener()
-        return changed
+                listener(services)
+        return changed or bool(services)
 
     def _upsert(self, obj: KubeObject, dirty: set[ServiceKey]) -> bool:
         kind, namespace, name = object_key(obj)
@@ -225,6 +226,10 @@ class Store:
 
     def service(self, namespace: str, name: str) -> ServiceRecords | None:
         return self._records.get((namespace, name))
+
+    def service_keys(self) -> frozenset[ServiceKey]:
+        """Every service that has records."""
+        return frozenset(self._records)
 
     def namespace_exists(self, namespace: str) -> bool:
         return ("", namespace) in self._objects[Kind.NAMESPACE] or namespace in self._services_per_namespace

@@ -58,11 +58,11 @@ REFUSED = Result(RCODE.REFUSED, authoritative=False)
 
 class Zone:
     def __init__(self, store: Store, domain: str, ttl: int, pods: PodMode) -> None:
-        self._store = store
+        self.store = store
         self.domain = domain.strip(".").lower()
         self._zone_labels = tuple(self.domain.split("."))
-        self._ttl = ttl
-        self._pods = pods
+        self.ttl = ttl
+        self.pods = pods
 
     # -- entry point -------------------------------------------------------------------------------
 
@@ -70,11 +70,11 @@ class Zone:
         labels = [part.decode("latin-1").lower() for part in qname.label]
         n = len(self._zone_labels)
         if len(labels) >= n and tuple(labels[len(labels) - n :]) == self._zone_labels:
-            if not self._store.synced:
+            if not self.store.synced:
                 return Result(RCODE.SERVFAIL, authoritative=False)
             return self._forward(qname, qtype, labels[: len(labels) - n], (".".join(labels),))
         if len(labels) >= 2 and tuple(labels[-2:]) in REVERSE_ZONES:
-            if not self._store.synced:
+            if not self.store.synced:
                 return Result(RCODE.SERVFAIL, authoritative=False)
             return self._reverse(qname, qtype, labels)
         return REFUSED
@@ -87,18 +87,18 @@ class Zone:
             case []:
                 return self._apex(qname, qtype)
             case ["dns-version"]:
-                txt = RR(qname, QTYPE.TXT, ttl=self._ttl, rdata=TXT(DNS_SCHEMA_VERSION))
+                txt = RR(qname, QTYPE.TXT, ttl=self.ttl, rdata=TXT(DNS_SCHEMA_VERSION))
                 return self._rrset(qtype, {QTYPE.TXT: [txt]})
             case ["ns", "dns"]:
                 return self._rrset(qtype, self._addresses(qname, self._nameserver_ips()))
             case ["dns"] | ["svc"]:
                 return self._nodata()
             case ["pod"]:
-                return self._nxdomain() if self._pods is PodMode.DISABLED else self._nodata()
+                return self._nxdomain() if self.pods is PodMode.DISABLED else self._nodata()
             case [namespace, "svc"]:
-                return self._nodata() if self._store.namespace_exists(namespace) else self._nxdomain()
+                return self._nodata() if self.store.namespace_exists(namespace) else self._nxdomain()
             case [namespace, "pod"]:
-                if self._pods is not PodMode.DISABLED and self._store.namespace_exists(namespace):
+                if self.pods is not PodMode.DISABLED and self.store.namespace_exists(namespace):
                     return self._nodata()
                 return self._nxdomain()
             case [label, namespace, "pod"]:
@@ -112,7 +112,7 @@ class Zone:
         return self._nxdomain()
 
     def _apex(self, qname: DNSLabel, qtype: int) -> Result:
-        ns = RR(qname, QTYPE.NS, ttl=self._ttl, rdata=NS(self._ns_name()))
+        ns = RR(qname, QTYPE.NS, ttl=self.ttl, rdata=NS(self._ns_name()))
         glue = self._addresses(self._ns_name(), self._nameserver_ips())
         result = self._rrset(qtype, {QTYPE.SOA: [self._soa_rr(qname)], QTYPE.NS: [ns]})
         if qtype == QTYPE.NS:
@@ -122,7 +122,7 @@ class Zone:
     def _service(
         self, qname: DNSLabel, qtype: int, namespace: str, name: str, chain: tuple[str, ...]
     ) -> Result:
-        records = self._store.service(namespace, name)
+        records = self.store.service(namespace, name)
         if records is None:
             return self._nxdomain()
         if records.external_name is not None:
@@ -136,7 +136,7 @@ class Zone:
         return result
 
     def _endpoint(self, qname: DNSLabel, qtype: int, namespace: str, name: str, label: str) -> Result:
-        records = self._store.service(namespace, name)
+        records = self.store.service(namespace, name)
         if records is None or records.external_name is not None:
             return self._nxdomain()
         if label in records.hosts:
@@ -148,7 +148,7 @@ class Zone:
     def _srv_name(
         self, qname: DNSLabel, qtype: int, namespace: str, name: str, port: str, protocol: str
     ) -> Result:
-        records = self._store.service(namespace, name)
+        records = self.store.service(namespace, name)
         groups = records.srv.get((port, protocol)) if records is not None else None
         if records is None or not groups:
             return self._nxdomain()
@@ -159,7 +159,7 @@ class Zone:
         return result
 
     def _cname(self, qname: DNSLabel, qtype: int, target: str, chain: tuple[str, ...]) -> Result:
-        cname = RR(qname, QTYPE.CNAME, ttl=self._ttl, rdata=CNAME(target + "."))
+        cname = RR(qname, QTYPE.CNAME, ttl=self.ttl, rdata=CNAME(target + "."))
         if qtype in (QTYPE.CNAME, QTYPE.ANY):
             return Result(answer=[cname])
         result = Result(answer=[cname])
@@ -180,12 +180,12 @@ class Zone:
         return result
 
     def _pod(self, qname: DNSLabel, qtype: int, label: str, namespace: str) -> Result:
-        ip = _ip_from_dashed(label)
+        ip = ip_from_dashed(label)
         if (
-            self._pods is PodMode.DISABLED
+            self.pods is PodMode.DISABLED
             or ip is None
-            or not self._store.namespace_exists(namespace)
-            or (self._pods is PodMode.VERIFIED and not self._store.pod_ip_exists(namespace, ip))
+            or not self.store.namespace_exists(namespace)
+            or (self.pods is PodMode.VERIFIED and not self.store.pod_ip_exists(namespace, ip))
         ):
             return self._nxdomain()
         return self._rrset(qtype, self._addresses(qname, (ip,)))
@@ -193,8 +193,8 @@ class Zone:
     # -- reverse names -------------------------------------------------------------------------------
 
     def _reverse(self, qname: DNSLabel, qtype: int, labels: list[str]) -> Result:
-        ip = _ip_from_reverse(labels)
-        owners = self._store.reverse(ip) if ip is not None else []
+        ip = ip_from_reverse(labels)
+        owners = self.store.reverse(ip) if ip is not None else []
         if not owners:
             return REFUSED
         ptrs = []
@@ -202,7 +202,7 @@ class Zone:
             target = self.service_name(namespace, name)
             if label is not None:
                 target = f"{label}.{target}"
-            ptrs.append(RR(qname, QTYPE.PTR, ttl=self._ttl, rdata=PTR(target)))
+            ptrs.append(RR(qname, QTYPE.PTR, ttl=self.ttl, rdata=PTR(target)))
         result = self._rrset(qtype, {QTYPE.PTR: ptrs})
         if not result.answer:
             apex = ".".join(labels[-2:])
@@ -219,16 +219,16 @@ class Zone:
 
     def _nameserver_ips(self) -> tuple[str, ...]:
         # The NS name resolves to the cluster DNS Service, as Pods reach it.
-        records = self._store.service("kube-system", "kube-dns")
+        records = self.store.service("kube-system", "kube-dns")
         return records.addresses if records is not None else ()
 
     def _soa_rr(self, owner: DNSLabel) -> RR:
         soa = SOA(
             self._ns_name(),
             f"hostmaster.{self.domain}.",
-            (self._store.serial, SOA_REFRESH, SOA_RETRY, SOA_EXPIRE, self._ttl),
+            (self.store.serial, SOA_REFRESH, SOA_RETRY, SOA_EXPIRE, self.ttl),
         )
-        return RR(owner, QTYPE.SOA, ttl=self._ttl, rdata=soa)
+        return RR(owner, QTYPE.SOA, ttl=self.ttl, rdata=soa)
 
     def _nodata(self) -> Result:
         return Result(authority=[self._soa_rr(DNSLabel(self.domain))])
@@ -246,8 +246,8 @@ class Zone:
         return Result(answer=list(rrs)) if rrs else self._nodata()
 
     def _addresses(self, owner: DNSLabel | str, ips: tuple[str, ...]) -> dict[int, list[RR]]:
-        v4 = [RR(owner, QTYPE.A, ttl=self._ttl, rdata=A(ip)) for ip in ips if ":" not in ip]
-        v6 = [RR(owner, QTYPE.AAAA, ttl=self._ttl, rdata=AAAA(ip)) for ip in ips if ":" in ip]
+        v4 = [RR(owner, QTYPE.A, ttl=self.ttl, rdata=A(ip)) for ip in ips if ":" not in ip]
+        v6 = [RR(owner, QTYPE.AAAA, ttl=self.ttl, rdata=AAAA(ip)) for ip in ips if ":" in ip]
         return {QTYPE.A: v4, QTYPE.AAAA: v6}
 
     def _srv_rrs(self, qname: DNSLabel, namespace: str, name: str, targets: Sequence[SrvTarget]) -> list[RR]:
@@ -257,7 +257,7 @@ class Zone:
             RR(
                 qname,
                 QTYPE.SRV,
-                ttl=self._ttl,
+                ttl=self.ttl,
                 rdata=SRV(
                     priority=0, weight=weight, port=t.port, target=f"{t.host}.{base}" if t.host else base
                 ),
@@ -278,14 +278,14 @@ class Zone:
         return glue
 
 
-def _ip_from_dashed(label: str) -> str | None:
+def ip_from_dashed(label: str) -> str | None:
     parts = label.split("-")
     # Four decimal parts are IPv4; anything else dashed is IPv6 (fd00--1-5 has three dashes too).
     ipv4 = len(parts) == 4 and all(p.isdigit() for p in parts)
     return normalize_ip(".".join(parts) if ipv4 else ":".join(parts))
 
 
-def _ip_from_reverse(labels: list[str]) -> str | None:
+def ip_from_reverse(labels: list[str]) -> str | None:
     body = labels[:-2]
     if labels[-2] == "in-addr" and len(body) == 4:
         if not all(part.isdigit() and len(part) <= 3 for part in body):

@@ -64,6 +64,17 @@ class DnsStats(Collector):
         self._buckets = [0] * (len(DURATION_BUCKETS) + 1)
         self._duration_sum = 0.0
         self._pending: list[Callable[[], Iterable[Tally]]] = []
+        self._fast: dict[int, int] = {}  # qtype << 6 | rcode << 1 | tcp -> answers under FAST
+        self._fast_seconds = 0.0
+
+    def tally(self, qtype: int, rcode: int, tcp: bool, seconds: float) -> None:
+        """Count one answer by numbers; only a slow one pays for labels and a bucket search now."""
+        if seconds < FAST:
+            key = qtype << 6 | rcode << 1 | tcp
+            self._fast[key] = self._fast.get(key, 0) + 1
+            self._fast_seconds += seconds
+        else:
+            self.record("tcp" if tcp else "udp", qtype_label(qtype), rcode_label(rcode), seconds)
 
     def record(self, proto: str, qtype: str, rcode: str, seconds: float) -> None:
         key = (proto, qtype)
@@ -81,6 +92,16 @@ class DnsStats(Collector):
             self._buckets[0] += count
             self._duration_sum += seconds
 
+    def _fast_tallies(self) -> list[Tally]:
+        tallies: list[Tally] = [
+            ("tcp" if key & 1 else "udp", qtype_label(key >> 6), rcode_label(key >> 1 & 0x1F), count, 0.0)
+            for key, count in self._fast.items()
+        ]
+        if tallies:  # their time in one sum: the histogram keeps no per-answer times
+            proto, qtype, rcode, count, _ = tallies[0]
+            tallies[0] = (proto, qtype, rcode, count, self._fast_seconds)
+        return tallies
+
     def watch(self, pending: Callable[[], Iterable[Tally]]) -> None:
         """Tallies not folded yet, to add at scrape time."""
         self._pending.append(pending)
@@ -91,6 +112,7 @@ class DnsStats(Collector):
         current._responses = dict(self._responses)
         current._buckets = list(self._buckets)
         current._duration_sum = self._duration_sum
+        current.fold(self._fast_tallies())
         for pending in self._pending:
             current.fold(pending())
         return current._families()

@@ -1,14 +1,13 @@
 """The per-query hot path of ``serve``.
 
-A reply depends only on the query bytes after the 2-byte ID (flags, question, OPT) and on the zone
-data. So a finished reply, minus its ID, is memoised under ``query[2:]``; a repeated question costs a
-dict lookup and one concatenation, and is counted on the memoised reply itself (the statistics take
-those counts over when the memo is emptied, or read them when scraped). The memo is emptied whenever
-the store changes, and the question's case comes back exactly as asked because the key holds it byte
-for byte.
+A query is read without dnslib (``dnswire.reader``); an IN-class question then finds its prebuilt answer
+section in the wire zone (``cluster.answers``), and the reply is spliced from the query's ID, the
+section's header, the question exactly as asked, the section's records and our OPT. That costs the same
+for a question never seen before as for one asked a million times.
 
-Anything not in the memo takes the full path: parse with dnslib, look up the zone, build and size the
-reply. Errors (FORMERR, NOTIMP, BADVERS, REFUSED for other classes) are answered but never memoised.
+Everything else takes the general path: error replies spliced from what the reader found, and the rare
+questions only ``Zone`` answers (ExternalName CNAMEs, ANY, the apex and its fixed names, answers too
+large for the client's UDP size) built with dnslib.
 """
 
 from __future__ import annotations
@@ -16,138 +15,89 @@ from __future__ import annotations
 import logging
 from time import perf_counter
 
-from dnslib import CLASS, QTYPE, RCODE
+from dnslib import QTYPE, RCODE, DNSRecord
 
+from kubedns_py.cluster.answers import WireZone
 from kubedns_py.cluster.zone import Zone
-from kubedns_py.dnswire.query import Query, error_reply, read_query
-from kubedns_py.dnswire.reply import TCP_MAX, badvers_reply, build_reply
-from kubedns_py.net.stats import FAST, DnsStats, Tally, qtype_label, rcode_label
+from kubedns_py.dnswire.query import Query
+from kubedns_py.dnswire.reader import BadVersion, Outcome, Question, Rejected, read
+from kubedns_py.dnswire.reply import TCP_MAX, build_reply
+from kubedns_py.dnswire.splice import BADVERS, empty_reply, header_only, raw_opt
+from kubedns_py.net.stats import DnsStats, qtype_label, rcode_label
 from kubedns_py.ratelimit import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
-# Keys are whole queries, so clients that randomise the case of names could grow the memo without bound;
-# past either limit it starts over.
-MEMO_ENTRIES = 50_000
-MEMO_BYTES = 32 * 1024 * 1024
+IN = 1
+# Types from IXFR (251) up (AXFR, MAILB, MAILA, ANY) and the rare ones past 255 take the general path.
+FIRST_GENERAL_TYPE = QTYPE.IXFR
+OUR_PAYLOAD = 4096
+OPT_BY_DO = (raw_opt(OUR_PAYLOAD, False), raw_opt(OUR_PAYLOAD, True))
 ZONE_TRANSFERS = (QTYPE.AXFR, QTYPE.IXFR)
 
 
-class Prepared:
-    """A finished reply, and the tally of its fast repeats not yet handed to the statistics."""
-
-    __slots__ = ("hits", "qtype", "rcode", "seconds", "tail")
-
-    def __init__(self, tail: bytes, qtype: str, rcode: str) -> None:
-        self.tail = tail  # the reply without its ID
-        self.qtype = qtype
-        self.rcode = rcode
-        self.hits = 0
-        self.seconds = 0.0
-
-
-class Memo:
-    """Finished replies by query bytes after the ID, within an entry and a byte budget."""
-
-    __slots__ = ("entries", "proto", "size", "stats")
-
-    def __init__(self, proto: str, stats: DnsStats) -> None:
-        self.entries: dict[bytes, Prepared] = {}
-        self.proto = proto
-        self.stats = stats
-        self.size = 0
-        stats.watch(self.tallies)
-
-    def put(self, key: bytes, prepared: Prepared) -> None:
-        if len(self.entries) >= MEMO_ENTRIES or self.size >= MEMO_BYTES:
-            self.clear()
-        self.entries[key] = prepared
-        self.size += len(key) + len(prepared.tail)
-
-    def tallies(self) -> list[Tally]:
-        return [(self.proto, p.qtype, p.rcode, p.hits, p.seconds) for p in self.entries.values() if p.hits]
-
-    def clear(self) -> None:
-        # Costs a pass over entries that each cost a full answer to make: small change on top.
-        self.stats.fold(self.tallies())
-        self.entries.clear()  # the same dict: the answer paths keep its bound get()
-        self.size = 0
-
-
 class Answerer:
-    def __init__(self, zone: Zone, stats: DnsStats) -> None:
+    def __init__(self, zone: Zone, wire: WireZone, stats: DnsStats) -> None:
         self._zone = zone
-        self._stats = stats
-        self._udp = Memo("udp", stats)
-        self._tcp = Memo("tcp", stats)
-        self._udp_get = self._udp.entries.get
-        self._tcp_get = self._tcp.entries.get
+        self._find = wire.find
+        self._tally = stats.tally
+        self._record = stats.record
         self._failures = RateLimitedLog(log)
 
-    def invalidate(self) -> None:
-        self._udp.clear()
-        self._tcp.clear()
-
     def answer_udp(self, data: bytes, _addr: object = None) -> bytes | None:
-        start = perf_counter()
-        prepared = self._udp_get(data[2:])
-        if prepared is None:
-            return self._answer(data, self._udp, start)
-        reply = data[:2] + prepared.tail
-        elapsed = perf_counter() - start
-        if elapsed < FAST:  # the usual case: tallied on the reply, handed over in bulk
-            prepared.hits += 1
-            prepared.seconds += elapsed
-        else:
-            self._stats.record("udp", prepared.qtype, prepared.rcode, elapsed)
-        return reply
+        return self.answer(data, False)
 
     async def answer_tcp(self, data: bytes) -> bytes | None:
+        return self.answer(data, True)
+
+    def answer(self, data: bytes, tcp: bool) -> bytes | None:
         start = perf_counter()
-        prepared = self._tcp_get(data[2:])
-        if prepared is None:
-            return self._answer(data, self._tcp, start)
-        self._stats.record("tcp", prepared.qtype, prepared.rcode, perf_counter() - start)
-        return data[:2] + prepared.tail
-
-    def _answer(self, data: bytes, memo: Memo, start: float) -> bytes | None:
-        prepared = self._prepare(data, memo, memo.proto == "tcp")
-        if prepared is None:
-            return None
-        self._stats.record(memo.proto, prepared.qtype, prepared.rcode, perf_counter() - start)
-        return data[:2] + prepared.tail
-
-    def _prepare(self, data: bytes, memo: Memo, tcp: bool) -> Prepared | None:
-        query = read_query(data)
-        if query is None:
-            return None
-        if isinstance(query, bytes):
-            return Prepared(query[2:], "other", rcode_label(query[3] & 0xF))
+        q = read(data)
         try:
-            wire, memoise, rcode = self._reply(query, TCP_MAX if tcp else query.payload)
+            if type(q) is Question and q.qclass == IN and q.qtype < FIRST_GENERAL_TYPE:
+                section = self._find(q.key, q.qtype)
+                head = data[:2]
+                question = data[12 : q.end]
+                variant = q.edns << 1 | (q.flags >> 8 & 1)
+                opt = OPT_BY_DO[q.dnssec_ok] if q.edns else b""
+                limit = TCP_MAX if tcp else q.payload
+                while section is not None:
+                    reply = head + section.heads[variant] + question + section.body + opt
+                    if len(reply) <= limit:
+                        self._tally(q.qtype, section.rcode, tcp, perf_counter() - start)
+                        return reply
+                    section = section.shorter  # too large for the client: drop what may be dropped
+            general, qtype, rcode = self._general(data, q, TCP_MAX if tcp else None)
         except Exception:  # never a query without an answer: SERVFAIL, and a (rate-limited) log line
-            self._failures.log("answering %s failed", query.record.q.qname)
-            return Prepared(error_reply(data, RCODE.SERVFAIL)[2:], qtype_label(query.qtype), "SERVFAIL")
-        prepared = Prepared(wire[2:], qtype_label(query.qtype), rcode)
-        if memoise:
-            memo.put(data[2:], prepared)
-        return prepared
+            self._failures.log("answering a %d-byte query failed", len(data))
+            general, qtype, rcode = header_only(data, RCODE.SERVFAIL), "other", "SERVFAIL"
+        if general is not None:
+            self._record("tcp" if tcp else "udp", qtype, rcode, perf_counter() - start)
+        return general
 
-    def _reply(self, query: Query, limit: int) -> tuple[bytes, bool, str]:
-        """The reply, whether it may be memoised, and its rcode's name."""
-        question = query.record.q
-        if query.edns_version != 0:
-            return badvers_reply(query), False, "BADVERS"
-        if question.qclass != CLASS.IN or question.qtype in ZONE_TRANSFERS:
-            return build_reply(query, RCODE.REFUSED, (), (), (), False, limit), False, "REFUSED"
-        result = self._zone.lookup(question.qname, question.qtype)
-        wire = build_reply(
-            query,
-            result.rcode,
-            result.answer,
-            result.authority,
-            result.additional,
-            result.authoritative,
-            limit,
-        )
-        return wire, result.cacheable, rcode_label(result.rcode)
+    def _general(self, data: bytes, outcome: Outcome, tcp_limit: int | None) -> tuple[bytes | None, str, str]:
+        """The reply to anything the wire zone does not answer, its type label and its rcode label."""
+        match outcome:
+            case Rejected(rcode):
+                return header_only(data, rcode), "other", rcode_label(rcode)
+            case BadVersion(question):
+                reply = empty_reply(data, question, BADVERS, 0, OUR_PAYLOAD)
+                return reply, qtype_label(question.qtype), "BADVERS"
+            case Question():
+                return self._from_zone(data, outcome, tcp_limit)
+        return None, "other", ""  # dropped: too short to answer, or a response
+
+    def _from_zone(self, data: bytes, q: Question, tcp_limit: int | None) -> tuple[bytes, str, str]:
+        label = qtype_label(q.qtype)
+        if q.qclass != IN or q.qtype in ZONE_TRANSFERS:
+            return empty_reply(data, q, RCODE.REFUSED, 0, OUR_PAYLOAD), label, "REFUSED"
+        try:
+            record = DNSRecord.parse(data)
+        except Exception:  # dnslib reads less than the wire allows (e.g. labels that are not UTF-8)
+            return header_only(data, RCODE.FORMERR), label, "FORMERR"
+        query = Query(record, q.edns, q.payload, q.dnssec_ok)
+        result = self._zone.lookup(query.record.q.qname, q.qtype)
+        limit = tcp_limit if tcp_limit is not None else q.payload
+        answer, authority, additional = result.answer, result.authority, result.additional
+        wire = build_reply(query, result.rcode, answer, authority, additional, result.authoritative, limit)
+        return wire, label, rcode_label(result.rcode)

@@ -20,7 +20,8 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from kubedns_py import __version__
-from kubedns_py.cluster.store import Store
+from kubedns_py.cluster.answers import WireZone
+from kubedns_py.cluster.store import ServiceKey, Store
 from kubedns_py.cluster.zone import Zone
 from kubedns_py.net.http import bound_port, metrics_handler, start_http, text_handler
 from kubedns_py.net.sockets import bind_dns_sockets
@@ -71,8 +72,7 @@ class ServeApp:
         self.store = Store(required=source.kinds)
         self.zone = Zone(self.store, config.domain, config.ttl, config.pods)
         self.stats = DnsStats("serve")
-        self.answerer = Answerer(self.zone, self.stats)
-        self.store.subscribe(self.answerer.invalidate)
+        self.answerer = Answerer(self.zone, WireZone(self.zone, self.store), self.stats)
         self.registry.register(self.stats)
         self.registry.register(StoreCollector(self.store))
         self._source = source
@@ -121,7 +121,7 @@ class ServeApp:
         for runner in self._http:
             await runner.cleanup()
 
-    def _after_first_sync(self) -> None:
+    def _after_first_sync(self, _changed: frozenset[ServiceKey]) -> None:
         if self.store.synced and not gc.isenabled():
             gc.collect()
             gc.freeze()

@@ -41,7 +41,9 @@ async def sync_in_process(shape: cluster_gen.ClusterShape, profiler: cProfile.Pr
         source = KubeSource(KubeSettings(master_url=api.url), CollectorRegistry())
         store = Store(required=source.kinds)
         synced = asyncio.Event()
-        store.subscribe(lambda: synced.set() if store.synced else None)  # the store calls it per batch
+        store.subscribe(
+            lambda _changed: synced.set() if store.synced else None
+        )  # the store calls it per batch
         if profiler is not None:
             profiler.enable()
         start = time.perf_counter()

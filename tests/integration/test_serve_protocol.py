@@ -43,10 +43,13 @@ def headless(name: str, endpoints: list[dict[str, object]]) -> list[dict[str, ob
 
 def big_headless_service(path: Path) -> Path:
     """``big``: 1,000 ready endpoints, far more than any UDP reply holds. ``mid``: six SRV answers
-    (whose targets are never compressed) fit in 512 bytes but their six glue records do not."""
+    with long target names fit in 512 bytes but their six glue records do not."""
     addresses = [f"10.{50 + i // 250}.{i % 250}.{1 + i % 200}" for i in range(ENDPOINTS)]
     items = headless("big", [{"addresses": [a]} for a in addresses])
-    items += headless("mid", [{"addresses": [f"10.60.0.{i}"], "hostname": f"member-{i}"} for i in range(6)])
+    items += headless(
+        "mid",
+        [{"addresses": [f"10.60.0.{i}"], "hostname": f"member-{i}-of-a-stateful-set"} for i in range(6)],
+    )
     path.write_text(json.dumps({"kind": "List", "items": items}))
     return path
 

@@ -1,4 +1,4 @@
-"""Statistics of the hot path: counts tallied on memoised replies add up to the same figures."""
+"""Statistics of the hot path: answers counted by number add up to the same figures as labelled ones."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import dns.message
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from kubedns_py.cluster.answers import WireZone
 from kubedns_py.cluster.objects import Kind, from_dict
 from kubedns_py.cluster.store import Store, Synced, Upsert
 from kubedns_py.cluster.zone import PodMode, Zone
@@ -25,25 +26,29 @@ def figures(stats: DnsStats) -> dict[str, float]:
     }
 
 
-def test_repeats_are_counted_before_and_after_the_memo_empties() -> None:
+def test_answers_counted_by_number_add_up_across_store_changes() -> None:
     store = Store()
     service = from_dict(
         Kind.SERVICE, {"metadata": {"name": "web", "namespace": "n"}, "spec": {"clusterIP": "10.0.0.1"}}
     )
     store.apply([Upsert(service), Synced(Kind.SERVICE)])
     stats = DnsStats("serve")
-    answerer = Answerer(Zone(store, "cluster.local", 30, PodMode.INSECURE), stats)
-    store.subscribe(answerer.invalidate)
+    zone = Zone(store, "cluster.local", 30, PodMode.INSECURE)
+    answerer = Answerer(zone, WireZone(zone, store), stats)
     query = dns.message.make_query("web.n.svc.cluster.local.", "A").to_wire()
+    missing = dns.message.make_query("nope.n.svc.cluster.local.", "AAAA").to_wire()
     for _ in range(5):
-        answerer.answer_udp(query)  # one full answer, then four memo hits
+        answerer.answer_udp(query)
+    answerer.answer_udp(missing)
     before = figures(stats)
     assert before["kubedns_dns_requests_total[('proto', 'udp'), ('server', 'serve'), ('type', 'A')]"] == 5
+    assert before["kubedns_dns_requests_total[('proto', 'udp'), ('server', 'serve'), ('type', 'AAAA')]"] == 1
     assert before["kubedns_dns_responses_total[('rcode', 'NOERROR'), ('server', 'serve')]"] == 5
-    assert before["kubedns_dns_request_duration_seconds_count[('server', 'serve')]"] == 5
-    store.apply([Upsert(from_dict(Kind.NAMESPACE, {"metadata": {"name": "n"}}))])  # empties the memo
+    assert before["kubedns_dns_responses_total[('rcode', 'NXDOMAIN'), ('server', 'serve')]"] == 1
+    assert before["kubedns_dns_request_duration_seconds_count[('server', 'serve')]"] == 6
+    store.apply([Upsert(from_dict(Kind.NAMESPACE, {"metadata": {"name": "n"}}))])
     answerer.answer_udp(query)
     after = figures(stats)
     assert after["kubedns_dns_requests_total[('proto', 'udp'), ('server', 'serve'), ('type', 'A')]"] == 6
-    assert after["kubedns_dns_request_duration_seconds_count[('server', 'serve')]"] == 6
-    assert after["kubedns_dns_request_duration_seconds_bucket[('le', '+Inf'), ('server', 'serve')]"] == 6
+    assert after["kubedns_dns_request_duration_seconds_count[('server', 'serve')]"] == 7
+    assert after["kubedns_dns_request_duration_seconds_bucket[('le', '+Inf'), ('server', 'serve')]"] == 7

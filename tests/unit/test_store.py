@@ -77,7 +77,7 @@ def test_slice_moving_to_another_service_updates_both() -> None:
 def test_serial_grows_only_on_visible_change_and_listeners_fire_once_per_batch() -> None:
     store = Store()
     calls: list[int] = []
-    store.subscribe(lambda: calls.append(store.serial))
+    store.subscribe(lambda _changed: calls.append(store.serial))
     first = store.serial
     assert store.apply([Upsert(svc("a")), Upsert(svc("b", cluster_ip="10.0.0.2"))])
     assert store.serial > first and len(calls) == 1

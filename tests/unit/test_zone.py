@@ -6,6 +6,7 @@ import dns.message
 import dns.rcode
 from dnslib import QTYPE, DNSLabel
 
+from kubedns_py.cluster.answers import WireZone
 from kubedns_py.cluster.objects import Kind, from_dict
 from kubedns_py.cluster.store import Store, Synced, Upsert
 from kubedns_py.cluster.zone import PodMode, Zone
@@ -31,6 +32,10 @@ def zone_with(*events: Upsert) -> Zone:
     return Zone(store, "cluster.local", 30, PodMode.INSECURE)
 
 
+def zone_store(zone: Zone) -> Store:
+    return zone.store
+
+
 def test_a_cname_loop_inside_the_zone_ends_where_it_closes() -> None:
     zone = zone_with(
         external("loop1", "loop2.n.svc.cluster.local"), external("loop2", "loop1.n.svc.cluster.local")
@@ -46,16 +51,27 @@ def test_a_cname_to_the_apex_is_followed() -> None:
     assert [QTYPE[rr.rtype] for rr in result.answer] == ["CNAME", "SOA"]
 
 
-def test_a_failure_while_answering_is_servfail_not_silence() -> None:
-    zone = zone_with()
+def broken(*_: object) -> None:
+    raise RuntimeError("a bug")
 
-    def broken(*_: object) -> None:
-        raise RuntimeError("a bug")
 
-    zone.lookup = broken  # type: ignore[method-assign]
-    answerer = Answerer(zone, DnsStats("serve"))
-    query = dns.message.make_query("x.n.svc.cluster.local.", "A")
+def servfail_for(answerer: Answerer, name: str, qtype: str) -> None:
+    query = dns.message.make_query(name, qtype)
     reply = answerer.answer_udp(query.to_wire())
     assert reply is not None
     message = dns.message.from_wire(reply)
     assert message.id == query.id and message.rcode() == dns.rcode.SERVFAIL
+
+
+def test_a_failure_on_the_general_path_is_servfail_not_silence() -> None:
+    zone = zone_with()
+    zone.lookup = broken  # type: ignore[method-assign]
+    answerer = Answerer(zone, WireZone(zone, zone_store(zone)), DnsStats("serve"))
+    servfail_for(answerer, "cluster.local.", "SOA")
+
+
+def test_a_failure_on_the_wire_path_is_servfail_not_silence() -> None:
+    zone = zone_with()
+    wire = WireZone(zone, zone_store(zone))
+    wire.find = broken  # type: ignore[assignment, method-assign]
+    servfail_for(Answerer(zone, wire, DnsStats("serve")), "x.n.svc.cluster.local.", "A")

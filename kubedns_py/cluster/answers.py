@@ -1,0 +1,300 @@
+"""The cluster zone as wire answers, found from the lower-cased question name without dnslib.
+
+Every Service has a ``ServiceNode`` under its wire name relative to the zone (``<svc>.<ns>.svc``).
+A node keeps the answer sections asked of it, built once from the service's records and dropped with
+the node when that service changes; nothing else is touched by a change. Questions find their node by
+position, as the specification lays names out::
+
+    <svc>.<ns>.svc                the node itself              A, AAAA, SRV
+    <label>.<svc>.<ns>.svc        one label under it           endpoint A/AAAA, or the _<proto> ENT
+    _<port>._<proto>.<svc>...     two labels under it          SRV
+
+Any other name under the zone is a pod name, one of the few fixed names (apex, dns-version, ns.dns,
+and the empty non-terminals above them), or does not exist. Negative answers are spliced from the
+current SOA record with its owner pointing at the zone apex inside the question, so a store change
+costs them nothing. Names only the general path answers (ExternalName CNAMEs, ANY, the fixed names)
+come back as None: the caller builds those with ``Zone``.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterable
+
+from kubedns_py.cluster.records import ServiceRecords, SrvGroup, srv_targets
+from kubedns_py.cluster.store import ServiceKey, Store
+from kubedns_py.cluster.zone import (
+    SOA_EXPIRE,
+    SOA_REFRESH,
+    SOA_RETRY,
+    PodMode,
+    Zone,
+    ip_from_dashed,
+    ip_from_reverse,
+)
+from kubedns_py.dnswire import encode
+from kubedns_py.dnswire.encode import AAAA, POINTERS, PTR, SRV, A
+
+QR_AA = 0x8400
+NOERROR, SERVFAIL, NXDOMAIN, REFUSED = 0, 2, 3, 5
+_HEAD = struct.Struct("!HHHHH")  # flags, qdcount, ancount, nscount, arcount
+QUESTION_START = POINTERS[12]
+IN_ADDR = encode.name("in-addr.arpa")
+IP6 = encode.name("ip6.arpa")
+SVC = b"\x03svc"
+ANY = 255
+
+
+class Section:
+    """A reply without its ID, question and OPT: the header variants and the records after the question.
+    ``heads`` is indexed by ``edns << 1 | rd`` (the reply's arcount counts our OPT record). ``shorter``
+    is what to send when the reply is too large for the client (RFC 2181 9): the same without the
+    additional section, or, once nothing optional is left, an empty reply with TC set."""
+
+    __slots__ = ("body", "heads", "rcode", "shorter")
+
+    def __init__(
+        self,
+        rcode: int,
+        authoritative: bool,
+        counts: tuple[int, int, int],
+        body: bytes,
+        additional_from: int | None = None,
+        truncated: bool = False,
+    ) -> None:
+        flags = 0x8000 | (0x0400 if authoritative else 0) | (0x0200 if truncated else 0) | rcode
+        ancount, nscount, arcount = counts
+        self.heads = tuple(
+            _HEAD.pack(flags | rd << 8, 1, ancount, nscount, arcount + edns)
+            for edns in (0, 1)
+            for rd in (0, 1)
+        )
+        self.body = body
+        self.rcode = rcode
+        self.shorter: Section | None = None
+        if additional_from is not None and arcount:
+            self.shorter = Section(rcode, authoritative, (ancount, nscount, 0), body[:additional_from])
+        elif body:
+            self.shorter = Section(rcode, authoritative, (0, 0, 0), b"", truncated=True)
+
+
+SERVFAIL_SECTION = Section(SERVFAIL, False, (0, 0, 0), b"")
+REFUSED_SECTION = Section(REFUSED, False, (0, 0, 0), b"")
+Found = Section | int | None  # an answer; NOERROR or NXDOMAIN for a negative one; None for the general path
+
+
+class ServiceNode:
+    __slots__ = ("records", "sections")
+
+    def __init__(self, records: ServiceRecords) -> None:
+        self.records = records
+        self.sections: dict[tuple[bytes, int], Section | int] = {}
+
+
+class WireZone:
+    def __init__(self, zone: Zone, store: Store) -> None:
+        self._zone = zone
+        self._store = store
+        self._ttl = zone.ttl
+        self._pods = zone.pods
+        self._zone_wire = encode.name(zone.domain)
+        self._zone_size = len(self._zone_wire)
+        self._nodes: dict[bytes, ServiceNode] = {}
+        self._negative: dict[int, Section] = {}  # by rcode << 16 | apex offset, for the current serial
+        self._serial = -1
+        self._synced = False
+        self._soa = b""
+        store.subscribe(self.update)
+        self.update(store.service_keys())
+
+    def update(self, changed: Iterable[ServiceKey]) -> None:
+        """Follow the store: new nodes for the services that changed, a new SOA for a new serial."""
+        for namespace, name in changed:
+            wire = encode.label(name) + encode.label(namespace) + SVC
+            records = self._store.service(namespace, name)
+            if records is None:
+                self._nodes.pop(wire, None)
+            else:
+                self._nodes[wire] = ServiceNode(records)
+        self._synced = self._store.synced
+        if self._store.serial != self._serial:
+            self._serial = self._store.serial
+            timers = (self._serial, SOA_REFRESH, SOA_RETRY, SOA_EXPIRE, self._ttl)
+            domain = self._zone.domain
+            self._soa = encode.soa_tail(
+                self._ttl, encode.name(f"ns.dns.{domain}"), encode.name(f"hostmaster.{domain}"), timers
+            )
+            self._negative = {}
+
+    # -- the hot path -------------------------------------------------------------------------------
+
+    def find(self, key: bytes, qtype: int) -> Section | None:
+        """The answer to an IN-class question for the lower-cased wire name ``key``, or None when only
+        the general path can build it."""
+        if key.endswith(self._zone_wire):
+            if not self._synced:
+                return SERVFAIL_SECTION
+            rel = key[: len(key) - self._zone_size]
+            found = self._forward(rel, qtype)
+            if found.__class__ is int:
+                return self._negative_section(found, 12 + len(rel))
+            return found  # type: ignore[return-value]
+        if key.endswith(IN_ADDR) or key.endswith(IP6):
+            if not self._synced:
+                return SERVFAIL_SECTION
+            return self._reverse(key, qtype)
+        return REFUSED_SECTION
+
+    def _forward(self, rel: bytes, qtype: int) -> Found:
+        nodes = self._nodes
+        node = nodes.get(rel)
+        if node is not None:
+            return self._node_answer(node, b"", qtype)
+        if rel:
+            head = rel[: rel[0] + 1]
+            rest = rel[len(head) :]
+            node = nodes.get(rest)
+            if node is not None:
+                return self._node_answer(node, head, qtype)
+            if rest:
+                head2 = rest[: rest[0] + 1]
+                node = nodes.get(rest[len(head2) :])
+                if node is not None:
+                    return self._node_answer(node, head + head2, qtype)
+        labels = _labels(rel)
+        if labels is None:
+            return REFUSED_SECTION  # the zone's name appeared inside a label: the name is not ours
+        if len(labels) == 3 and labels[2] == "pod":
+            return self._pod(labels[0], labels[1], qtype)
+        if len(labels) <= 2:
+            return None  # the apex, dns-version, ns.dns and the empty non-terminals: the general path
+        return NXDOMAIN
+
+    def _negative_section(self, rcode: int, apex: int) -> Section:
+        section = self._negative.get(rcode << 16 | apex)
+        if section is None:
+            section = Section(rcode, True, (0, 1, 0), POINTERS[apex] + self._soa)
+            self._negative[rcode << 16 | apex] = section
+        return section
+
+    def _node_answer(self, node: ServiceNode, prefix: bytes, qtype: int) -> Found:
+        found = node.sections.get((prefix, qtype))
+        if found is not None:
+            return found
+        if node.records.external_name is not None:
+            return None if not prefix else NXDOMAIN
+        if qtype == ANY:
+            return None
+        if qtype not in (A, AAAA, SRV):
+            # Nothing here but addresses and SRV: any other type is NODATA where the name exists, and
+            # is not kept, so that a client walking all 65,536 types cannot grow the node.
+            exists = self._build(node.records, prefix, A)
+            return None if exists is None else NXDOMAIN if exists == NXDOMAIN else NOERROR
+        built = self._build(node.records, prefix, qtype)
+        if built is not None:
+            node.sections[(prefix, qtype)] = built
+        return built
+
+    # -- building answers for a service's names --------------------------------------------------------
+
+    def _build(self, records: ServiceRecords, prefix: bytes, qtype: int) -> Section | int | None:
+        if not prefix:
+            return self._service_name(records, qtype)
+        first = prefix[1 : prefix[0] + 1].decode("latin-1")
+        if len(prefix) == prefix[0] + 1:
+            if first in records.hosts:
+                ips = records.hosts[first]
+                return self._addresses(POINTERS[12], ips, qtype) if qtype != SRV else NOERROR
+            if first[:1] == "_" and any(protocol == first[1:] for _, protocol in records.srv):
+                return NOERROR  # _<proto>.<svc>... is the empty non-terminal above SRV names
+            return NXDOMAIN
+        second = prefix[prefix[0] + 2 :].decode("latin-1")
+        if first[:1] != "_" or second[:1] != "_":
+            return NXDOMAIN
+        groups = records.srv.get((first[1:], second[1:]))
+        if not groups:
+            return NXDOMAIN
+        return self._srv(records, groups, 12 + len(prefix)) if qtype == SRV else NOERROR
+
+    def _service_name(self, records: ServiceRecords, qtype: int) -> Section | int:
+        if qtype != SRV:
+            return self._addresses(POINTERS[12], records.addresses, qtype)
+        groups = [group for groups in records.srv.values() for group in groups]
+        return self._srv(records, groups, 12) if groups else NOERROR
+
+    def _addresses(self, owner: bytes, ips: tuple[str, ...], qtype: int) -> Section | int:
+        wanted = [ip for ip in ips if (":" in ip) == (qtype == AAAA)]
+        if not wanted:
+            return NOERROR
+        body = b"".join(encode.address(owner, self._ttl, ip) for ip in wanted)
+        return Section(NOERROR, True, (len(wanted), 0, 0), body)
+
+    def _srv(self, records: ServiceRecords, groups: Iterable[SrvGroup], service_offset: int) -> Section:
+        """SRV records for ``groups`` with their targets' addresses as glue; the service's own name is
+        the question's, at ``service_offset``."""
+        targets = srv_targets(groups)
+        service = POINTERS[service_offset]
+        weight = max(1, 100 // len(targets))
+        answer = [
+            encode.srv(
+                QUESTION_START,
+                self._ttl,
+                weight,
+                t.port,
+                encode.label(t.host) + service if t.host else service,
+            )
+            for t in targets
+        ]
+        glue = []
+        for host in dict.fromkeys(t.host for t in targets):
+            owner = encode.label(host) + service if host else service
+            ips = records.hosts.get(host, ()) if host else records.addresses
+            v4 = [ip for ip in ips if ":" not in ip]
+            v6 = [ip for ip in ips if ":" in ip]
+            glue += [encode.address(owner, self._ttl, ip) for ip in v4 + v6]
+        srv_records = b"".join(answer)
+        counts = (len(answer), 0, len(glue))
+        return Section(NOERROR, True, counts, srv_records + b"".join(glue), len(srv_records))
+
+    # -- pods and reverse names --------------------------------------------------------------------------
+
+    def _pod(self, label: str, namespace: str, qtype: int) -> Found:
+        if self._pods is PodMode.DISABLED or not self._store.namespace_exists(namespace):
+            return NXDOMAIN
+        ip = ip_from_dashed(label)
+        if ip is None or (self._pods is PodMode.VERIFIED and not self._store.pod_ip_exists(namespace, ip)):
+            return NXDOMAIN
+        if qtype not in (A, AAAA):
+            return NOERROR if qtype != ANY else None
+        return self._addresses(POINTERS[12], (ip,), qtype)
+
+    def _reverse(self, key: bytes, qtype: int) -> Section | None:
+        labels = _labels(key[:-1])
+        ip = ip_from_reverse(labels) if labels is not None else None
+        owners = self._store.reverse(ip) if ip is not None else []
+        if not owners:
+            return REFUSED_SECTION
+        if qtype != PTR:
+            if qtype == ANY:
+                return None
+            apex = 12 + len(key) - (len(IN_ADDR) if key.endswith(IN_ADDR) else len(IP6))
+            return self._negative_section(NOERROR, apex)
+        answer = []
+        for (namespace, name), label in owners:
+            target = self._zone.service_name(namespace, name)
+            if label is not None:
+                target = f"{label}.{target}"
+            answer.append(encode.record(QUESTION_START, PTR, self._ttl, encode.name(target)))
+        return Section(NOERROR, True, (len(answer), 0, 0), b"".join(answer))
+
+
+def _labels(rel: bytes) -> list[str] | None:
+    """The labels of a wire name without its root label, or None when the bytes do not split into
+    labels exactly (so the zone's name was matched inside a label)."""
+    labels = []
+    pos, size = 0, len(rel)
+    while pos < size:
+        length = rel[pos]
+        labels.append(rel[pos + 1 : pos + 1 + length].decode("latin-1"))
+        pos += length + 1
+    return labels if pos == size else None
