@@ -42,44 +42,44 @@ QUESTION_START = POINTERS[12]
 IN_ADDR = encode.name("in-addr.arpa")
 IP6 = encode.name("ip6.arpa")
 SVC = b"\x03svc"
+POD = b"\x03pod"
 ANY = 255
 
 
-class Section:
-    """A reply without its ID, question and OPT: the header variants and the records after the question.
-    ``heads`` is indexed by ``edns << 1 | rd`` (the reply's arcount counts our OPT record). ``shorter``
-    is what to send when the reply is too large for the client (RFC 2181 9): the same without the
-    additional section, or, once nothing optional is left, an empty reply with TC set."""
-
-    __slots__ = ("body", "heads", "rcode", "shorter")
-
-    def __init__(
-        self,
-        rcode: int,
-        authoritative: bool,
-        counts: tuple[int, int, int],
-        body: bytes,
-        additional_from: int | None = None,
-        truncated: bool = False,
-    ) -> None:
-        flags = 0x8000 | (0x0400 if authoritative else 0) | (0x0200 if truncated else 0) | rcode
-        ancount, nscount, arcount = counts
-        self.heads = tuple(
-            _HEAD.pack(flags | rd << 8, 1, ancount, nscount, arcount + edns)
-            for edns in (0, 1)
-            for rd in (0, 1)
-        )
-        self.body = body
-        self.rcode = rcode
-        self.shorter: Section | None = None
-        if additional_from is not None and arcount:
-            self.shorter = Section(rcode, authoritative, (ancount, nscount, 0), body[:additional_from])
-        elif body:
-            self.shorter = Section(rcode, authoritative, (0, 0, 0), b"", truncated=True)
+# A reply without its ID, question and OPT, as a plain tuple of plain values, which the cycle collector
+# stops tracking the first time it meets one (a node's answers would otherwise be walked at every full
+# collection):
+#   heads:   the header after the ID, by ``edns << 1 | rd`` (with EDNS, arcount counts our OPT record);
+#   body:    the records after the question;
+#   rcode;
+#   shorter: what to send when the reply is too large for the client (RFC 2181 9): the same without
+#            the additional section, or, once nothing optional is left, an empty reply with TC set.
+Section = tuple[tuple[bytes, ...], bytes, int, "Section | None"]
 
 
-SERVFAIL_SECTION = Section(SERVFAIL, False, (0, 0, 0), b"")
-REFUSED_SECTION = Section(REFUSED, False, (0, 0, 0), b"")
+def make_section(
+    rcode: int,
+    authoritative: bool,
+    counts: tuple[int, int, int],
+    body: bytes,
+    additional_from: int | None = None,
+    truncated: bool = False,
+) -> Section:
+    flags = 0x8000 | (0x0400 if authoritative else 0) | (0x0200 if truncated else 0) | rcode
+    ancount, nscount, arcount = counts
+    heads = tuple(
+        _HEAD.pack(flags | rd << 8, 1, ancount, nscount, arcount + edns) for edns in (0, 1) for rd in (0, 1)
+    )
+    shorter = None
+    if additional_from is not None and arcount:
+        shorter = make_section(rcode, authoritative, (ancount, nscount, 0), body[:additional_from])
+    elif body:
+        shorter = make_section(rcode, authoritative, (0, 0, 0), b"", truncated=True)
+    return heads, body, rcode, shorter
+
+
+SERVFAIL_SECTION = make_section(SERVFAIL, False, (0, 0, 0), b"")
+REFUSED_SECTION = make_section(REFUSED, False, (0, 0, 0), b"")
 Found = Section | int | None  # an answer; NOERROR or NXDOMAIN for a negative one; None for the general path
 
 
@@ -161,19 +161,23 @@ class WireZone:
                 node = nodes.get(rest[len(head2) :])
                 if node is not None:
                     return self._node_answer(node, head + head2, qtype)
-        labels = _labels(rel)
-        if labels is None:
+        count, pos, size = 0, 0, len(rel)
+        while pos < size:
+            pos += rel[pos] + 1
+            count += 1
+        if pos != size:
             return REFUSED_SECTION  # the zone's name appeared inside a label: the name is not ours
-        if len(labels) == 3 and labels[2] == "pod":
+        if count == 3 and rel.endswith(POD):
+            labels = _labels(rel)
             return self._pod(labels[0], labels[1], qtype)
-        if len(labels) <= 2:
+        if count <= 2:
             return None  # the apex, dns-version, ns.dns and the empty non-terminals: the general path
         return NXDOMAIN
 
     def _negative_section(self, rcode: int, apex: int) -> Section:
         section = self._negative.get(rcode << 16 | apex)
         if section is None:
-            section = Section(rcode, True, (0, 1, 0), POINTERS[apex] + self._soa)
+            section = make_section(rcode, True, (0, 1, 0), POINTERS[apex] + self._soa)
             self._negative[rcode << 16 | apex] = section
         return section
 
@@ -227,7 +231,7 @@ class WireZone:
         if not wanted:
             return NOERROR
         body = b"".join(encode.address(owner, self._ttl, ip) for ip in wanted)
-        return Section(NOERROR, True, (len(wanted), 0, 0), body)
+        return make_section(NOERROR, True, (len(wanted), 0, 0), body)
 
     def _srv(self, records: ServiceRecords, groups: Iterable[SrvGroup], service_offset: int) -> Section:
         """SRV records for ``groups`` with their targets' addresses as glue; the service's own name is
@@ -254,7 +258,7 @@ class WireZone:
             glue += [encode.address(owner, self._ttl, ip) for ip in v4 + v6]
         srv_records = b"".join(answer)
         counts = (len(answer), 0, len(glue))
-        return Section(NOERROR, True, counts, srv_records + b"".join(glue), len(srv_records))
+        return make_section(NOERROR, True, counts, srv_records + b"".join(glue), len(srv_records))
 
     # -- pods and reverse names --------------------------------------------------------------------------
 
@@ -269,8 +273,7 @@ class WireZone:
         return self._addresses(POINTERS[12], (ip,), qtype)
 
     def _reverse(self, key: bytes, qtype: int) -> Section | None:
-        labels = _labels(key[:-1])
-        ip = ip_from_reverse(labels) if labels is not None else None
+        ip = ip_from_reverse(_labels(key[:-1]))  # the reader checked that the name splits into labels
         owners = self._store.reverse(ip) if ip is not None else []
         if not owners:
             return REFUSED_SECTION
@@ -285,16 +288,15 @@ class WireZone:
             if label is not None:
                 target = f"{label}.{target}"
             answer.append(encode.record(QUESTION_START, PTR, self._ttl, encode.name(target)))
-        return Section(NOERROR, True, (len(answer), 0, 0), b"".join(answer))
+        return make_section(NOERROR, True, (len(answer), 0, 0), b"".join(answer))
 
 
-def _labels(rel: bytes) -> list[str] | None:
-    """The labels of a wire name without its root label, or None when the bytes do not split into
-    labels exactly (so the zone's name was matched inside a label)."""
+def _labels(name: bytes) -> list[str]:
+    """The labels of a wire name (root label left off) that is known to split into labels exactly."""
     labels = []
-    pos, size = 0, len(rel)
+    pos, size = 0, len(name)
     while pos < size:
-        length = rel[pos]
-        labels.append(rel[pos + 1 : pos + 1 + length].decode("latin-1"))
+        length = name[pos]
+        labels.append(name[pos + 1 : pos + 1 + length].decode("latin-1"))
         pos += length + 1
-    return labels if pos == size else None
+    return labels

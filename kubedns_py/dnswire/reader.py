@@ -102,6 +102,16 @@ def read(data: bytes) -> Outcome:
     if data[6:12] == b"\0\0\0\0\0\0":
         fields = (flags, name_end, end, key, qtype, qclass, False, MIN_UDP_PAYLOAD, False, False)
         return _new(Question, fields)
+    if data[6:12] == b"\0\0\0\0\0\1" and data[end : end + 3] == b"\0\0\x29" and size >= end + 11:
+        # The usual EDNS query: one OPT record, owned by the root, right after the question.
+        rdlength = data[end + 9] << 8 | data[end + 10]
+        if end + 11 + rdlength == size:
+            if data[end + 6]:
+                return _with_records(data, flags, name_end, end, key, qtype, qclass)  # BADVERS
+            payload = min(max(data[end + 3] << 8 | data[end + 4], MIN_UDP_PAYLOAD), MAX_UDP_PAYLOAD)
+            dnssec_ok = bool(data[end + 7] & 0x80)
+            fields = (flags, name_end, end, key, qtype, qclass, True, payload, dnssec_ok, rdlength > 0)
+            return _new(Question, fields)
     return _with_records(data, flags, name_end, end, key, qtype, qclass)
 
 

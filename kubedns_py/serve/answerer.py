@@ -62,17 +62,18 @@ class Answerer:
                 opt = OPT_BY_DO[q.dnssec_ok] if q.edns else b""
                 limit = TCP_MAX if tcp else q.payload
                 while section is not None:
-                    reply = head + section.heads[variant] + question + section.body + opt
+                    heads, body, rcode, shorter = section
+                    reply = head + heads[variant] + question + body + opt
                     if len(reply) <= limit:
-                        self._tally(q.qtype, section.rcode, tcp, perf_counter() - start)
+                        self._tally(q.qtype, rcode, tcp, perf_counter() - start)
                         return reply
-                    section = section.shorter  # too large for the client: drop what may be dropped
-            general, qtype, rcode = self._general(data, q, TCP_MAX if tcp else None)
+                    section = shorter  # too large for the client: drop what may be dropped
+            general, qtype_name, rcode_name = self._general(data, q, TCP_MAX if tcp else None)
         except Exception:  # never a query without an answer: SERVFAIL, and a (rate-limited) log line
             self._failures.log("answering a %d-byte query failed", len(data))
-            general, qtype, rcode = header_only(data, RCODE.SERVFAIL), "other", "SERVFAIL"
+            general, qtype_name, rcode_name = header_only(data, RCODE.SERVFAIL), "other", "SERVFAIL"
         if general is not None:
-            self._record("tcp" if tcp else "udp", qtype, rcode, perf_counter() - start)
+            self._record("tcp" if tcp else "udp", qtype_name, rcode_name, perf_counter() - start)
         return general
 
     def _general(self, data: bytes, outcome: Outcome, tcp_limit: int | None) -> tuple[bytes | None, str, str]:

@@ -23,6 +23,7 @@ from kubedns_py import __version__
 from kubedns_py.cluster.answers import WireZone
 from kubedns_py.cluster.store import ServiceKey, Store
 from kubedns_py.cluster.zone import Zone
+from kubedns_py.gcpause import GcPauses
 from kubedns_py.net.http import bound_port, metrics_handler, start_http, text_handler
 from kubedns_py.net.sockets import bind_dns_sockets
 from kubedns_py.net.stats import DnsStats
@@ -75,6 +76,9 @@ class ServeApp:
         self.answerer = Answerer(self.zone, WireZone(self.zone, self.store), self.stats)
         self.registry.register(self.stats)
         self.registry.register(StoreCollector(self.store))
+        self.gc_pauses = GcPauses()
+        self._settling = False
+        self.registry.register(self.gc_pauses)
         self._source = source
         self._udp: UdpServer | None = None
         self._tcp = TcpServer(self.answerer.answer_tcp)
@@ -84,7 +88,8 @@ class ServeApp:
     async def start(self) -> None:
         # The first sync builds a million long-lived objects, none in a reference cycle; the cycle
         # collector would rescan them all, again and again, as they grow (about half the sync time).
-        # It is off until the sync is done, then everything that survived is frozen out of its sight.
+        # It is off until the sync is done; from then on what survives is frozen out of its sight.
+        self.gc_pauses.install()
         gc.disable()
         self.store.subscribe(self._after_first_sync)
         host = self.config.dns_bind_address
@@ -112,6 +117,7 @@ class ServeApp:
 
     async def stop(self) -> None:
         gc.enable()  # stopped before its first sync
+        self.gc_pauses.uninstall()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -122,10 +128,11 @@ class ServeApp:
             await runner.cleanup()
 
     def _after_first_sync(self, _changed: frozenset[ServiceKey]) -> None:
-        if self.store.synced and not gc.isenabled():
-            gc.collect()
-            gc.freeze()
+        if self.store.synced and not self._settling:
+            self._settling = True
+            self.gc_pauses.settle()
             gc.enable()
+            self._tasks.append(asyncio.create_task(self.gc_pauses.settle_periodically(), name="gc-settle"))
 
     def _readiness(self) -> tuple[bool, str]:
         return (True, "ok") if self.store.synced else (False, "waiting for the first sync of cluster data")
