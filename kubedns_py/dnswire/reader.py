@@ -160,25 +160,34 @@ def _with_records(
 
 
 def _skip_name(data: bytes, pos: int) -> int:
-    """The offset past the name at ``pos``, or -1 (runs past the end), -2 (a pointer that does not
-    point backwards at a name, or a label type that does not exist), -3 (longer than 255 bytes)."""
+    """The offset past the name at ``pos``, or -1 (runs past the end), -2 (a bad pointer or a label
+    type that does not exist), -3 (longer than 255 bytes).
+
+    Compression pointers are followed to check the whole name: each must point before the previous
+    one's target (so a chain always ends; a loop is a bad pointer) and past the header."""
     size = len(data)
-    start = pos
+    end = -1  # where the name ends in the message: after its first pointer, if it has one
+    lowest = pos
+    length_so_far = 0
     while True:
         if pos >= size:
             return -1
         length = data[pos]
         if not length:
-            return -3 if pos + 1 - start > MAX_NAME else pos + 1
+            if length_so_far + 1 > MAX_NAME:
+                return -3
+            return end if end >= 0 else pos + 1
         if length >= 0xC0:
             if pos + 2 > size:
                 return -1
             target = (length & 0x3F) << 8 | data[pos + 1]
-            # Only the length of the name after the pointer matters for skipping, but a pointer that
-            # does not point strictly backwards, past the header, can never be valid.
-            if target < HEADER_SIZE or target >= pos:
+            if target < HEADER_SIZE or target >= lowest:
                 return -2
-            return pos + 2
+            if end < 0:
+                end = pos + 2
+            lowest = pos = target
+            continue
         if length > MAX_LABEL:
             return -2
+        length_so_far += length + 1
         pos += length + 1
