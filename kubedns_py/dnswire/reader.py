@@ -68,6 +68,7 @@ BAD_POINTER = Rejected(FORMERR, "bad-pointer")
 OPT_MISPLACED = Rejected(FORMERR, "opt-misplaced")
 OPT_TWICE = Rejected(FORMERR, "opt-twice")
 OPT_OWNER = Rejected(FORMERR, "opt-owner")
+_NAME_ERRORS = {-1: TRUNCATED, -2: BAD_POINTER, -3: NAME_TOO_LONG, -4: LABEL_TYPE}
 
 
 def read(data: bytes) -> Outcome:
@@ -128,7 +129,7 @@ def _with_records(
             owner = pos
             pos = _skip_name(data, pos)
             if pos < 0:
-                return BAD_POINTER if pos == -2 else TRUNCATED if pos == -1 else NAME_TOO_LONG
+                return _NAME_ERRORS[pos]
             if pos + 10 > size:
                 return TRUNCATED
             rtype = data[pos] << 8 | data[pos + 1]
@@ -160,8 +161,7 @@ def _with_records(
 
 
 def _skip_name(data: bytes, pos: int) -> int:
-    """The offset past the name at ``pos``, or -1 (runs past the end), -2 (a bad pointer or a label
-    type that does not exist), -3 (longer than 255 bytes).
+    """The offset past the name at ``pos``, or a negative key of ``_NAME_ERRORS``.
 
     Compression pointers are followed to check the whole name: each must point before the previous
     one's target (so a chain always ends; a loop is a bad pointer) and past the header."""
@@ -188,6 +188,6 @@ def _skip_name(data: bytes, pos: int) -> int:
             lowest = pos = target
             continue
         if length > MAX_LABEL:
-            return -2
+            return -4
         length_so_far += length + 1
         pos += length + 1

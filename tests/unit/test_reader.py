@@ -454,7 +454,7 @@ CASES: dict[str, Case] = {
         HEADER_POINTER,
     ),
     "record-label-type-0x40": Case(
-        header(ar=1) + question() + record(b"\x40" + b"a" * 64 + b"\0"), BAD_POINTER, LABEL_BITS
+        header(ar=1) + question() + record(b"\x40" + b"a" * 64 + b"\0"), LABEL_TYPE, LABEL_BITS
     ),
     # Names that only following their pointers shows to be broken: each pointer must point before the
     # start of the name holding it, or before the previous pointer's target.
@@ -462,7 +462,7 @@ CASES: dict[str, Case] = {
         header(ar=1) + question() + record(b"\x01a" + pointer(QUESTION_END)), BAD_POINTER
     ),
     "pointer-into-a-label": Case(  # offset 13 holds "e" (0x65) of "example": a label type, not a length
-        header(ar=1) + question() + record(pointer(HEADER_SIZE + 1)), BAD_POINTER
+        header(ar=1) + question() + record(pointer(HEADER_SIZE + 1)), LABEL_TYPE
     ),
     "loop-through-record-data": Case(LOOP_THROUGH_RDATA, BAD_POINTER),
     "chain-of-pointers": Case(
