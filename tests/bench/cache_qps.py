@@ -27,6 +27,7 @@ from tests.bench.tools import (
     BenchError,
     DnsperfOptions,
     DnsperfResult,
+    Verdict,
     cpu_seconds,
     cpu_split,
     dnsmasq_process,
@@ -158,7 +159,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"{s['miss_added_ms']:>13.3f} ms"
         )
     print(f"upstream answered a fresh name directly in {1000 * direct:.3f} ms (median)")
-    print(f"cache/dnsmasq cache-hit QPS ratio: {ratio:.2f} (target >= {TARGET_RATIO})")
+    print(Verdict("cache/dnsmasq cache-hit QPS ratio", ratio, TARGET_RATIO).line())
     return {
         "benchmark": NAME,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

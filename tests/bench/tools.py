@@ -1,9 +1,11 @@
 """Reusable benchmark plumbing around Debian's DNS tools: a dnsmasq reference server, dig checks,
-dnsperf runs and their parsed statistics, CPU pinning and the JSON results directory."""
+dnsperf runs and their parsed statistics (per-query latencies too), rounds taking turns between servers,
+CPU pinning, target verdicts and the JSON results directory."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import re
 import resource
@@ -13,7 +15,7 @@ import tempfile
 import time
 from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -207,7 +209,9 @@ class DnsperfOptions:
     # lost and waits out its 5 s timeout at the end, and the real window shrinks to the buffer anyway.
     outstanding: int = 160
     max_qps: int | None = None
+    max_runs: int | None = None  # dnsperf -n: stop after this many passes through the file
     cpus: tuple[int, ...] = ()  # run dnsperf pinned to these CPUs (empty: anywhere)
+    latencies: bool = False  # dnsperf -v: keep every answered query's latency
 
 
 @dataclass(frozen=True)
@@ -222,13 +226,15 @@ class DnsperfResult:
     max_latency: float
     rcodes: dict[str, int] = field(default_factory=dict)
     cpu_seconds: float = 0.0  # dnsperf's own CPU time: near its CPUs' full share, it was the bottleneck
+    latencies: tuple[float, ...] = field(default=(), repr=False)  # seconds, with DnsperfOptions.latencies
 
     @property
     def lost_percent(self) -> float:
         return 100.0 * self.lost / self.sent if self.sent else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"lost_percent": self.lost_percent}
+        figures = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "latencies"}
+        return figures | {"rcodes": dict(self.rcodes), "lost_percent": self.lost_percent}
 
 
 _DNSPERF_FIELDS = {
@@ -264,12 +270,23 @@ def parse_dnsperf(text: str) -> DnsperfResult:
     )
 
 
+def parse_latencies(text: str) -> tuple[float, ...]:
+    """Seconds per answered query from dnsperf -v's ``> RCODE name type latency`` lines; a lost query
+    (``> T ...``) has none."""
+    answered = (line for line in text.splitlines() if line.startswith("> ") and not line.startswith("> T "))
+    return tuple(float(line.rsplit(" ", 1)[1]) for line in answered)
+
+
 def run_dnsperf(port: int, query_file: Path, options: DnsperfOptions) -> DnsperfResult:
     require("dnsperf")
     args = ["dnsperf", "-s", HOST, "-p", str(port), "-d", str(query_file), "-l", str(options.seconds)]
     args += ["-c", str(options.clients), "-T", str(options.threads), "-q", str(options.outstanding)]
     if options.max_qps:
         args += ["-Q", str(options.max_qps)]
+    if options.max_runs:
+        args += ["-n", str(options.max_runs)]
+    if options.latencies:
+        args.append("-v")
     if options.cpus:
         args = ["taskset", "-c", ",".join(map(str, options.cpus)), *args]
     before = _children_cpu()
@@ -277,13 +294,145 @@ def run_dnsperf(port: int, query_file: Path, options: DnsperfOptions) -> Dnsperf
     done = subprocess.run(args, capture_output=True, text=True, timeout=options.seconds + 30, check=False)
     if done.returncode != 0:
         raise BenchError(f"{' '.join(args)} exited with {done.returncode}:\n{done.stderr}{done.stdout}")
-    return replace(parse_dnsperf(done.stdout), cpu_seconds=_children_cpu() - before)
+    result = replace(parse_dnsperf(done.stdout), cpu_seconds=_children_cpu() - before)
+    return replace(result, latencies=parse_latencies(done.stdout)) if options.latencies else result
 
 
 def _children_cpu() -> float:
     """CPU time of every child waited for so far; the servers are not reaped until they stop."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def percentile(sorted_values: Sequence[float], share: float) -> float:
+    """Nearest rank: the smallest value at or above ``share`` of the samples."""
+    return sorted_values[max(0, math.ceil(share * len(sorted_values)) - 1)]
+
+
+# -- measured rounds -----------------------------------------------------------------------------
+
+SATURATED_CPU_PERCENT = 85  # below this the closed loop did not keep the server busy
+
+
+@dataclass
+class Measured:
+    """One server's measured dnsperf runs and the server CPU seconds each took."""
+
+    runs: list[DnsperfResult] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+    def add(self, result: DnsperfResult, server_cpu: float) -> None:
+        self.runs.append(result)
+        self.cpu.append(server_cpu)
+
+    def summary(self) -> dict[str, Any]:
+        sent = sum(r.sent for r in self.runs)
+        completed = sum(r.completed for r in self.runs)
+        runtime = sum(r.runtime for r in self.runs)
+        return {
+            "qps": completed / runtime,
+            # Per CPU-second of the server: steadier than QPS when other work takes the server's CPU.
+            "queries_per_cpu_second": completed / max(1e-9, sum(self.cpu)),
+            "avg_latency_ms": 1000 * sum(r.avg_latency * r.completed for r in self.runs) / max(1, completed),
+            "sent": sent,
+            "completed": completed,
+            "lost": sum(r.lost for r in self.runs),
+            "lost_percent": 100 * sum(r.lost for r in self.runs) / max(1, sent),
+            "server_cpu_percent": 100 * sum(self.cpu) / runtime,
+            "dnsperf_cpu_percent": 100 * sum(r.cpu_seconds for r in self.runs) / runtime,
+            "round_qps": [r.qps for r in self.runs],
+            "rcodes": {code: sum(r.rcodes.get(code, 0) for r in self.runs) for code in self._codes()},
+            "runs": [r.as_dict() for r in self.runs],
+        }
+
+    def _codes(self) -> list[str]:
+        return sorted({code for r in self.runs for code in r.rcodes})
+
+
+def measure_rounds(
+    ports: Mapping[str, int],
+    processes: Mapping[str, subprocess.Popen[Any]],
+    queries: Path,
+    load: DnsperfOptions,
+    rounds: int,
+    warmup: float,
+) -> dict[str, Measured]:
+    """A warm-up per server (memos and caches fill on first ask), then measured runs taking turns, so
+    a burst of other work on the machine hits both servers rather than one."""
+    if warmup:
+        for port in ports.values():
+            run_dnsperf(port, queries, replace(load, seconds=warmup))
+    measured = {server: Measured() for server in ports}
+    for _ in range(rounds):
+        for server, port in ports.items():
+            before = cpu_seconds(processes[server].pid)
+            result = run_dnsperf(port, queries, load)
+            measured[server].add(result, cpu_seconds(processes[server].pid) - before)
+    return measured
+
+
+def log_problems(text: str) -> list[str]:
+    """Lines of a kubedns-py log that mean something went wrong."""
+    words = (" ERROR ", " WARNING ", " CRITICAL ", "Traceback")
+    return [line.rstrip() for line in text.splitlines() if any(word in line for word in words)]
+
+
+def qps_problems(
+    summaries: Mapping[str, Mapping[str, Any]], expected_rcodes: Collection[str] = ("NOERROR", "NXDOMAIN")
+) -> list[str]:
+    """What makes a QPS comparison suspect: odd rcodes, losses, a server that was not kept busy."""
+    problems = []
+    for server, summary in summaries.items():
+        odd = {code: n for code, n in summary["rcodes"].items() if code not in expected_rcodes}
+        if odd:
+            problems.append(f"{server} answered unexpected rcodes under load: {odd}")
+        if summary["server_cpu_percent"] < SATURATED_CPU_PERCENT:
+            problems.append(
+                f"{server} used {summary['server_cpu_percent']:.0f}% of a CPU, so its QPS is below capacity: "
+                "dnsperf was the limit if its CPU is near 100% per CPU it had, else other work interfered"
+            )
+        if summary["lost"]:
+            problems.append(f"{server} lost {summary['lost']:,} queries ({summary['lost_percent']:.3f}%)")
+    return problems
+
+
+def print_qps_table(summaries: Mapping[str, Mapping[str, Any]]) -> None:
+    width = max(9, *map(len, summaries))
+    header = (
+        f"{'server':<{width}} {'QPS':>10} {'avg latency':>12} {'lost %':>7} {'server CPU':>10} "
+        f"{'q/CPU-s':>9} {'dnsperf CPU':>11}"
+    )
+    print(f"{header}  QPS per round")
+    for server, s in summaries.items():
+        rounds = ", ".join(f"{q:,.0f}" for q in s["round_qps"])
+        print(
+            f"{server:<{width}} {s['qps']:>10,.0f} {s['avg_latency_ms']:>9.3f} ms {s['lost_percent']:>6.2f}% "
+            f"{s['server_cpu_percent']:>9.0f}% {s['queries_per_cpu_second']:>9,.0f} "
+            f"{s['dnsperf_cpu_percent']:>10.0f}%  {rounds}"
+        )
+
+
+# -- targets -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    label: str
+    value: float
+    target: float
+    at_most: bool = False  # the target is a ceiling (latency) rather than a floor (a QPS ratio)
+
+    @property
+    def passed(self) -> bool:
+        return self.value <= self.target if self.at_most else self.value >= self.target
+
+    def line(self, unit: str = "") -> str:
+        bound = "<=" if self.at_most else ">="
+        figures = f"{self.value:.2f}{unit} (target {bound} {self.target:g}{unit})"
+        return f"{self.label}: {figures} {'PASS' if self.passed else 'MISS'}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"pass": self.passed}
 
 
 # -- results -------------------------------------------------------------------------------------
