@@ -22,10 +22,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from kubedns_py.cluster.objects import Kind, Namespace, Service
-from kubedns_py.cluster.store import Store
-from kubedns_py.sources.manifests import ManifestSource
-from tests.bench import cluster_gen
+from kubedns_py.cluster.objects import Kind, Namespace
+from tests.bench import cluster_gen, cluster_mix
 from tests.bench.tools import (
     BenchError,
     DnsperfOptions,
@@ -48,8 +46,7 @@ from tests.bench.tools import (
 from tests.support.processes import serve
 
 NAME = "serve"
-DOMAIN = "cluster.local"
-TTL = 30  # serve's default --ttl, given to dnsmasq too so replies match
+DOMAIN, TTL = cluster_mix.DOMAIN, cluster_mix.TTL
 TARGET_RATIO = 0.5
 MAX_SECONDS = 15.0
 SEED = 20240601
@@ -62,19 +59,8 @@ class Workload:
 
 
 def derive_workload(manifest: Path, nxdomain_share: float) -> Workload:
-    """Load the manifest through serve's own source and store, so dnsmasq gets exactly serve's data."""
-    store = Store(required=Kind)
-    store.apply(ManifestSource([manifest]).poll())
-    records: dict[str, tuple[str, ...]] = {}
-    for service in [s for s in store.objects(Kind.SERVICE) if isinstance(s, Service)]:
-        found = store.service(service.namespace, service.name)
-        if found is None:  # e.g. a headless service without ready endpoints: NXDOMAIN
-            continue
-        base = f"{service.name}.{service.namespace}.svc.{DOMAIN}"
-        for name, ips in [(base, found.addresses)] + [(f"{h}.{base}", a) for h, a in found.hosts.items()]:
-            v4 = tuple(ip for ip in ips if ":" not in ip)
-            if v4:
-                records[name] = v4
+    store = cluster_mix.load_store(manifest)
+    records = cluster_mix.a_records(store)
     namespaces = sorted(ns.name for ns in store.objects(Kind.NAMESPACE) if isinstance(ns, Namespace))
     count = round(len(records) * nxdomain_share / (1 - nxdomain_share))
     missing = tuple(f"missing-{i}.{namespaces[i % len(namespaces)]}.svc.{DOMAIN}" for i in range(count))

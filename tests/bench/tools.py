@@ -4,6 +4,7 @@ CPU pinning, target verdicts and the JSON results directory."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import math
 import os
@@ -13,7 +14,7 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
@@ -47,15 +48,51 @@ def shared_tempdir(prefix: str) -> Iterator[Path]:
         yield path
 
 
+# -- command lines -------------------------------------------------------------------------------
+
+MAX_SECONDS = 15.0  # per dnsperf run, so that every benchmark stays bounded
+
+
+def load_parser(name: str, doc: str, seconds: float = 8.0, warmup: float = 2.0) -> argparse.ArgumentParser:
+    """The options every dnsperf benchmark takes; ``parse_load_args`` checks their bounds."""
+    parser = argparse.ArgumentParser(prog=f"python -m tests.bench {name}", description=doc.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=seconds, help="length of each measured run (max 15)")
+    parser.add_argument("--warmup", type=float, default=warmup, help="unmeasured run per server first")
+    parser.add_argument("--rounds", type=int, default=2, help="measured runs per server, taking turns")
+    parser.add_argument("--outstanding", type=int, default=DnsperfOptions.outstanding, help="dnsperf -q")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the servers and dnsperf to CPUs")
+    return parser
+
+
+def parse_load_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    args = parser.parse_args(argv)
+    if not 0 < args.seconds <= MAX_SECONDS or not 0 <= args.warmup <= MAX_SECONDS:
+        parser.error(f"--seconds and --warmup must be at most {MAX_SECONDS:.0f}")
+    if args.rounds < 1 or args.outstanding < 1:
+        parser.error("--rounds and --outstanding must be positive")
+    return args
+
+
+def run_bench(name: str, run: Callable[[], Mapping[str, Any]]) -> int:
+    """Run one benchmark and write its results; 1 when it could not run (a slow result is not a failure)."""
+    try:
+        results = run()
+    except (BenchError, AssertionError) as err:  # AssertionError: a server failed to start (processes.py)
+        print(f"bench {name}: FAILED: {err}")
+        return 1
+    print(f"results written to {write_results(name, results)}")
+    return 0
+
+
 # -- CPU placement ---------------------------------------------------------------------------------
 
 
-def cpu_split() -> tuple[tuple[int, ...], tuple[int, ...]]:
+def cpu_split(pinned: bool = True) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(server CPUs, load generator CPUs): one CPU for the server, the rest for dnsperf, so neither
     steals the other's core. Both empty (no pinning) on a single CPU, where pinning would only
-    serialise them."""
+    serialise them, or when not ``pinned``."""
     cpus = tuple(sorted(os.sched_getaffinity(0)))
-    return (cpus[:1], cpus[1:]) if len(cpus) > 1 else ((), ())
+    return (cpus[:1], cpus[1:]) if pinned and len(cpus) > 1 else ((), ())
 
 
 def pin(pid: int, cpus: Collection[int]) -> None:
@@ -80,7 +117,8 @@ def cpu_seconds(pid: int) -> float:
 @dataclass(frozen=True)
 class Lookup:
     status: str  # NOERROR, NXDOMAIN, ... ("" when no reply came)
-    addresses: frozenset[str]
+    addresses: frozenset[str]  # of the type asked, for A and AAAA
+    records: int = 0  # answer records of any type
 
 
 _STATUS = re.compile(r"status: (\w+)")
@@ -97,12 +135,10 @@ def dig(port: int, name: str, qtype: str = "A") -> Lookup:
         check=False,
     )
     status = _STATUS.search(done.stdout)
-    addresses = frozenset(
-        parts[4]
-        for line in done.stdout.splitlines()
-        if not line.startswith(";") and len(parts := line.split()) == 5 and parts[3] == qtype
-    )
-    return Lookup(status.group(1) if status else "", addresses)
+    lines = done.stdout.splitlines()
+    answers = [parts for line in lines if not line.startswith(";") and (parts := line.split())]
+    addresses = frozenset(parts[4] for parts in answers if len(parts) == 5 and parts[3] == qtype)
+    return Lookup(status.group(1) if status else "", addresses, len(answers))
 
 
 def wait_until_answers(
