@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from tests.support.dnsmasq import free_port
-from tests.support.processes import ROOT
+from tests.support.processes import ROOT, Running, cache
 
 HOST = "127.0.0.1"
 RESULTS_DIR = ROOT / "bench-results"
@@ -224,6 +224,44 @@ def dnsmasq(hosts_file: Path, domain: str, ttl: int, log: Path) -> Iterator[Dnsm
         except BenchError as failed:
             raise BenchError(f"dnsmasq: {failed}\n{log.read_text(errors='replace')[-2000:]}") from failed
         yield server
+
+
+# -- two caching forwarders -------------------------------------------------------------------------
+
+OURS, THEIRS = "kubedns-py cache", "dnsmasq"
+
+
+@dataclass
+class CachePair:
+    ours: Running
+    theirs: Dnsmasq
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {OURS: self.ours.dns_port, THEIRS: self.theirs.port}
+
+    @property
+    def processes(self) -> dict[str, subprocess.Popen[Any]]:
+        return {OURS: self.ours.process, THEIRS: self.theirs.process}
+
+    def check_alive(self) -> None:
+        for server, process in self.processes.items():
+            if process.poll() is not None:
+                raise BenchError(f"{server} exited during the run with status {process.returncode}")
+
+
+@contextmanager
+def cache_pair(log: Path, options: Sequence[str], probe: str, cpus: Collection[int]) -> Iterator[CachePair]:
+    """``kubedns-py cache`` and dnsmasq as caching forwarders given the same dnsmasq-style ``options``
+    (``--server=...``, ``--cache-size=...``), each answering ``probe`` and pinned to ``cpus`` (if any)
+    once this yields. dnsmasq logs to ``log``."""
+    with cache(*options, "--no-resolv") as ours, dnsmasq_process(log, *options) as theirs:
+        pair = CachePair(ours, theirs)
+        for process, port in zip(pair.processes.values(), pair.ports.values(), strict=True):
+            wait_until_answers(port, probe, process)
+            if cpus:
+                pin(process.pid, cpus)
+        yield pair
 
 
 # -- dnsperf -------------------------------------------------------------------------------------
