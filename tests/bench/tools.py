@@ -423,6 +423,13 @@ class Measured:
         return sorted({code for r in self.runs for code in r.rcodes})
 
 
+def warm_up(ports: Mapping[str, int], queries: Path, load: DnsperfOptions, seconds: float) -> None:
+    """An unmeasured run per server."""
+    if seconds:
+        for port in ports.values():
+            run_dnsperf(port, queries, replace(load, seconds=seconds))
+
+
 def measure_rounds(
     ports: Mapping[str, int],
     processes: Mapping[str, subprocess.Popen[Any]],
@@ -433,9 +440,7 @@ def measure_rounds(
 ) -> dict[str, Measured]:
     """A warm-up per server (memos and caches fill on first ask), then measured runs taking turns, so
     a burst of other work on the machine hits both servers rather than one."""
-    if warmup:
-        for port in ports.values():
-            run_dnsperf(port, queries, replace(load, seconds=warmup))
+    warm_up(ports, queries, load, warmup)
     measured = {server: Measured() for server in ports}
     for _ in range(rounds):
         for server, port in ports.items():
