@@ -36,6 +36,7 @@ NAME = "latency"
 TARGET_P99_RATIO = 1.3  # serve's p99 at most this multiple of dnsmasq's
 TARGET_P999_MS = 2.0
 LOAD_SHARE = 0.5  # of dnsmasq's measured capacity
+KEPT_UP = 0.97  # a server answering less of the offered load was saturated
 PERCENTILES = {"p50": 0.50, "p99": 0.99, "p99.9": 0.999}
 
 
@@ -103,8 +104,15 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         print(f"{server:<9} {s['qps']:>9,.0f} {quantiles} {s['lost']:>6} {s['server_cpu_percent']:>4.0f}%")
     for verdict in verdicts:
         print(verdict.line())
-    for line in serve_log[:10]:
-        print(f"WARNING: serve logged: {line}")
+    problems = [f"serve logged: {line}" for line in serve_log[:10]]
+    problems += [
+        f"{server} answered {s['qps']:,.0f} of the {offered:,} QPS offered: overloaded, so its latencies are "
+        "mostly the queue dnsperf's -q allows"
+        for server, s in summaries.items()
+        if s["qps"] < KEPT_UP * offered
+    ]
+    for problem in problems:
+        print(f"WARNING: {problem}")
     return {
         "benchmark": NAME,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -113,5 +121,5 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         "dnsperf": asdict(steady) | {"rounds": args.rounds, "warmup_seconds": args.warmup},
         "latency_ms": summaries,
         "targets": [v.as_dict() for v in verdicts],
-        "serve_log_problems": serve_log[:20],
+        "problems": problems,
     }
