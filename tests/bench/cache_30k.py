@@ -24,7 +24,6 @@ from tests.bench.tools import (
     THEIRS,
     BenchError,
     DnsperfOptions,
-    Verdict,
     cache_pair,
     cpu_split,
     dnsmasq_process,
@@ -34,6 +33,7 @@ from tests.bench.tools import (
     pin,
     print_qps_table,
     qps_problems,
+    qps_verdict,
     require,
     run_bench,
     run_dnsperf,
@@ -104,8 +104,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 ports = pair.ports.items()
                 missed = {server: chaos_number(port, "misses") - misses[server] for server, port in ports}
     summaries = {server: m.summary() | {"misses_measured": missed[server]} for server, m in measured.items()}
-    ratio = summaries[OURS]["qps"] / summaries[THEIRS]["qps"]
-    verdict = Verdict("cache/dnsmasq cache-hit QPS ratio", ratio, TARGET_RATIO)
+    verdict = qps_verdict("cache/dnsmasq cache-hit", summaries, OURS, THEIRS, TARGET_RATIO)
     problems = qps_problems(summaries, ("NOERROR",))
     problems += [f"{server} missed {n:,} times while measured" for server, n in missed.items() if n]
     print_qps_table(summaries)

@@ -24,7 +24,6 @@ from tests.bench.tools import (
     THEIRS,
     BenchError,
     DnsperfOptions,
-    Verdict,
     cache_pair,
     cpu_split,
     dig,
@@ -36,6 +35,7 @@ from tests.bench.tools import (
     pin,
     print_qps_table,
     qps_problems,
+    qps_verdict,
     require,
     run_bench,
     shared_tempdir,
@@ -140,8 +140,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 raise BenchError(f"serve exited during the run with status {served.process.returncode}")
             serve_log = log_problems(served.log_text())
     summaries = {server: m.summary() | {"misses_measured": missed[server]} for server, m in measured.items()}
-    ratio = summaries[OURS]["qps"] / summaries[THEIRS]["qps"]
-    verdict = Verdict("cache/dnsmasq QPS ratio", ratio, TARGET_RATIO)
+    verdict = qps_verdict("cache/dnsmasq", summaries, OURS, THEIRS, TARGET_RATIO)
     problems = [f"serve logged: {line}" for line in serve_log[:10]] + qps_problems(summaries)
     print_qps_table(summaries)
     print("misses forwarded while measured: " + ", ".join(f"{s} {n:,}" for s, n in missed.items()))

@@ -18,7 +18,6 @@ from typing import Any
 from tests.bench import cluster_mix
 from tests.bench.tools import (
     DnsperfOptions,
-    Verdict,
     cpu_split,
     load_parser,
     log_problems,
@@ -26,6 +25,7 @@ from tests.bench.tools import (
     parse_load_args,
     print_qps_table,
     qps_problems,
+    qps_verdict,
     require,
     run_bench,
     shared_tempdir,
@@ -67,8 +67,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         servers.check_alive()
         serve_log = log_problems(servers.serve.log_text())
     summaries = {server: m.summary() for server, m in measured.items()}
-    ratio = summaries["serve"]["qps"] / summaries["dnsmasq"]["qps"]
-    verdict = Verdict("serve/dnsmasq QPS ratio", ratio, TARGET_RATIO)
+    verdict = qps_verdict("serve/dnsmasq", summaries, "serve", "dnsmasq", TARGET_RATIO)
     problems = [f"serve logged: {line}" for line in serve_log[:10]] + qps_problems(summaries)
     print_qps_table(summaries)
     print(verdict.line())

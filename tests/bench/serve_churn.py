@@ -32,7 +32,6 @@ from tests.bench.tools import (
     BenchError,
     DnsperfOptions,
     Measured,
-    Verdict,
     cpu_seconds,
     cpu_split,
     dig,
@@ -42,6 +41,7 @@ from tests.bench.tools import (
     pin,
     print_qps_table,
     qps_problems,
+    qps_verdict,
     require,
     run_bench,
     run_dnsperf,
@@ -152,9 +152,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     summaries = {label: m.summary() for label, m in measured.items()}
     for label, summary in summaries.items():
         summary["changes_per_second"] = made[label] / sum(r.runtime for r in measured[label].runs)
-    calm = summaries[CALM]["qps"]
     verdicts = [
-        Verdict(f"{condition(rate)} / calm QPS ratio", summaries[condition(rate)]["qps"] / calm, TARGET_RATIO)
+        qps_verdict(f"{condition(rate)} / calm", summaries, condition(rate), CALM, TARGET_RATIO)
         for rate in args.rates
     ]
     problems = [f"serve logged: {line}" for line in serve_log[:10]] + qps_problems(summaries)

@@ -500,6 +500,7 @@ class Verdict:
     value: float
     target: float
     at_most: bool = False  # the target is a ceiling (latency) rather than a floor (a QPS ratio)
+    note: str = ""  # printed after the verdict
 
     @property
     def passed(self) -> bool:
@@ -508,10 +509,21 @@ class Verdict:
     def line(self, unit: str = "") -> str:
         bound = "<=" if self.at_most else ">="
         figures = f"{self.value:.2f}{unit} (target {bound} {self.target:g}{unit})"
-        return f"{self.label}: {figures} {'PASS' if self.passed else 'MISS'}"
+        return f"{self.label}: {figures} {'PASS' if self.passed else 'MISS'}{self.note}"
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self) | {"pass": self.passed}
+
+
+def qps_verdict(
+    label: str, summaries: Mapping[str, Mapping[str, Any]], ours: str, theirs: str, target: float
+) -> Verdict:
+    """``ours``'s QPS over ``theirs``'s against ``target``, noting the ratio of queries per server
+    CPU-second too: the steadier of the two when other work on the machine shares the server's CPU."""
+    a, b = summaries[ours], summaries[theirs]
+    per_cpu = a["queries_per_cpu_second"] / b["queries_per_cpu_second"]
+    note = f"; per server CPU-second {per_cpu:.2f}"
+    return Verdict(f"{label} QPS ratio", a["qps"] / b["qps"], target, note=note)
 
 
 # -- results -------------------------------------------------------------------------------------
