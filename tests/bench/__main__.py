@@ -8,13 +8,27 @@ import argparse
 import sys
 from collections.abc import Callable, Sequence
 
-from tests.bench import api_scale, cache_qps, serve_qps
+from tests.bench import (
+    api_scale,
+    cache_30k,
+    cache_qps,
+    latency,
+    ndots_storm,
+    serve_10k,
+    serve_churn,
+    serve_qps,
+)
 
 # Each benchmark module offers NAME and main(argv) -> exit status; add new ones here.
 BENCHMARKS: dict[str, Callable[[Sequence[str]], int]] = {
     serve_qps.NAME: serve_qps.main,
     cache_qps.NAME: cache_qps.main,
     api_scale.NAME: api_scale.main,
+    serve_10k.NAME: serve_10k.main,
+    serve_churn.NAME: serve_churn.main,
+    cache_30k.NAME: cache_30k.main,
+    ndots_storm.NAME: ndots_storm.main,
+    latency.NAME: latency.main,
 }
 
 

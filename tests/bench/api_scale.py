@@ -44,7 +44,7 @@ import dns.rcode
 import dns.rdatatype
 
 from tests.bench import cluster_gen
-from tests.bench.tools import HOST, BenchError, cpu_seconds, write_results
+from tests.bench.tools import HOST, BenchError, cpu_seconds, log_problems, percentile, write_results
 from tests.support.apiserver import FakeApiServer
 from tests.support.processes import Running, start_serve, stop
 
@@ -335,11 +335,6 @@ async def measure_change(asker: Asker, change: Change) -> Sample:
     return Sample(change.kind, None, polls)
 
 
-def percentile(sorted_values: Sequence[float], share: float) -> float:
-    """Nearest rank: the smallest value at or above ``share`` of the samples."""
-    return sorted_values[max(0, math.ceil(share * len(sorted_values)) - 1)]
-
-
 def latency_summary(samples: Sequence[Sample]) -> dict[str, Any]:
     done = sorted(s.seconds * 1000 for s in samples if s.seconds is not None)
     summary: dict[str, Any] = {
@@ -483,7 +478,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             memory["after_changes"] = memory_mib(served.process.pid)
             if served.process.poll() is not None:
                 raise BenchError(f"serve exited during the run with status {served.process.returncode}")
-            problems = [line.rstrip() for line in served.log_text().splitlines() if _is_problem(line)]
+            problems = log_problems(served.log_text())
         finally:
             await asyncio.to_thread(stop, served)
     summaries = {phase: latency_summary(samples) for phase, samples in latency.items()}
@@ -515,10 +510,6 @@ def verdicts(results: dict[str, Any]) -> dict[str, dict[str, Any]]:
         "rss_mib": {"value": rss, "target": TARGET_RSS_MIB, "pass": rss <= TARGET_RSS_MIB},
         "change_p99_ms": {"value": latency.get("p99_ms"), "target": TARGET_P99_MS, "pass": p99_ok},
     }
-
-
-def _is_problem(line: str) -> bool:
-    return any(word in line for word in (" ERROR ", " WARNING ", " CRITICAL ", "Traceback"))
 
 
 def print_report(results: dict[str, Any]) -> None:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import socket
 import statistics
-import subprocess
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, replace
@@ -24,9 +23,13 @@ import dns.query
 
 from tests.bench.tools import (
     HOST,
+    OURS,
+    THEIRS,
     BenchError,
     DnsperfOptions,
     DnsperfResult,
+    Verdict,
+    cache_pair,
     cpu_seconds,
     cpu_split,
     dnsmasq_process,
@@ -39,7 +42,6 @@ from tests.bench.tools import (
     write_query_file,
     write_results,
 )
-from tests.support.processes import cache
 
 NAME = "cache"
 TARGET_RATIO = 0.5
@@ -104,21 +106,9 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         with dnsmasq_process(tmp / "upstream.log", *upstream_options) as up:
             upstream, upstream_port = up.process, up.port
             wait_until_answers(upstream_port, next(iter(known)), upstream)
-            server = f"--server={HOST}#{upstream_port}"
-            with (
-                cache(server, "--no-resolv", "--cache-size=10000") as ours,
-                dnsmasq_process(tmp / "cache.log", server, "--cache-size=10000") as cached,
-            ):
-                theirs, theirs_port = cached.process, cached.port
-                processes: dict[str, subprocess.Popen[Any]] = {
-                    "kubedns-py cache": ours.process,
-                    "dnsmasq": theirs,
-                }
-                ports = {"kubedns-py cache": ours.dns_port, "dnsmasq": theirs_port}
-                for process, port in zip(processes.values(), ports.values(), strict=True):
-                    wait_until_answers(port, next(iter(known)), process)
-                    if server_cpus:
-                        pin(process.pid, server_cpus)
+            options = (f"--server={HOST}#{upstream_port}", "--cache-size=10000")
+            with cache_pair(tmp / "cache.log", options, next(iter(known)), server_cpus) as pair:
+                processes, ports = pair.processes, pair.ports
                 if server_cpus:
                     pin(upstream.pid, load_cpus)  # the upstream only works during warm-up and misses
                 for port in ports.values():  # fill both caches
@@ -133,10 +123,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 fresh_names = list(fresh)
                 direct = miss_latency(upstream_port, fresh_names[:MISS_SAMPLES])
                 miss = {
-                    "kubedns-py cache": miss_latency(
-                        ports["kubedns-py cache"], fresh_names[MISS_SAMPLES : 2 * MISS_SAMPLES]
-                    ),
-                    "dnsmasq": miss_latency(ports["dnsmasq"], fresh_names[2 * MISS_SAMPLES :]),
+                    OURS: miss_latency(ports[OURS], fresh_names[MISS_SAMPLES : 2 * MISS_SAMPLES]),
+                    THEIRS: miss_latency(ports[THEIRS], fresh_names[2 * MISS_SAMPLES :]),
                 }
     summary: dict[str, dict[str, Any]] = {
         server: {
@@ -149,7 +137,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         }
         for server, results in runs.items()
     }
-    ratio = summary["kubedns-py cache"]["qps"] / summary["dnsmasq"]["qps"]
+    ratio = summary[OURS]["qps"] / summary[THEIRS]["qps"]
     print(f"bench {NAME}: {NAMES:,} names, all hits after warm-up; {args.rounds} x {args.seconds:g} s each")
     print(f"{'cache':<17} {'hit QPS':>10} {'lost':>6} {'CPU':>5} {'added on a miss':>16}")
     for server, s in summary.items():
@@ -158,7 +146,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
             f"{s['miss_added_ms']:>13.3f} ms"
         )
     print(f"upstream answered a fresh name directly in {1000 * direct:.3f} ms (median)")
-    print(f"cache/dnsmasq cache-hit QPS ratio: {ratio:.2f} (target >= {TARGET_RATIO})")
+    print(Verdict("cache/dnsmasq cache-hit QPS ratio", ratio, TARGET_RATIO).line())
     return {
         "benchmark": NAME,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -18,25 +18,25 @@ import random
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from kubedns_py.cluster.objects import Kind, Namespace, Service
-from kubedns_py.cluster.store import Store
-from kubedns_py.sources.manifests import ManifestSource
-from tests.bench import cluster_gen
+from kubedns_py.cluster.objects import Kind, Namespace
+from tests.bench import cluster_gen, cluster_mix
 from tests.bench.tools import (
     BenchError,
     DnsperfOptions,
-    DnsperfResult,
-    cpu_seconds,
+    Verdict,
     cpu_split,
     dig,
     dnsmasq,
+    log_problems,
+    measure_rounds,
     pin,
+    print_qps_table,
+    qps_problems,
     require,
-    run_dnsperf,
     shared_tempdir,
     wait_until_answers,
     write_hosts_file,
@@ -46,12 +46,10 @@ from tests.bench.tools import (
 from tests.support.processes import serve
 
 NAME = "serve"
-DOMAIN = "cluster.local"
-TTL = 30  # serve's default --ttl, given to dnsmasq too so replies match
+DOMAIN, TTL = cluster_mix.DOMAIN, cluster_mix.TTL
 TARGET_RATIO = 0.5
 MAX_SECONDS = 15.0
 SEED = 20240601
-SATURATED_CPU_PERCENT = 85  # below this the closed loop did not keep the server busy
 
 
 @dataclass(frozen=True)
@@ -61,19 +59,8 @@ class Workload:
 
 
 def derive_workload(manifest: Path, nxdomain_share: float) -> Workload:
-    """Load the manifest through serve's own source and store, so dnsmasq gets exactly serve's data."""
-    store = Store(required=Kind)
-    store.apply(ManifestSource([manifest]).poll())
-    records: dict[str, tuple[str, ...]] = {}
-    for service in [s for s in store.objects(Kind.SERVICE) if isinstance(s, Service)]:
-        found = store.service(service.namespace, service.name)
-        if found is None:  # e.g. a headless service without ready endpoints: NXDOMAIN
-            continue
-        base = f"{service.name}.{service.namespace}.svc.{DOMAIN}"
-        for name, ips in [(base, found.addresses)] + [(f"{h}.{base}", a) for h, a in found.hosts.items()]:
-            v4 = tuple(ip for ip in ips if ":" not in ip)
-            if v4:
-                records[name] = v4
+    store = cluster_mix.load_store(manifest)
+    records = cluster_mix.a_records(store)
     namespaces = sorted(ns.name for ns in store.objects(Kind.NAMESPACE) if isinstance(ns, Namespace))
     count = round(len(records) * nxdomain_share / (1 - nxdomain_share))
     missing = tuple(f"missing-{i}.{namespaces[i % len(namespaces)]}.svc.{DOMAIN}" for i in range(count))
@@ -105,33 +92,6 @@ def spot_check(workload: Workload, ports: dict[str, int]) -> int:
     if wrong:
         raise BenchError("wrong answers before measuring:\n  " + "\n  ".join(wrong))
     return len(sample)
-
-
-@dataclass
-class Measured:
-    runs: list[DnsperfResult]
-    cpu: list[float]  # server CPU seconds during each run
-
-    def summary(self) -> dict[str, Any]:
-        sent = sum(r.sent for r in self.runs)
-        completed = sum(r.completed for r in self.runs)
-        runtime = sum(r.runtime for r in self.runs)
-        return {
-            "qps": completed / runtime,
-            "avg_latency_ms": 1000 * sum(r.avg_latency * r.completed for r in self.runs) / max(1, completed),
-            "sent": sent,
-            "completed": completed,
-            "lost": sum(r.lost for r in self.runs),
-            "lost_percent": 100 * sum(r.lost for r in self.runs) / max(1, sent),
-            "server_cpu_percent": 100 * sum(self.cpu) / runtime,
-            "dnsperf_cpu_percent": 100 * sum(r.cpu_seconds for r in self.runs) / runtime,
-            "round_qps": [r.qps for r in self.runs],
-            "rcodes": {code: sum(r.rcodes.get(code, 0) for r in self.runs) for code in self._codes()},
-            "runs": [r.as_dict() for r in self.runs],
-        }
-
-    def _codes(self) -> list[str]:
-        return sorted({code for r in self.runs for code in r.rcodes})
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -206,18 +166,18 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                     else "unpinned"
                 )
             )
-            measured = measure(ports, processes, queries, load, args.rounds, args.warmup)
+            measured = measure_rounds(ports, processes, queries, load, args.rounds, args.warmup)
             if kd.process.poll() is not None:
                 tail = "".join(kd.lines[-20:])
                 raise BenchError(f"serve exited during the run with status {kd.process.returncode}:\n{tail}")
             if dm.process.poll() is not None:
                 raise BenchError(f"dnsmasq exited during the run with status {dm.process.returncode}")
-            serve_log = [line.rstrip() for line in kd.log_text().splitlines() if _is_problem(line)]
+            serve_log = log_problems(kd.log_text())
     summaries = {server: m.summary() for server, m in measured.items()}
     ratio = summaries["serve"]["qps"] / summaries["dnsmasq"]["qps"]
-    problems = _problems(summaries, serve_log)
-    _print_table(summaries)
-    print(f"serve/dnsmasq QPS ratio: {ratio:.2f} (target >= {TARGET_RATIO})")
+    problems = [f"serve logged: {line}" for line in serve_log[:10]] + qps_problems(summaries)
+    print_qps_table(summaries)
+    print(Verdict("serve/dnsmasq QPS ratio", ratio, TARGET_RATIO).line())
     for problem in problems:
         print(f"WARNING: {problem}")
     return {
@@ -233,61 +193,5 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def measure(
-    ports: dict[str, int],
-    processes: dict[str, subprocess.Popen[Any]],
-    queries: Path,
-    load: DnsperfOptions,
-    rounds: int,
-    warmup: float,
-) -> dict[str, Measured]:
-    """A warm-up per server (serve memoises replies on first ask), then measured runs taking turns,
-    so a burst of other work on the machine hits both servers rather than one."""
-    if warmup:
-        for port in ports.values():
-            run_dnsperf(port, queries, replace(load, seconds=warmup))
-    measured = {server: Measured([], []) for server in ports}
-    for _ in range(rounds):
-        for server, port in ports.items():
-            before = cpu_seconds(processes[server].pid)
-            result = run_dnsperf(port, queries, load)
-            measured[server].cpu.append(cpu_seconds(processes[server].pid) - before)
-            measured[server].runs.append(result)
-    return measured
-
-
 def _cpus(cpus: Sequence[int]) -> str:
     return ",".join(map(str, cpus))
-
-
-def _is_problem(line: str) -> bool:
-    return any(word in line for word in (" ERROR ", " WARNING ", " CRITICAL ", "Traceback"))
-
-
-def _problems(summaries: dict[str, dict[str, Any]], serve_log: list[str]) -> list[str]:
-    problems = [f"serve logged: {line}" for line in serve_log[:10]]
-    for server, summary in summaries.items():
-        odd = {code: n for code, n in summary["rcodes"].items() if code not in ("NOERROR", "NXDOMAIN")}
-        if odd:
-            problems.append(f"{server} answered unexpected rcodes under load: {odd}")
-        if summary["server_cpu_percent"] < SATURATED_CPU_PERCENT:
-            problems.append(
-                f"{server} used {summary['server_cpu_percent']:.0f}% of a CPU, so its QPS is below capacity: "
-                "dnsperf was the limit if its CPU is near 100% per CPU it had, else other work interfered"
-            )
-        if summary["lost"]:
-            problems.append(f"{server} lost {summary['lost']:,} queries ({summary['lost_percent']:.3f}%)")
-    return problems
-
-
-def _print_table(summaries: dict[str, dict[str, Any]]) -> None:
-    header = (
-        f"{'server':<9} {'QPS':>10} {'avg latency':>12} {'lost %':>7} {'server CPU':>10} {'dnsperf CPU':>11}"
-    )
-    print(f"{header}  QPS per round")
-    for server, s in summaries.items():
-        rounds = ", ".join(f"{q:,.0f}" for q in s["round_qps"])
-        print(
-            f"{server:<9} {s['qps']:>10,.0f} {s['avg_latency_ms']:>9.3f} ms {s['lost_percent']:>6.2f}% "
-            f"{s['server_cpu_percent']:>9.0f}% {s['dnsperf_cpu_percent']:>10.0f}%  {rounds}"
-        )

@@ -1,9 +1,12 @@
 """Reusable benchmark plumbing around Debian's DNS tools: a dnsmasq reference server, dig checks,
-dnsperf runs and their parsed statistics, CPU pinning and the JSON results directory."""
+dnsperf runs and their parsed statistics (per-query latencies too), rounds taking turns between servers,
+CPU pinning, target verdicts and the JSON results directory."""
 
 from __future__ import annotations
 
+import argparse
 import json
+import math
 import os
 import re
 import resource
@@ -11,14 +14,14 @@ import shutil
 import subprocess
 import tempfile
 import time
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
 from tests.support.dnsmasq import free_port
-from tests.support.processes import ROOT
+from tests.support.processes import ROOT, Running, cache
 
 HOST = "127.0.0.1"
 RESULTS_DIR = ROOT / "bench-results"
@@ -45,15 +48,51 @@ def shared_tempdir(prefix: str) -> Iterator[Path]:
         yield path
 
 
+# -- command lines -------------------------------------------------------------------------------
+
+MAX_SECONDS = 15.0  # per dnsperf run, so that every benchmark stays bounded
+
+
+def load_parser(name: str, doc: str, seconds: float = 8.0, warmup: float = 2.0) -> argparse.ArgumentParser:
+    """The options every dnsperf benchmark takes; ``parse_load_args`` checks their bounds."""
+    parser = argparse.ArgumentParser(prog=f"python -m tests.bench {name}", description=doc.split("\n")[0])
+    parser.add_argument("--seconds", type=float, default=seconds, help="length of each measured run (max 15)")
+    parser.add_argument("--warmup", type=float, default=warmup, help="unmeasured run per server first")
+    parser.add_argument("--rounds", type=int, default=2, help="measured runs per server, taking turns")
+    parser.add_argument("--outstanding", type=int, default=DnsperfOptions.outstanding, help="dnsperf -q")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin the servers and dnsperf to CPUs")
+    return parser
+
+
+def parse_load_args(parser: argparse.ArgumentParser, argv: Sequence[str]) -> argparse.Namespace:
+    args = parser.parse_args(argv)
+    if not 0 < args.seconds <= MAX_SECONDS or not 0 <= args.warmup <= MAX_SECONDS:
+        parser.error(f"--seconds and --warmup must be at most {MAX_SECONDS:.0f}")
+    if args.rounds < 1 or args.outstanding < 1:
+        parser.error("--rounds and --outstanding must be positive")
+    return args
+
+
+def run_bench(name: str, run: Callable[[], Mapping[str, Any]]) -> int:
+    """Run one benchmark and write its results; 1 when it could not run (a slow result is not a failure)."""
+    try:
+        results = run()
+    except (BenchError, AssertionError) as err:  # AssertionError: a server failed to start (processes.py)
+        print(f"bench {name}: FAILED: {err}")
+        return 1
+    print(f"results written to {write_results(name, results)}")
+    return 0
+
+
 # -- CPU placement ---------------------------------------------------------------------------------
 
 
-def cpu_split() -> tuple[tuple[int, ...], tuple[int, ...]]:
+def cpu_split(pinned: bool = True) -> tuple[tuple[int, ...], tuple[int, ...]]:
     """(server CPUs, load generator CPUs): one CPU for the server, the rest for dnsperf, so neither
     steals the other's core. Both empty (no pinning) on a single CPU, where pinning would only
-    serialise them."""
+    serialise them, or when not ``pinned``."""
     cpus = tuple(sorted(os.sched_getaffinity(0)))
-    return (cpus[:1], cpus[1:]) if len(cpus) > 1 else ((), ())
+    return (cpus[:1], cpus[1:]) if pinned and len(cpus) > 1 else ((), ())
 
 
 def pin(pid: int, cpus: Collection[int]) -> None:
@@ -78,7 +117,8 @@ def cpu_seconds(pid: int) -> float:
 @dataclass(frozen=True)
 class Lookup:
     status: str  # NOERROR, NXDOMAIN, ... ("" when no reply came)
-    addresses: frozenset[str]
+    addresses: frozenset[str]  # of the type asked, for A and AAAA
+    records: int = 0  # answer records of any type
 
 
 _STATUS = re.compile(r"status: (\w+)")
@@ -95,12 +135,10 @@ def dig(port: int, name: str, qtype: str = "A") -> Lookup:
         check=False,
     )
     status = _STATUS.search(done.stdout)
-    addresses = frozenset(
-        parts[4]
-        for line in done.stdout.splitlines()
-        if not line.startswith(";") and len(parts := line.split()) == 5 and parts[3] == qtype
-    )
-    return Lookup(status.group(1) if status else "", addresses)
+    lines = done.stdout.splitlines()
+    answers = [parts for line in lines if not line.startswith(";") and (parts := line.split())]
+    addresses = frozenset(parts[4] for parts in answers if len(parts) == 5 and parts[3] == qtype)
+    return Lookup(status.group(1) if status else "", addresses, len(answers))
 
 
 def wait_until_answers(
@@ -188,6 +226,44 @@ def dnsmasq(hosts_file: Path, domain: str, ttl: int, log: Path) -> Iterator[Dnsm
         yield server
 
 
+# -- two caching forwarders -------------------------------------------------------------------------
+
+OURS, THEIRS = "kubedns-py cache", "dnsmasq"
+
+
+@dataclass
+class CachePair:
+    ours: Running
+    theirs: Dnsmasq
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {OURS: self.ours.dns_port, THEIRS: self.theirs.port}
+
+    @property
+    def processes(self) -> dict[str, subprocess.Popen[Any]]:
+        return {OURS: self.ours.process, THEIRS: self.theirs.process}
+
+    def check_alive(self) -> None:
+        for server, process in self.processes.items():
+            if process.poll() is not None:
+                raise BenchError(f"{server} exited during the run with status {process.returncode}")
+
+
+@contextmanager
+def cache_pair(log: Path, options: Sequence[str], probe: str, cpus: Collection[int]) -> Iterator[CachePair]:
+    """``kubedns-py cache`` and dnsmasq as caching forwarders given the same dnsmasq-style ``options``
+    (``--server=...``, ``--cache-size=...``), each answering ``probe`` and pinned to ``cpus`` (if any)
+    once this yields. dnsmasq logs to ``log``."""
+    with cache(*options, "--no-resolv") as ours, dnsmasq_process(log, *options) as theirs:
+        pair = CachePair(ours, theirs)
+        for process, port in zip(pair.processes.values(), pair.ports.values(), strict=True):
+            wait_until_answers(port, probe, process)
+            if cpus:
+                pin(process.pid, cpus)
+        yield pair
+
+
 # -- dnsperf -------------------------------------------------------------------------------------
 
 
@@ -207,7 +283,9 @@ class DnsperfOptions:
     # lost and waits out its 5 s timeout at the end, and the real window shrinks to the buffer anyway.
     outstanding: int = 160
     max_qps: int | None = None
+    max_runs: int | None = None  # dnsperf -n: stop after this many passes through the file
     cpus: tuple[int, ...] = ()  # run dnsperf pinned to these CPUs (empty: anywhere)
+    latencies: bool = False  # dnsperf -v: keep every answered query's latency
 
 
 @dataclass(frozen=True)
@@ -222,13 +300,15 @@ class DnsperfResult:
     max_latency: float
     rcodes: dict[str, int] = field(default_factory=dict)
     cpu_seconds: float = 0.0  # dnsperf's own CPU time: near its CPUs' full share, it was the bottleneck
+    latencies: tuple[float, ...] = field(default=(), repr=False)  # seconds, with DnsperfOptions.latencies
 
     @property
     def lost_percent(self) -> float:
         return 100.0 * self.lost / self.sent if self.sent else 0.0
 
     def as_dict(self) -> dict[str, Any]:
-        return asdict(self) | {"lost_percent": self.lost_percent}
+        figures = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "latencies"}
+        return figures | {"rcodes": dict(self.rcodes), "lost_percent": self.lost_percent}
 
 
 _DNSPERF_FIELDS = {
@@ -264,12 +344,23 @@ def parse_dnsperf(text: str) -> DnsperfResult:
     )
 
 
+def parse_latencies(text: str) -> tuple[float, ...]:
+    """Seconds per answered query from dnsperf -v's ``> RCODE name type latency`` lines; a lost query
+    (``> T ...``) has none."""
+    answered = (line for line in text.splitlines() if line.startswith("> ") and not line.startswith("> T "))
+    return tuple(float(line.rsplit(" ", 1)[1]) for line in answered)
+
+
 def run_dnsperf(port: int, query_file: Path, options: DnsperfOptions) -> DnsperfResult:
     require("dnsperf")
     args = ["dnsperf", "-s", HOST, "-p", str(port), "-d", str(query_file), "-l", str(options.seconds)]
     args += ["-c", str(options.clients), "-T", str(options.threads), "-q", str(options.outstanding)]
     if options.max_qps:
         args += ["-Q", str(options.max_qps)]
+    if options.max_runs:
+        args += ["-n", str(options.max_runs)]
+    if options.latencies:
+        args.append("-v")
     if options.cpus:
         args = ["taskset", "-c", ",".join(map(str, options.cpus)), *args]
     before = _children_cpu()
@@ -277,13 +368,162 @@ def run_dnsperf(port: int, query_file: Path, options: DnsperfOptions) -> Dnsperf
     done = subprocess.run(args, capture_output=True, text=True, timeout=options.seconds + 30, check=False)
     if done.returncode != 0:
         raise BenchError(f"{' '.join(args)} exited with {done.returncode}:\n{done.stderr}{done.stdout}")
-    return replace(parse_dnsperf(done.stdout), cpu_seconds=_children_cpu() - before)
+    result = replace(parse_dnsperf(done.stdout), cpu_seconds=_children_cpu() - before)
+    return replace(result, latencies=parse_latencies(done.stdout)) if options.latencies else result
 
 
 def _children_cpu() -> float:
     """CPU time of every child waited for so far; the servers are not reaped until they stop."""
     usage = resource.getrusage(resource.RUSAGE_CHILDREN)
     return usage.ru_utime + usage.ru_stime
+
+
+def percentile(sorted_values: Sequence[float], share: float) -> float:
+    """Nearest rank: the smallest value at or above ``share`` of the samples."""
+    return sorted_values[max(0, math.ceil(share * len(sorted_values)) - 1)]
+
+
+# -- measured rounds -----------------------------------------------------------------------------
+
+SATURATED_CPU_PERCENT = 85  # below this the closed loop did not keep the server busy
+
+
+@dataclass
+class Measured:
+    """One server's measured dnsperf runs and the server CPU seconds each took."""
+
+    runs: list[DnsperfResult] = field(default_factory=list)
+    cpu: list[float] = field(default_factory=list)
+
+    def add(self, result: DnsperfResult, server_cpu: float) -> None:
+        self.runs.append(result)
+        self.cpu.append(server_cpu)
+
+    def summary(self) -> dict[str, Any]:
+        sent = sum(r.sent for r in self.runs)
+        completed = sum(r.completed for r in self.runs)
+        runtime = sum(r.runtime for r in self.runs)
+        return {
+            "qps": completed / runtime,
+            # Per CPU-second of the server: steadier than QPS when other work takes the server's CPU.
+            "queries_per_cpu_second": completed / max(1e-9, sum(self.cpu)),
+            "avg_latency_ms": 1000 * sum(r.avg_latency * r.completed for r in self.runs) / max(1, completed),
+            "sent": sent,
+            "completed": completed,
+            "lost": sum(r.lost for r in self.runs),
+            "lost_percent": 100 * sum(r.lost for r in self.runs) / max(1, sent),
+            "server_cpu_percent": 100 * sum(self.cpu) / runtime,
+            "dnsperf_cpu_percent": 100 * sum(r.cpu_seconds for r in self.runs) / runtime,
+            "round_qps": [r.qps for r in self.runs],
+            "rcodes": {code: sum(r.rcodes.get(code, 0) for r in self.runs) for code in self._codes()},
+            "runs": [r.as_dict() for r in self.runs],
+        }
+
+    def _codes(self) -> list[str]:
+        return sorted({code for r in self.runs for code in r.rcodes})
+
+
+def warm_up(ports: Mapping[str, int], queries: Path, load: DnsperfOptions, seconds: float) -> None:
+    """An unmeasured run per server."""
+    if seconds:
+        for port in ports.values():
+            run_dnsperf(port, queries, replace(load, seconds=seconds))
+
+
+def measure_rounds(
+    ports: Mapping[str, int],
+    processes: Mapping[str, subprocess.Popen[Any]],
+    queries: Path,
+    load: DnsperfOptions,
+    rounds: int,
+    warmup: float,
+) -> dict[str, Measured]:
+    """A warm-up per server (memos and caches fill on first ask), then measured runs taking turns, so
+    a burst of other work on the machine hits both servers rather than one."""
+    warm_up(ports, queries, load, warmup)
+    measured = {server: Measured() for server in ports}
+    for _ in range(rounds):
+        for server, port in ports.items():
+            before = cpu_seconds(processes[server].pid)
+            result = run_dnsperf(port, queries, load)
+            measured[server].add(result, cpu_seconds(processes[server].pid) - before)
+    return measured
+
+
+def log_problems(text: str) -> list[str]:
+    """Lines of a kubedns-py log that mean something went wrong."""
+    words = (" ERROR ", " WARNING ", " CRITICAL ", "Traceback")
+    return [line.rstrip() for line in text.splitlines() if any(word in line for word in words)]
+
+
+def qps_problems(
+    summaries: Mapping[str, Mapping[str, Any]], expected_rcodes: Collection[str] = ("NOERROR", "NXDOMAIN")
+) -> list[str]:
+    """What makes a QPS comparison suspect: odd rcodes, losses, a server that was not kept busy."""
+    problems = []
+    for server, summary in summaries.items():
+        odd = {code: n for code, n in summary["rcodes"].items() if code not in expected_rcodes}
+        if odd:
+            problems.append(f"{server} answered unexpected rcodes under load: {odd}")
+        if summary["server_cpu_percent"] < SATURATED_CPU_PERCENT:
+            problems.append(
+                f"{server} used {summary['server_cpu_percent']:.0f}% of a CPU, so its QPS is below capacity: "
+                "dnsperf was the limit if its CPU is near 100% per CPU it had, else other work interfered"
+            )
+        if summary["lost"]:
+            problems.append(f"{server} lost {summary['lost']:,} queries ({summary['lost_percent']:.3f}%)")
+    return problems
+
+
+def print_qps_table(summaries: Mapping[str, Mapping[str, Any]]) -> None:
+    width = max(9, *map(len, summaries))
+    header = (
+        f"{'server':<{width}} {'QPS':>10} {'avg latency':>12} {'lost %':>7} {'server CPU':>10} "
+        f"{'q/CPU-s':>9} {'dnsperf CPU':>11}"
+    )
+    print(f"{header}  QPS per round")
+    for server, s in summaries.items():
+        rounds = ", ".join(f"{q:,.0f}" for q in s["round_qps"])
+        print(
+            f"{server:<{width}} {s['qps']:>10,.0f} {s['avg_latency_ms']:>9.3f} ms {s['lost_percent']:>6.2f}% "
+            f"{s['server_cpu_percent']:>9.0f}% {s['queries_per_cpu_second']:>9,.0f} "
+            f"{s['dnsperf_cpu_percent']:>10.0f}%  {rounds}"
+        )
+
+
+# -- targets -------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Verdict:
+    label: str
+    value: float
+    target: float
+    at_most: bool = False  # the target is a ceiling (latency) rather than a floor (a QPS ratio)
+    note: str = ""  # printed after the verdict
+
+    @property
+    def passed(self) -> bool:
+        return self.value <= self.target if self.at_most else self.value >= self.target
+
+    def line(self, unit: str = "") -> str:
+        bound = "<=" if self.at_most else ">="
+        figures = f"{self.value:.2f}{unit} (target {bound} {self.target:g}{unit})"
+        return f"{self.label}: {figures} {'PASS' if self.passed else 'MISS'}{self.note}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self) | {"pass": self.passed}
+
+
+def qps_verdict(
+    label: str, summaries: Mapping[str, Mapping[str, Any]], ours: str, theirs: str, target: float
+) -> Verdict:
+    """``ours``'s QPS over ``theirs``'s against ``target``, noting the ratio of queries per server
+    CPU-second too: the steadier of the two when other work on the machine shares the server's CPU."""
+    a, b = summaries[ours], summaries[theirs]
+    per_cpu = a["queries_per_cpu_second"] / b["queries_per_cpu_second"]
+    note = f"; per server CPU-second {per_cpu:.2f}"
+    return Verdict(f"{label} QPS ratio", a["qps"] / b["qps"], target, note=note)
 
 
 # -- results -------------------------------------------------------------------------------------
