@@ -135,7 +135,13 @@ class WireZone:
             if not self._synced:
                 return SERVFAIL_SECTION
             rel = key[: len(key) - self._zone_size]
-            found = self._forward(rel, qtype)
+            node = self._nodes.get(rel)
+            if node is not None:
+                found = node.sections.get((b"", qtype))
+                if found is None:
+                    found = self._node_answer(node, b"", qtype)
+            else:
+                found = self._not_a_service(rel, qtype)
             if found.__class__ is int:
                 return self._negative_section(found, 12 + len(rel))
             return found  # type: ignore[return-value]
@@ -145,28 +151,19 @@ class WireZone:
             return self._reverse(key, qtype)
         return REFUSED_SECTION
 
-    def _forward(self, rel: bytes, qtype: int) -> Found:
-        nodes = self._nodes
-        node = nodes.get(rel)
-        if node is not None:
-            return self._node_answer(node, b"", qtype)
-        if rel:
-            head = rel[: rel[0] + 1]
-            rest = rel[len(head) :]
-            node = nodes.get(rest)
-            if node is not None:
-                return self._node_answer(node, head, qtype)
-            if rest:
-                head2 = rest[: rest[0] + 1]
-                node = nodes.get(rest[len(head2) :])
-                if node is not None:
-                    return self._node_answer(node, head + head2, qtype)
+    def _not_a_service(self, rel: bytes, qtype: int) -> Found:
+        """A name under the zone that is no service's own: an endpoint or SRV name one or two labels
+        under a service's, a pod, one of the few fixed names, or none at all (search-path misses)."""
         count, pos, size = 0, 0, len(rel)
         while pos < size:
             pos += rel[pos] + 1
             count += 1
         if pos != size:
             return REFUSED_SECTION  # the zone's name appeared inside a label: the name is not ours
+        if count == 4 or count == 5:
+            under = rel[0] + 1 if count == 4 else rel[0] + 2 + rel[rel[0] + 1]
+            node = self._nodes.get(rel[under:])
+            return NXDOMAIN if node is None else self._node_answer(node, rel[:under], qtype)
         if count == 3 and rel.endswith(POD):
             labels = _labels(rel)
             return self._pod(labels[0], labels[1], qtype)
@@ -195,7 +192,7 @@ class WireZone:
             exists = self._build(node.records, prefix, A)
             return None if exists is None else NXDOMAIN if exists == NXDOMAIN else NOERROR
         built = self._build(node.records, prefix, qtype)
-        if built is not None:
+        if built is not None and built != NXDOMAIN:  # names that exist only: a node never grows by junk
             node.sections[(prefix, qtype)] = built
         return built
 

@@ -44,13 +44,11 @@ class Answerer:
         self._record = stats.record
         self._failures = RateLimitedLog(log)
 
-    def answer_udp(self, data: bytes, _addr: object = None) -> bytes | None:
-        return self.answer(data, False)
-
     async def answer_tcp(self, data: bytes) -> bytes | None:
-        return self.answer(data, True)
+        return self.answer(data, None, True)
 
-    def answer(self, data: bytes, tcp: bool) -> bytes | None:
+    def answer(self, data: bytes, _addr: object = None, tcp: bool = False) -> bytes | None:
+        """The reply to one query, or None to send nothing; UDP listeners pass the client's address."""
         start = perf_counter()
         q = read(data)
         try:

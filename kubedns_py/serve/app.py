@@ -94,7 +94,7 @@ class ServeApp:
         self.store.subscribe(self._after_first_sync)
         host = self.config.dns_bind_address
         udp, tcp = bind_dns_sockets(host, self.config.dns_port)
-        self._udp = UdpServer(udp, self.answerer.answer_udp)
+        self._udp = UdpServer(udp, self.answerer.answer)
         await self._tcp.start(tcp)
         self._tasks.append(asyncio.create_task(self._run_source(), name="source"))
         self._tasks.append(asyncio.create_task(self._warn_if_unsynced(), name="sync-timeout"))

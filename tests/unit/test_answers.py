@@ -30,7 +30,7 @@ def synced_store(*events: Upsert) -> Store:
 
 def ask(answerer: Answerer, name: str, rdtype: str) -> dns.message.Message:
     query = dns.message.make_query(name, rdtype)
-    reply = answerer.answer_udp(query.to_wire())
+    reply = answerer.answer(query.to_wire())
     assert reply is not None
     return dns.message.from_wire(reply)
 

@@ -38,8 +38,8 @@ def test_answers_counted_by_number_add_up_across_store_changes() -> None:
     query = dns.message.make_query("web.n.svc.cluster.local.", "A").to_wire()
     missing = dns.message.make_query("nope.n.svc.cluster.local.", "AAAA").to_wire()
     for _ in range(5):
-        answerer.answer_udp(query)
-    answerer.answer_udp(missing)
+        answerer.answer(query)
+    answerer.answer(missing)
     before = figures(stats)
     assert before["kubedns_dns_requests_total[('proto', 'udp'), ('server', 'serve'), ('type', 'A')]"] == 5
     assert before["kubedns_dns_requests_total[('proto', 'udp'), ('server', 'serve'), ('type', 'AAAA')]"] == 1
@@ -47,7 +47,7 @@ def test_answers_counted_by_number_add_up_across_store_changes() -> None:
     assert before["kubedns_dns_responses_total[('rcode', 'NXDOMAIN'), ('server', 'serve')]"] == 1
     assert before["kubedns_dns_request_duration_seconds_count[('server', 'serve')]"] == 6
     store.apply([Upsert(from_dict(Kind.NAMESPACE, {"metadata": {"name": "n"}}))])
-    answerer.answer_udp(query)
+    answerer.answer(query)
     after = figures(stats)
     assert after["kubedns_dns_requests_total[('proto', 'udp'), ('server', 'serve'), ('type', 'A')]"] == 6
     assert after["kubedns_dns_request_duration_seconds_count[('server', 'serve')]"] == 7

@@ -57,7 +57,7 @@ def broken(*_: object) -> None:
 
 def servfail_for(answerer: Answerer, name: str, qtype: str) -> None:
     query = dns.message.make_query(name, qtype)
-    reply = answerer.answer_udp(query.to_wire())
+    reply = answerer.answer(query.to_wire())
     assert reply is not None
     message = dns.message.from_wire(reply)
     assert message.id == query.id and message.rcode() == dns.rcode.SERVFAIL
