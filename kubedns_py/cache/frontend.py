@@ -1,90 +1,84 @@
 """The per-query hot path of ``cache``.
 
-A UDP reply built from a cache entry is remembered under the query's bytes after its ID for the rest
-of that second (its TTLs are whole seconds), while the entry is still the one cached and unexpired: the
-same question again costs one dictionary lookup, and is tallied on the remembered reply (handed to
-the statistics in bulk). Otherwise, what the query's bytes say (cache key,
-where the question ends, EDNS) is also remembered under ``query[2:]``, so a repeated question costs the
-parse lookup and the cache lookup. A fresh entry is answered on the spot from the reading callback;
-anything else becomes a task on the miss path (``Resolver``) and the reply is sent when it is ready.
+Every query is read by ``dnswire.reader`` (no dnslib) and looked up in the cache's index under
+(name lower-cased, type, class, DO, CD). A fresh entry answers on the spot, in the reading callback:
+the query's ID, the entry's prebuilt header for the query's RD bit and EDNS, the question exactly as
+asked (case included), the entry's records with their TTLs as of now, and our OPT when the query had
+one. Nothing depends on having seen the same query bytes before (another ID, case or EDNS size costs
+the same), and negative entries (NXDOMAIN, NODATA) take the same path as positive ones. These hits are
+tallied on a counter shared by every entry with the same type and rcode labels, which the statistics
+read when scraped.
+
+An entry's first hit after its TTLs have counted down a second takes the slower path: it renders the
+TTLs, marks the entry recently used in the LRU, and starts a refresh when a popular entry is about to
+expire. Questions that are not plain cached answers (CHAOS class, zone transfers, other classes, EDNS
+versions other than 0, malformed queries, answers too big for the client) are answered on that path
+too, and misses become a task (``Resolver``) whose reply is sent when it is ready.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import struct
 from collections.abc import Callable
-from dataclasses import dataclass
-from time import monotonic, perf_counter
+from time import monotonic
 
 from dnslib import CLASS, QTYPE, RCODE
 
 from kubedns_py.cache.chaos import Chaos
 from kubedns_py.cache.loopdetect import LoopDetector
 from kubedns_py.cache.resolver import PREFETCH_FRACTION, Answer, Question, Resolver
-from kubedns_py.cache.responses import Entry, ResponseCache
-from kubedns_py.dnswire.query import QR_BIT, RA_BIT, RD_BIT, read_query
-from kubedns_py.dnswire.reply import TCP_MAX, badvers_reply, build_reply, raw_opt
-from kubedns_py.dnswire.walk import HEADER_SIZE, question_key
+from kubedns_py.cache.responses import NO_TALLY, OPTS, CacheKey, Entry, HitTally, ResponseCache
+from kubedns_py.dnswire import reader, splice
+from kubedns_py.dnswire.query import RA_BIT, read_query
+from kubedns_py.dnswire.reader import Question as Asked
+from kubedns_py.dnswire.reply import FORWARDER_PAYLOAD, TCP_MAX
 from kubedns_py.net.stats import FAST, DnsStats, Tally, qtype_label, rcode_label
 from kubedns_py.net.udp import Address, DatagramHandler
 
 log = logging.getLogger(__name__)
 
-# Memos are keyed by whole queries, so clients that randomise the case of names (or send junk) could grow
-# them without bound: each is emptied when full. Only small replies are remembered.
 Send = Callable[[bytes, Address], None]
-PARSED_LIMIT = 20_000
-RECENT_LIMIT = 10_000
-RECENT_MAX_REPLY = 512
 SERVFAIL, REFUSED = RCODE.SERVFAIL, RCODE.REFUSED
+CD_BIT = 0x0010
+OPT_SIZE = len(OPTS[0])
+MIN_UDP_PAYLOAD = reader.MIN_UDP_PAYLOAD
+NOT_FORWARDED = frozenset((QTYPE.AXFR, QTYPE.IXFR))
 
 
-@dataclass(frozen=True, slots=True)
-class Parsed:
-    question: Question
-    question_end: int
-    edns: bool
-    payload: int
-    dnssec_ok: bool
-    qtype: str  # metrics label
+def _char(byte: int) -> str:
+    if byte in (0x2E, 0x5C):  # '.' and '\\' inside a label
+        return "\\" + chr(byte)
+    return chr(byte) if 0x21 <= byte <= 0x7E else f"\\{byte:03d}"
 
 
-def header_only(query: bytes, question_end: int, rcode: int, edns: bool) -> bytes:
-    """A reply with the query's ID, RD bit and question, an rcode and nothing else (our OPT if asked)."""
-    flags = QR_BIT | RA_BIT | (struct.unpack_from("!H", query, 2)[0] & RD_BIT) | rcode
-    opt = raw_opt() if edns else b""
-    return (
-        query[:2]
-        + struct.pack("!HHHHH", flags, 1, 0, 0, 1 if edns else 0)
-        + query[HEADER_SIZE:question_end]
-        + opt
-    )
+_CHARS = tuple(_char(b) for b in range(256))  # each byte of a label in presentation form
 
 
-class Remembered:
-    """A reply made from a cache entry, good until ``until``; repeats are tallied on it."""
-
-    __slots__ = ("entry", "hits", "qtype", "rcode", "seconds", "tail", "until")
-
-    def __init__(self, entry: Entry, until: float, tail: bytes, qtype: str, rcode: str) -> None:
-        self.entry = entry
-        self.until = until
-        self.tail = tail  # the reply without its ID
-        self.qtype = qtype
-        self.rcode = rcode
-        self.hits = 0
-        self.seconds = 0.0
-
-    def tally(self) -> Tally:
-        return ("udp", self.qtype, self.rcode, self.hits, self.seconds)
+def presentation(key: bytes) -> str:
+    """A wire-form name (as the reader's ``key``: no pointers) in presentation form, no final dot."""
+    labels, pos = [], 0
+    while length := key[pos]:
+        labels.append("".join([_CHARS[b] for b in key[pos + 1 : pos + 1 + length]]))
+        pos += length + 1
+    return ".".join(labels)
 
 
-@dataclass
+def cache_key(q: reader.Question) -> CacheKey:
+    return (q.key, q.qtype, q.qclass, q.dnssec_ok, q.flags & CD_BIT != 0)
+
+
 class FrontendCounters:
-    hits: int = 0
-    misses: int = 0
+    """dnsmasq's hits and misses. Fast-path hits are counted on the shared tallies only."""
+
+    def __init__(self, tallies: dict[tuple[str, str], HitTally]) -> None:
+        self._tallies = tallies
+        self.misses = 0
+        self.other_hits = 0  # hits answered on the slower path
+
+    @property
+    def hits(self) -> int:
+        return self.other_hits + sum(t.hits for t in self._tallies.values())
 
 
 class Frontend:
@@ -98,161 +92,183 @@ class Frontend:
         max_waiting: int = 2000,
     ) -> None:
         self._cache = cache
+        self._index_get = cache.index.get
         self._resolver = resolver
         self._stats = stats
         self._chaos = chaos
         self._loops = loops
-        self._parsed: dict[bytes, Parsed] = {}
-        self._recent: dict[bytes, Remembered] = {}
-        self._recent_get = self._recent.get
-        stats.watch(self._tallies)
+        self._tallies: dict[tuple[str, str], HitTally] = {}
+        stats.watch(self._pending_tallies)
         self._tasks: set[asyncio.Task[None]] = set()
         # Misses waiting for an answer, duplicates included: --dns-forward-max bounds distinct upstream
         # questions, this bounds the clients queued behind them (a dead upstream and a busy name).
         self._max_waiting = max_waiting
-        self.counters = FrontendCounters()
+        self.counters = FrontendCounters(self._tallies)
 
     def udp_handler(self, send: Send) -> DatagramHandler:
         """The callback for one UDP listener's datagrams; ``send`` delivers replies that come later.
-        A remembered reply is answered right here, in one call, with everything it needs bound."""
-        recent_get, counters, record, rest = self._recent_get, self.counters, self._stats.record, self._on_udp
+        A fresh cached answer is spliced right here, with everything it needs bound."""
+        index_get, rest, read = self._index_get, self._on_udp, reader.read
+        record, counters, opts, ready = self._stats.record, self.counters, OPTS, self._ready
 
         def on_datagram(data: bytes, addr: Address) -> bytes | None:
-            start = perf_counter()
             now = monotonic()
-            recent = recent_get(data[2:])
-            if recent is None or now >= recent.until or not recent.entry.cached:
-                return rest(data, addr, send, start, now)
-            recent.entry.hits += 1
-            counters.hits += 1
-            reply = data[:2] + recent.tail
-            elapsed = perf_counter() - start
-            if elapsed < FAST:  # the usual case: tallied on the reply, handed over in bulk
-                recent.hits += 1
-                recent.seconds += elapsed
+            q = read(data)
+            if type(q) is not Asked:
+                return rest(data, q, addr, send, now)
+            key = (q.key, q.qtype, q.qclass, q.dnssec_ok, q.flags & CD_BIT != 0)
+            entry = index_get(key)
+            if entry is None or (now >= entry.fast_until and not ready(data, q, key, entry, now)):
+                return rest(data, q, addr, send, now)
+            if q.edns:
+                if entry.size + OPT_SIZE > q.payload:
+                    return rest(data, q, addr, send, now)
+                head = entry.heads[data[2] & 1 | 2]
+                reply = data[:2] + head + data[12 : q.end] + entry.body_now + opts[q.dnssec_ok]
+            elif entry.size > MIN_UDP_PAYLOAD:
+                return rest(data, q, addr, send, now)
             else:
-                record("udp", recent.qtype, recent.rcode, elapsed)
+                reply = data[:2] + entry.heads[data[2] & 1] + data[12 : q.end] + entry.body_now
+            entry.hits += 1
+            tally = entry.tally
+            elapsed = monotonic() - now
+            if elapsed < FAST:  # the usual case: tallied in bulk
+                tally.hits += 1
+                tally.seconds += elapsed
+            else:
+                counters.other_hits += 1
+                record("udp", tally.qtype, tally.rcode, elapsed)
             return reply
 
         return on_datagram
 
-    def _on_udp(self, data: bytes, addr: Address, send: Send, start: float, now: float) -> bytes | None:
-        parsed = self._parsed.get(data[2:]) or self._parse(data)
-        if not isinstance(parsed, Parsed):
-            return self._immediate(parsed, data, "udp", start)
-        hit = self._hit(data, parsed, parsed.payload, now)
-        if hit is not None:
-            entry, reply = hit
-            rcode = rcode_label(reply[3] & 0x0F)
-            # Good until the TTLs written into it change (the next second), or until the entry is due for
-            # refreshing, so that the next ask takes the path that starts the refresh.
-            until = min(float(int(now) + 1), entry.expires - entry.lifetime * PREFETCH_FRACTION)
-            if until > now and len(reply) <= RECENT_MAX_REPLY:
-                self._remember(data[2:], Remembered(entry, until, reply[2:], parsed.qtype, rcode))
-            self._stats.record("udp", parsed.qtype, rcode, perf_counter() - start)
+    def _on_udp(
+        self, data: bytes, outcome: reader.Outcome, addr: Address, send: Send, now: float
+    ) -> bytes | None:
+        if not isinstance(outcome, reader.Question):
+            return self._not_a_question(data, outcome, "udp", now)
+        q = outcome
+        refused = self._policy(data, q)
+        if refused is not None:
+            self._stats.record("udp", qtype_label(q.qtype), rcode_label(refused[3] & 0x0F), monotonic() - now)
+            return refused
+        key = cache_key(q)
+        entry = self._hit(data, q, key, now)
+        if entry is not None:
+            reply = entry.reply(data, q.end, q.edns, q.dnssec_ok, q.payload, now)
+            self._stats.record("udp", qtype_label(q.qtype), rcode_label(entry.rcode), monotonic() - now)
             return reply
         self.counters.misses += 1
         if len(self._tasks) >= self._max_waiting:
-            reply = header_only(data, parsed.question_end, SERVFAIL, parsed.edns)
-            self._stats.record("udp", parsed.qtype, "SERVFAIL", perf_counter() - start)
-            return reply
-        task = asyncio.create_task(self._miss_udp(data, parsed, addr, send, start))
+            self._stats.record("udp", qtype_label(q.qtype), "SERVFAIL", monotonic() - now)
+            return splice.empty_reply(data, q, SERVFAIL, RA_BIT, FORWARDER_PAYLOAD)
+        task = asyncio.create_task(self._miss_udp(data, q, key, addr, send, now))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         return None
 
     async def on_tcp(self, data: bytes) -> bytes | None:
-        start = perf_counter()
-        parsed = self._parsed.get(data[2:]) or self._parse(data)
-        if not isinstance(parsed, Parsed):
-            return self._immediate(parsed, data, "tcp", start)
-        hit = self._hit(data, parsed, TCP_MAX, monotonic())
-        if hit is not None:
-            reply = hit[1]
-        else:
-            self.counters.misses += 1
-            reply = await self._answer(data, parsed, TCP_MAX)
-        self._stats.record("tcp", parsed.qtype, rcode_label(reply[3] & 0x0F), perf_counter() - start)
+        now = monotonic()
+        q = reader.read(data)
+        if not isinstance(q, reader.Question):
+            return self._not_a_question(data, q, "tcp", now)
+        reply = self._policy(data, q)
+        if reply is None:
+            key = cache_key(q)
+            entry = self._hit(data, q, key, now)
+            if entry is not None:
+                reply = entry.reply(data, q.end, q.edns, q.dnssec_ok, TCP_MAX, now)
+            else:
+                self.counters.misses += 1
+                reply = await self._answer(data, q, key, TCP_MAX)
+        self._stats.record("tcp", qtype_label(q.qtype), rcode_label(reply[3] & 0x0F), monotonic() - now)
         return reply
 
-    def _hit(self, data: bytes, parsed: Parsed, limit: int, now: float) -> tuple[Entry, bytes] | None:
-        """The reply from a fresh cache entry, counted (and refreshed early if popular); None on a miss."""
-        entry = self._cache.get(parsed.question.key)  # also keeps a name asked every second recently used
-        if entry is None or entry.expires <= now:
+    def _hit(self, data: bytes, q: reader.Question, key: CacheKey, now: float) -> Entry | None:
+        """The fresh cache entry for ``key``, counted; None on a miss."""
+        entry = self._index_get(key)
+        if entry is None or (now >= entry.fast_until and not self._ready(data, q, key, entry, now)):
             return None
-        self.counters.hits += 1
-        self._resolver.maybe_prefetch(parsed.question, entry, now)
-        return entry, entry.reply(data, parsed.question_end, parsed.edns, parsed.dnssec_ok, limit, now)
+        entry.hits += 1
+        self.counters.other_hits += 1
+        return entry
 
-    async def _miss_udp(self, data: bytes, parsed: Parsed, addr: Address, send: Send, start: float) -> None:
-        reply = await self._answer(data, parsed, parsed.payload)
-        self._stats.record("udp", parsed.qtype, rcode_label(reply[3] & 0x0F), perf_counter() - start)
+    def _ready(self, data: bytes, q: reader.Question, key: CacheKey, entry: Entry, now: float) -> bool:
+        """Ready a found entry for the fast path when the TTLs it shows are due to count down: render
+        them, mark it recently used, refresh it early if it is popular and about to expire. False
+        when it has expired (the miss path then decides between stale and fresh)."""
+        if entry.expires <= now:
+            return False
+        due = entry.expires - entry.lifetime * PREFETCH_FRACTION
+        if now >= due and not entry.prefetching:
+            self._resolver.maybe_prefetch(key, entry, now, lambda: self._question(data, q, key))
+        if entry.prefetching or now >= due:  # checked again next second, not on every hit
+            due = entry.expires
+        self._cache.touch(key)
+        if entry.tally is NO_TALLY:
+            entry.tally = self._tally(qtype_label(q.qtype), rcode_label(entry.rcode))
+        entry.ready(now, due)
+        return True
+
+    def _policy(self, data: bytes, q: reader.Question) -> bytes | None:
+        """The reply to a question never forwarded: CHAOS, other classes, zone transfers, our loop
+        probes coming back; None for the rest."""
+        if q.qclass != CLASS.IN:
+            if q.qclass == CLASS.CH:
+                query = read_query(data)  # rare: dnslib is fine here
+                if query is None or isinstance(query, bytes):
+                    return query or splice.header_only(data, RCODE.FORMERR)
+                return self._chaos.reply(query)
+            return splice.empty_reply(data, q, REFUSED, RA_BIT, FORWARDER_PAYLOAD)
+        if q.qtype in NOT_FORWARDED:
+            return splice.empty_reply(data, q, REFUSED, RA_BIT, FORWARDER_PAYLOAD)
+        if self._loops.watching and self._loops.intercept(presentation(q.key)):
+            return splice.empty_reply(data, q, REFUSED, RA_BIT, FORWARDER_PAYLOAD)
+        return None
+
+    def _not_a_question(self, data: bytes, outcome: reader.Outcome, proto: str, now: float) -> bytes | None:
+        """Dropped (None), or answered at once: FORMERR/NOTIMP header only, BADVERS with our OPT."""
+        if isinstance(outcome, reader.BadVersion):
+            reply = splice.empty_reply(data, outcome.question, splice.BADVERS, RA_BIT, FORWARDER_PAYLOAD)
+        elif isinstance(outcome, reader.Rejected):
+            reply = splice.header_only(data, outcome.rcode)
+        else:
+            return None
+        self._stats.record(proto, "other", rcode_label(reply[3] & 0x0F), monotonic() - now)
+        return reply
+
+    @staticmethod
+    def _question(data: bytes, q: reader.Question, key: CacheKey) -> Question:
+        """What the resolver asks: the name for routing, the question section lower-cased."""
+        return Question(key, presentation(q.key), q.key + data[q.name_end : q.end])
+
+    async def _miss_udp(
+        self, data: bytes, q: reader.Question, key: CacheKey, addr: Address, send: Send, start: float
+    ) -> None:
+        reply = await self._answer(data, q, key, q.payload)
+        self._stats.record("udp", qtype_label(q.qtype), rcode_label(reply[3] & 0x0F), monotonic() - start)
         send(reply, addr)
 
-    async def _answer(self, data: bytes, parsed: Parsed, limit: int) -> bytes:
+    async def _answer(self, data: bytes, q: reader.Question, key: CacheKey, limit: int) -> bytes:
+        question = self._question(data, q, key)
         try:
-            answer: Answer = await self._resolver.resolve(parsed.question)
+            answer: Answer = await self._resolver.resolve(question)
             if answer.entry is not None:
-                return answer.entry.reply(
-                    data,
-                    parsed.question_end,
-                    parsed.edns,
-                    parsed.dnssec_ok,
-                    limit,
-                    monotonic(),
-                    answer.stale,
-                )
+                return answer.entry.reply(data, q.end, q.edns, q.dnssec_ok, limit, monotonic(), answer.stale)
         except Exception:  # whatever went wrong, the client gets an answer
-            log.exception("resolving %s failed", parsed.question.name)
+            log.exception("resolving %s failed", question.name)
             answer = Answer(None, SERVFAIL)
-        return header_only(data, parsed.question_end, answer.rcode, parsed.edns)
+        return splice.empty_reply(data, q, answer.rcode, RA_BIT, FORWARDER_PAYLOAD)
 
-    def _remember(self, key: bytes, remembered: Remembered) -> None:
-        if len(self._recent) >= RECENT_LIMIT:
-            self._stats.fold(self._tallies())
-            self._recent.clear()  # the same dict: on_udp keeps its bound get()
-        replaced = self._recent.get(key)
-        if replaced is not None and replaced.hits:
-            self._stats.fold([replaced.tally()])
-        self._recent[key] = remembered
+    def _tally(self, qtype: str, rcode: str) -> HitTally:
+        tally = self._tallies.get((qtype, rcode))
+        if tally is None:
+            tally = self._tallies[qtype, rcode] = HitTally(qtype, rcode)
+        return tally
 
-    def _tallies(self) -> list[Tally]:
-        return [r.tally() for r in self._recent.values() if r.hits]
-
-    def _immediate(self, reply: bytes | None, data: bytes, proto: str, start: float) -> bytes | None:
-        if reply is not None:
-            self._stats.record(proto, "other", rcode_label(reply[3] & 0x0F), perf_counter() - start)
-        return reply
-
-    def _parse(self, data: bytes) -> Parsed | bytes | None:
-        """Parse a query not seen before: the facts to remember, or a reply to send at once, or None."""
-        query = read_query(data)
-        if query is None or isinstance(query, bytes):
-            return query
-        if query.edns_version != 0:
-            return badvers_reply(query)
-        q = query.record.q
-        name = str(q.qname).rstrip(".").lower()
-        if q.qclass == CLASS.CH:
-            return self._chaos.reply(query)
-        if q.qclass != CLASS.IN or q.qtype in (QTYPE.AXFR, QTYPE.IXFR) or self._loops.intercept(name):
-            return build_reply(query, REFUSED, (), (), (), False, query.payload, recursion_available=True)
-        wire = question_key(data)
-        question_end = HEADER_SIZE + len(wire)
-        checking_disabled = bool(query.record.header.cd)
-        key = (wire[:-4], q.qtype, q.qclass, query.dnssec_ok, checking_disabled)
-        parsed = Parsed(
-            Question(key, name, wire),
-            question_end,
-            query.edns,
-            query.payload,
-            query.dnssec_ok,
-            qtype_label(q.qtype),
-        )
-        if len(self._parsed) >= PARSED_LIMIT:
-            self._parsed.clear()
-        self._parsed[data[2:]] = parsed
-        return parsed
+    def _pending_tallies(self) -> list[Tally]:
+        """Fast-path hits so far: never folded into the statistics, read whole at each scrape."""
+        return [("udp", t.qtype, t.rcode, t.hits, t.seconds) for t in self._tallies.values() if t.hits]
 
     async def close(self) -> None:
         for task in list(self._tasks):

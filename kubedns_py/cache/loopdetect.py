@@ -27,6 +27,11 @@ class LoopDetector:
         self.enabled = enabled
         self._probes: dict[str, UpstreamClient] = {}
 
+    @property
+    def watching(self) -> bool:
+        """True while probes are out: only then can a question be one coming back."""
+        return bool(self._probes)
+
     def intercept(self, name: str) -> bool:
         """True when ``name`` is one of our probes coming back (the sender is then marked as looping)."""
         if not self._probes or not name.endswith(PROBE_SUFFIX):

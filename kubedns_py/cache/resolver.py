@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from dnslib import QTYPE, RCODE, DNSRecord
@@ -82,19 +83,21 @@ class Resolver:
         future.set_result(answer)
         return answer
 
-    def maybe_prefetch(self, question: Question, entry: Entry, now: float) -> None:
-        """Refresh a popular entry shortly before it expires, so its askers never see a miss."""
-        entry.hits += 1
+    def maybe_prefetch(
+        self, key: CacheKey, entry: Entry, now: float, question: Callable[[], Question]
+    ) -> None:
+        """Refresh a popular entry (``entry.hits``, counted by the caller) shortly before it expires,
+        so its askers never see a miss. ``question`` makes the question to ask, only when it is asked."""
         if (
             entry.prefetching
             or entry.hits < PREFETCH_MIN_HITS
             or entry.expires - now > entry.lifetime * PREFETCH_FRACTION
-            or question.key in self._inflight
+            or key in self._inflight
         ):
             return
         entry.prefetching = True
         self.counters.prefetches += 1
-        task = asyncio.create_task(self.resolve(question))
+        task = asyncio.create_task(self.resolve(question()))
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 

@@ -2,8 +2,12 @@
 
 An entry keeps the upstream reply minus its OPT record, and where each record's TTL sits. Serving it
 splices the asker's ID and question (same length, maybe another case) around the stored bytes and
-writes the remaining TTLs in place; the rendering is reused for the rest of the same second, so a
-popular name costs a dictionary lookup and two concatenations per hit.
+writes the remaining TTLs in place; the rendering is reused for the rest of the same second, and the
+header after the ID is prebuilt for each RD bit with and without our OPT, so a hit costs a dictionary
+lookup and a few concatenations.
+
+The LRU order lives in a cachetools ``LRUCache``; a plain dict (``index``) mirrors its contents for
+the hit path, which reads the dict and moves an entry to the recent end at most once a second.
 
 Lifetimes follow dnsmasq and RFC 2308: a positive reply lives for its smallest TTL, a negative one for
 min(SOA TTL, SOA minimum), both clamped by --min-cache-ttl/--max-cache-ttl; SERVFAIL lives at most 5 s;
@@ -38,22 +42,61 @@ class Policy:
     stale_ttl: float = 3600.0
 
 
+OPT_PLAIN = raw_opt()
+OPT_DO = raw_opt(dnssec_ok=True)
+OPTS = (OPT_PLAIN, OPT_DO)  # indexed by the DO bit
+_HEADER_TAIL = struct.Struct("!HHHHH")  # flags and the four counts: the header after the ID
+_TTL = struct.Struct("!I")
+# TTLs of 64 s and more are shown rounded down to a power of two no more than a 32nd of them (at most
+# 3% short, never longer than what remains), so that a rendering serves for seconds rather than one.
+EXACT_TTL_BITS = 6
+
+
+def shown_ttl(expires: float, now: float) -> int:
+    """The TTL a reply shows at ``now``: the whole seconds left (rounded up), grained as above."""
+    remaining = int(expires - now + 0.999)
+    if remaining <= 0:
+        return 0
+    return remaining & -(1 << max(0, remaining.bit_length() - EXACT_TTL_BITS))
+
+
+class HitTally:
+    """Hits answered on the fast path for one (query type, rcode) label pair, and their seconds;
+    shared by every entry with those labels and read by the statistics at scrape time."""
+
+    __slots__ = ("hits", "qtype", "rcode", "seconds")
+
+    def __init__(self, qtype: str, rcode: str) -> None:
+        self.qtype = qtype
+        self.rcode = rcode
+        self.hits = 0
+        self.seconds = 0.0
+
+
+NO_TALLY = HitTally("", "")  # an entry's tally until the frontend first serves it
+
+
 class Entry:
     __slots__ = (
         "_rendered",
-        "_rendered_second",
+        "_rendered_ttl",
         "body",
+        "body_now",
         "cached",
         "counts",
         "expires",
+        "fast_until",
         "flags",
+        "heads",
         "hits",
         "lifetime",
         "prefetching",
         "question",
         "question_end",
         "rcode",
+        "size",
         "stale_until",
+        "tally",
         "ttl_offsets",
         "ttls",
     )
@@ -80,19 +123,42 @@ class Entry:
         self.hits = 0
         self.prefetching = False
         self.cached = False  # True while the cache holds this entry (not replaced, not evicted)
-        self._rendered_second = -1
+        self._rendered_ttl = -1
         self._rendered = b""
+        # The header after the ID, by (RD bit | 2 when our OPT follows): RD is data[2] & 1 in a query.
+        base = self.flags & ~RD_BIT
+        self.heads = tuple(
+            _HEADER_TAIL.pack(base | (RD_BIT if v & 1 else 0), 1, ancount, nscount, arcount + (v >> 1))
+            for v in range(4)
+        )
+        self.size = self.question_end + len(self.body)  # a reply without OPT: the asked question's too
+        # Hit-path state, kept by the frontend: the body as of the current second and until when that
+        # body may be served without looking further (next second, refresh time, expiry).
+        self.body_now = b""
+        self.fast_until = 0.0
+        self.tally = NO_TALLY
 
     def body_at(self, now: float, stale: bool = False) -> bytes:
         """The record sections with TTLs as of ``now`` (``STALE_ANSWER_TTL`` when served stale)."""
-        second = -2 if stale else int(now)
-        if second != self._rendered_second:
-            remaining = max(0, int(self.expires - now + 0.999)) if not stale else STALE_ANSWER_TTL
+        if stale:
+            return self._render(STALE_ANSWER_TTL, True)
+        return self._render(shown_ttl(self.expires, now), False)
+
+    def ready(self, now: float, due: float) -> None:
+        """Set the hit path up: the body as of ``now``, served as is until the TTLs it shows would
+        exceed what remains, or until ``due`` (no later than expiry), whichever comes first."""
+        shown = shown_ttl(self.expires, now)
+        self.body_now = self._render(shown, False)
+        self.fast_until = min(self.expires + 0.999 - shown, due)
+
+    def _render(self, shown: int, stale: bool) -> bytes:
+        rendering = -2 if stale else shown
+        if rendering != self._rendered_ttl:
             body = self.body
             for offset, ttl in zip(self.ttl_offsets, self.ttls, strict=True):
-                struct.pack_into("!I", body, offset, min(ttl, remaining) if not stale else remaining)
+                _TTL.pack_into(body, offset, shown if stale or ttl > shown else ttl)
             self._rendered = bytes(body)
-            self._rendered_second = second
+            self._rendered_ttl = rendering
         return self._rendered
 
     def message(self, now: float) -> bytes:
@@ -111,17 +177,14 @@ class Entry:
         stale: bool = False,
     ) -> bytes:
         """This entry answering ``query``: the query's ID, RD bit and question; our OPT if it used EDNS."""
-        rd = struct.unpack_from("!H", query, 2)[0] & RD_BIT
-        flags = (self.flags & ~RD_BIT) | rd
-        ancount, nscount, arcount = self.counts
-        opt = raw_opt(dnssec_ok=dnssec_ok) if edns else b""
-        header = struct.pack("!HHHHHH", 0, flags, 1, ancount, nscount, arcount + (1 if edns else 0))
-        body = self.body_at(now, stale)
-        size = question_end + len(body) + len(opt)
-        if size > limit:
-            header = struct.pack("!HHHHHH", 0, flags | TC_BIT, 1, 0, 0, 1 if edns else 0)
-            return query[:2] + header[2:] + query[HEADER_SIZE:question_end] + opt
-        return query[:2] + header[2:] + query[HEADER_SIZE:question_end] + body + opt
+        rd = query[2] & 1
+        opt = OPTS[dnssec_ok] if edns else b""
+        if self.size + len(opt) > limit:
+            flags = (self.flags & ~RD_BIT) | (RD_BIT if rd else 0) | TC_BIT
+            header = _HEADER_TAIL.pack(flags, 1, 0, 0, 1 if edns else 0)
+            return query[:2] + header + query[HEADER_SIZE:question_end] + opt
+        head = self.heads[rd | 2 if edns else rd]
+        return query[:2] + head + query[HEADER_SIZE:question_end] + self.body_at(now, stale) + opt
 
 
 def lifetime_of(wire: bytes, walked: Walk, policy: Policy) -> int | None:
@@ -154,26 +217,36 @@ def _clamp(ttl: int, policy: Policy) -> int:
 
 
 class _CountingLRU(LRUCache[CacheKey, Entry]):
-    def __init__(self, maxsize: int) -> None:
+    def __init__(self, maxsize: int, index: dict[CacheKey, Entry]) -> None:
         super().__init__(maxsize)
         self.evictions = 0
+        self._index = index
 
     def popitem(self) -> tuple[CacheKey, Entry]:
         item = super().popitem()
         item[1].cached = False
+        del self._index[item[0]]
         self.evictions += 1
         return item
 
 
 class ResponseCache:
     def __init__(self, size: int, policy: Policy) -> None:
-        self._entries: _CountingLRU | None = _CountingLRU(size) if size > 0 else None
+        # What the LRU holds, as a plain dict: reading it costs a fraction of ``LRUCache.get``. It is
+        # never replaced, so the hit path may keep its bound ``get``.
+        self.index: dict[CacheKey, Entry] = {}
+        self._entries: _CountingLRU | None = _CountingLRU(size, self.index) if size > 0 else None
         self.size = size
         self.policy = policy
         self.insertions = 0
 
     def get(self, key: CacheKey) -> Entry | None:
         return self._entries.get(key) if self._entries is not None else None
+
+    def touch(self, key: CacheKey) -> None:
+        """Mark ``key`` recently used (the hit path does so once a second per entry, not per hit)."""
+        if self._entries is not None and key in self.index:
+            self._entries[key]  # LRUCache.__getitem__ moves the key to the recent end
 
     def store(self, key: CacheKey, wire: bytes, now: float) -> Entry | None:
         """Keep a reply when it may be kept; the entry, or None."""
@@ -193,6 +266,7 @@ class ResponseCache:
         if replaced is not None:
             replaced.cached = False
         self._entries[key] = entry
+        self.index[key] = entry
         entry.cached = True
         self.insertions += 1
         return entry
@@ -203,6 +277,7 @@ class ResponseCache:
             for entry in self._entries.values():
                 entry.cached = False
             self._entries.clear()
+            self.index.clear()
 
     @property
     def evictions(self) -> int:
