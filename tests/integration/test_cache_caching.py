@@ -16,8 +16,10 @@ from typing import Any
 
 import dns.flags
 import dns.message
+import dns.query
 import dns.rcode
 import dns.rdataclass
+import dns.rdatatype
 import pytest
 
 from tests.support.dnsclient import HOST, answers, ask
@@ -191,6 +193,36 @@ def test_key_ignores_case_and_answers_carry_the_askers_id_and_case(
         assert reply.question[0].name.to_text() == spelling  # byte-for-byte, not just equal
         assert answers(reply) == {"mixed.cache.test. A 192.0.2.1"}
     assert upstream_asked(upstream, "mixed.cache.test.") == 1
+
+
+def test_a_cached_name_asked_a_new_way_is_answered_from_the_cache_as_asked(
+    cached: Running, upstream: TestNameserver
+) -> None:
+    """Another ID, case, EDNS size or RD bit is still the same entry, positive or negative alike."""
+    found, gone = "newway.cache.test.", "newway-gone.cache.test."
+    upstream.script(gone, None, nxdomain(zone="cache.test.", minimum=60))
+    for name in (found, gone):
+        ask(name, "A", cached.dns_port)
+        for ident, spelling, edns, payload, rd in (
+            (0x1234, name.upper(), 0, 4096, True),
+            (0x0001, name.title(), 0, 512, False),
+            (0xFFFF, name.swapcase().title(), -1, 0, True),
+            (0x0000, name, 0, 1232, True),
+        ):
+            query = dns.message.make_query(spelling, "A", id=ident, use_edns=edns, payload=payload)
+            if not rd:
+                query.flags &= ~dns.flags.RD
+            reply = dns.query.udp(query, HOST, port=cached.dns_port, timeout=2)
+            assert reply.id == ident and reply.question[0].name.to_text() == spelling
+            assert bool(reply.flags & dns.flags.RD) == rd and reply.flags & dns.flags.RA
+            assert reply.edns == edns
+            if name == found:
+                assert reply.rcode() == dns.rcode.NOERROR
+                assert [str(rrset[0]) for rrset in reply.answer] == ["192.0.2.1"]
+            else:
+                assert reply.rcode() == dns.rcode.NXDOMAIN and not reply.answer
+                assert [rrset.rdtype for rrset in reply.authority] == [dns.rdatatype.SOA]
+        assert upstream_asked(upstream, name) == 1
 
 
 def test_key_covers_type_class_and_the_do_and_cd_bits(cached: Running, upstream: TestNameserver) -> None:
