@@ -14,7 +14,10 @@ Every collection's duration is observed into ``kubedns_gc_pause_seconds``, by ge
 from __future__ import annotations
 
 import asyncio
+import ctypes
+import ctypes.util
 import gc
+import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +31,7 @@ PAUSE_BUCKETS = tuple(0.0001 * 2**k for k in range(11))
 # the per-query objects (a few tuples) rarely live long enough to be promoted.
 THRESHOLDS = (10_000, 20, 20)
 SETTLE_EVERY = 1.0  # seconds
+_LIBC = ctypes.CDLL(ctypes.util.find_library("c")) if sys.platform == "linux" else None
 
 
 class GcPauses(Collector):
@@ -51,6 +55,13 @@ class GcPauses(Collector):
         gc.collect()
         gc.freeze()
         self.freezes += 1
+
+    def settle_first(self) -> None:
+        """``settle`` after the first sync, and hand the heap its parsing left free back to the system
+        (a 100k-endpoint list peaks at about 70 MB more than the data it leaves)."""
+        self.settle()
+        if _LIBC is not None:
+            _LIBC.malloc_trim(0)
 
     async def settle_periodically(self) -> None:
         while True:

@@ -83,12 +83,15 @@ REFUSED_SECTION = make_section(REFUSED, False, (0, 0, 0), b"")
 Found = Section | int | None  # an answer; NOERROR or NXDOMAIN for a negative one; None for the general path
 
 
+NO_SECTIONS: dict[tuple[bytes, int], Section | int] = {}  # shared until a node's first answer is kept
+
+
 class ServiceNode:
     __slots__ = ("records", "sections")
 
     def __init__(self, records: ServiceRecords) -> None:
         self.records = records
-        self.sections: dict[tuple[bytes, int], Section | int] = {}
+        self.sections = NO_SECTIONS
 
 
 class WireZone:
@@ -193,6 +196,8 @@ class WireZone:
             return None if exists is None else NXDOMAIN if exists == NXDOMAIN else NOERROR
         built = self._build(node.records, prefix, qtype)
         if built is not None and built != NXDOMAIN:  # names that exist only: a node never grows by junk
+            if node.sections is NO_SECTIONS:
+                node.sections = {}
             node.sections[(prefix, qtype)] = built
         return built
 

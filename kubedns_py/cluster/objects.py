@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 import re
 import socket
+import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -132,7 +133,8 @@ def _metadata(obj: Mapping[str, Any], namespaced: bool = True) -> tuple[str, str
     namespace = meta.get("namespace") or ("default" if namespaced else "")
     if not isinstance(namespace, str):
         raise ObjectError(f"{name}: metadata.namespace is not a string")
-    return namespace.lower(), name.lower(), meta
+    # Interned: each namespace is named by thousands of objects, and each service by its slices too.
+    return sys.intern(namespace.lower()), sys.intern(name.lower()), meta
 
 
 def _list(value: Any, what: str) -> list[Any]:
@@ -220,7 +222,7 @@ def endpoint_slice_from_dict(obj: Mapping[str, Any]) -> EndpointSet:
         kind=Kind.ENDPOINT_SLICE,
         namespace=namespace,
         name=name,
-        service=service.lower() if isinstance(service, str) and service else None,
+        service=sys.intern(service.lower()) if isinstance(service, str) and service else None,
         groups=(EndpointGroup(tuple(endpoints), _ports(obj.get("ports"), f"{what}: ports")),),
         trigger_time=trigger if isinstance(trigger, str) else None,
     )

@@ -9,7 +9,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from kubedns_py.cluster.objects import EndpointSet, Service
+from cachetools import LRUCache
+
+from kubedns_py.cluster.objects import EndpointSet, Port, Service
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,16 +67,28 @@ def service_records(service: Service, endpoint_sets: Iterable[EndpointSet]) -> S
     if service.external_name is not None:
         return ServiceRecords((), service.external_name, {}, {})
     if not service.headless:
-        srv: dict[tuple[str, str], tuple[SrvGroup, ...]] = {
-            (p.name, p.protocol): (SrvGroup(p.port, None),) for p in service.ports if p.name
-        }
-        return ServiceRecords(service.cluster_ips, None, srv, {})
+        return ServiceRecords(service.cluster_ips, None, _cluster_ip_srv(service.ports), NO_HOSTS)
     return _headless_records(service, endpoint_sets)
+
+
+NO_HOSTS: dict[str, tuple[str, ...]] = {}
+# Most services share a handful of port lists (http/80, https/443, ...): one SRV table each, never
+# written to, instead of a dict, keys and groups per service (4 MB at 10k services).
+_SRV_TABLES: LRUCache[tuple[Port, ...], dict[tuple[str, str], tuple[SrvGroup, ...]]] = LRUCache(4096)
+
+
+def _cluster_ip_srv(ports: tuple[Port, ...]) -> dict[tuple[str, str], tuple[SrvGroup, ...]]:
+    table = _SRV_TABLES.get(ports)
+    if table is None:
+        table = {(p.name, p.protocol): (SrvGroup(p.port, None),) for p in ports if p.name}
+        _SRV_TABLES[ports] = table
+    return table
 
 
 def _headless_records(service: Service, endpoint_sets: Iterable[EndpointSet]) -> ServiceRecords | None:
     addresses: dict[str, None] = {}
-    hosts: dict[str, dict[str, None]] = {}
+    # Label -> addresses, sharing the endpoint's own tuple where it can: most labels have one endpoint.
+    hosts: dict[str, tuple[str, ...]] = {}
     srv: dict[tuple[str, str], dict[SrvGroup, None]] = {}
     for endpoint_set in endpoint_sets:
         for group in endpoint_set.groups:
@@ -85,12 +99,12 @@ def _headless_records(service: Service, endpoint_sets: Iterable[EndpointSet]) ->
                 addresses.update(dict.fromkeys(endpoint.addresses))
                 if endpoint.hostname:
                     labels[endpoint.hostname] = None
-                    hosts.setdefault(endpoint.hostname, {}).update(dict.fromkeys(endpoint.addresses))
+                    _add_host(hosts, endpoint.hostname, endpoint.addresses)
                     continue
                 for ip in endpoint.addresses:
                     label = dashed_ip(ip)
                     labels[label] = None
-                    hosts.setdefault(label, {})[ip] = None
+                    _add_host(hosts, label, endpoint.addresses if len(endpoint.addresses) == 1 else (ip,))
             if labels:
                 shared = tuple(labels)
                 for port in group.ports:
@@ -102,5 +116,10 @@ def _headless_records(service: Service, endpoint_sets: Iterable[EndpointSet]) ->
         addresses=tuple(addresses),
         external_name=None,
         srv={key: tuple(groups) for key, groups in srv.items()},
-        hosts={label: tuple(ips) for label, ips in hosts.items()},
+        hosts=hosts,
     )
+
+
+def _add_host(hosts: dict[str, tuple[str, ...]], label: str, ips: tuple[str, ...]) -> None:
+    current = hosts.get(label)
+    hosts[label] = ips if current is None else tuple(dict.fromkeys(current + ips))

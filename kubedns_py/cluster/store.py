@@ -26,7 +26,9 @@ from kubedns_py.cluster.records import ServiceRecords, service_records
 
 ServiceKey = tuple[str, str]  # (namespace, name)
 Labels = tuple[str | None, ...]  # endpoint labels; None stands for the service name itself
-Owner = tuple[ServiceKey, Labels]
+# (service, label, label, ...) in one tuple: with 100k endpoint addresses, a second tuple for the labels
+# of each would cost another 5 MB.
+Owner = tuple[ServiceKey | str | None, ...]
 ObjectName = tuple[str, str]  # (namespace, name); namespace "" for Namespaces
 
 
@@ -202,9 +204,9 @@ class Store:
     def _own(self, ip: str, key: ServiceKey, labels: Labels) -> None:
         current = self._ptr.get(ip)
         if current is None or (isinstance(current, tuple) and current[0] == key):
-            self._ptr[ip] = (key, labels)
+            self._ptr[ip] = (key, *labels)
         elif isinstance(current, tuple):
-            self._ptr[ip] = {current[0]: current[1], key: labels}
+            self._ptr[ip] = {_owner_key(current): current[1:], key: labels}  # type: ignore[dict-item]
         else:
             current[key] = labels
 
@@ -216,7 +218,8 @@ class Store:
         elif current is not None:
             current.pop(key, None)
             if len(current) == 1:
-                self._ptr[ip] = next(iter(current.items()))
+                (only, labels), *_ = current.items()
+                self._ptr[ip] = (only, *labels)
 
     # -- reading (the zone's interface) ------------------------------------------------------------
 
@@ -240,8 +243,9 @@ class Store:
     def reverse(self, ip: str) -> list[tuple[ServiceKey, str | None]]:
         """Owners of an address: (service, endpoint label or None for a cluster IP)."""
         current = self._ptr.get(ip)
-        owners = [current] if isinstance(current, tuple) else list(current.items()) if current else []
-        return [(key, label) for key, labels in owners for label in labels]
+        if isinstance(current, tuple):
+            return [(_owner_key(current), label) for label in current[1:]]  # type: ignore[misc]
+        return [(key, label) for key, labels in (current or {}).items() for label in labels]
 
     def counts(self) -> dict[str, int]:
         sizes = {kind.value: len(objects) for kind, objects in self._objects.items()}
@@ -251,6 +255,12 @@ class Store:
 
     def objects(self, kind: Kind) -> list[KubeObject]:
         return list(self._objects[kind].values())
+
+
+def _owner_key(owner: Owner) -> ServiceKey:
+    key = owner[0]
+    assert isinstance(key, tuple)
+    return key
 
 
 __all__ = ["Delete", "Event", "Namespace", "Replace", "ServiceKey", "Store", "Synced", "Upsert"]

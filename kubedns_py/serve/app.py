@@ -130,7 +130,7 @@ class ServeApp:
     def _after_first_sync(self, _changed: frozenset[ServiceKey]) -> None:
         if self.store.synced and not self._settling:
             self._settling = True
-            self.gc_pauses.settle()
+            self.gc_pauses.settle_first()
             gc.enable()
             self._tasks.append(asyncio.create_task(self.gc_pauses.settle_periodically(), name="gc-settle"))
 
