@@ -44,7 +44,16 @@ import dns.rcode
 import dns.rdatatype
 
 from tests.bench import cluster_gen
-from tests.bench.tools import HOST, BenchError, cpu_seconds, log_problems, percentile, write_results
+from tests.bench.tools import (
+    HOST,
+    BenchError,
+    GcPauses,
+    cpu_seconds,
+    gc_pauses,
+    log_problems,
+    percentile,
+    write_results,
+)
 from tests.support.apiserver import FakeApiServer
 from tests.support.processes import Running, start_serve, stop
 
@@ -476,6 +485,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 for phase in PHASES:
                     latency[phase] = await run_phase(asker, changes, phase, args.changes)
             memory["after_changes"] = memory_mib(served.process.pid)
+            pauses = await asyncio.to_thread(gc_pauses, served.metrics_port)
             if served.process.poll() is not None:
                 raise BenchError(f"serve exited during the run with status {served.process.returncode}")
             problems = log_problems(served.log_text())
@@ -493,6 +503,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "sync_seconds": asdict(timeline),
         "memory_mib": memory,
         "latency": summaries,
+        "gc_pauses": asdict(pauses),
         "sanity": {"names_checked": checked, "store_counts_checked": True},
         "serve_log_problems": problems[:20],
     }
@@ -554,6 +565,7 @@ def print_report(results: dict[str, Any]) -> None:
     print(
         f"sanity: {results['sanity']['names_checked']} names answered as generated; store counts as expected"
     )
+    print(GcPauses(**results["gc_pauses"]).line())
     share = (sync["cpu_seconds"] or 0) / sync["ready"]
     if share < BUSY_CPU_SHARE:
         print(

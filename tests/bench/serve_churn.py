@@ -35,6 +35,7 @@ from tests.bench.tools import (
     cpu_seconds,
     cpu_split,
     dig,
+    gc_pauses,
     load_parser,
     log_problems,
     parse_load_args,
@@ -143,6 +144,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
                 churn = Churn(api, cluster)
                 measured, made = await run_conditions(served, churn, queries, load, args)
                 received = await caught_up(served.metrics_port, churn.changes)
+                pauses = await asyncio.to_thread(gc_pauses, served.metrics_port)
                 wrong = await check_last_change(api, churn, served.dns_port)
                 if served.process.poll() is not None:
                     raise BenchError(f"serve exited during the run with status {served.process.returncode}")
@@ -168,6 +170,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     )
     for verdict in verdicts:
         print(verdict.line())
+    print(pauses.line())
     for problem in problems:
         print(f"WARNING: {problem}")
     return {
@@ -180,6 +183,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "changes": churn.changes,
         "changes_received": received,
         "ratios": [v.as_dict() for v in verdicts],
+        "gc_pauses": asdict(pauses),
         "problems": problems,
     }
 

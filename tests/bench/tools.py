@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from tests.support.dnsmasq import free_port
+from tests.support.dnsmasq import free_port, metric, scrape
 from tests.support.processes import ROOT, Running, cache
 
 HOST = "127.0.0.1"
@@ -534,3 +534,32 @@ def write_results(name: str, data: Mapping[str, Any]) -> Path:
     path = RESULTS_DIR / f"{name}.json"
     path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", "utf-8")
     return path
+
+
+TARGET_GC_PAUSE_MS = 2.0
+
+
+@dataclass(frozen=True)
+class GcPauses:
+    """serve's own account of its cycle-collector pauses (``kubedns_gc_pause_*``) over a whole run."""
+
+    longest_ms: float
+    collections: int
+    over_target: int  # pauses longer than TARGET_GC_PAUSE_MS, to within the histogram's buckets
+
+    def line(self) -> str:
+        verdict = "PASS" if self.longest_ms <= TARGET_GC_PAUSE_MS else "MISS"
+        target = f"{TARGET_GC_PAUSE_MS:g} ms"
+        return (
+            f"longest collector pause since the sync {self.longest_ms:.2f} ms (target <= {target}) "
+            f"{verdict}; "
+            f"{self.collections:,} collections, {self.over_target} above {target} (the sync's own included)"
+        )
+
+
+def gc_pauses(metrics_port: int) -> GcPauses:
+    samples = scrape(metrics_port)
+    total = metric(samples, "kubedns_gc_pause_seconds_count")
+    within = metric(samples, "kubedns_gc_pause_seconds_bucket", le=str(TARGET_GC_PAUSE_MS / 1000))
+    longest = metric(samples, "kubedns_gc_pause_longest_seconds") * 1000
+    return GcPauses(longest, int(total), int(total - within))
