@@ -86,10 +86,26 @@ Found = Section | int | None  # an answer; NOERROR or NXDOMAIN for a negative on
 NO_SECTIONS: dict[tuple[bytes, int], Section | int] = {}  # shared until a node's first answer is kept
 
 
-class ServiceNode:
+class Validity:
+    """What an answer was made from, for keeping the finished reply: ``live`` until that changes."""
+
+    __slots__ = ("live",)
+
+    def __init__(self, live: bool = True) -> None:
+        self.live = live
+
+
+ALWAYS = Validity()  # what no store change alters: names outside the cluster's zones
+NEVER = Validity(False)  # answers that must not be kept (not yet synced)
+
+
+class ServiceNode(Validity):
+    """A service's answers; no longer ``live`` once the service changed and a new node replaced it."""
+
     __slots__ = ("records", "sections")
 
     def __init__(self, records: ServiceRecords) -> None:
+        super().__init__()
         self.records = records
         self.sections = NO_SECTIONS
 
@@ -105,6 +121,9 @@ class WireZone:
         self._nodes: dict[bytes, ServiceNode] = {}
         self._negative: dict[int, Section] = {}  # by rcode << 16 | apex offset, for the current serial
         self._serial = -1
+        # Negative answers and those made from more than one service depend on the whole store: they
+        # are good until the serial changes.
+        self._epoch = Validity()
         self._synced = False
         self._soa = b""
         store.subscribe(self.update)
@@ -115,9 +134,10 @@ class WireZone:
         for namespace, name in changed:
             wire = encode.label(name) + encode.label(namespace) + SVC
             records = self._store.service(namespace, name)
-            if records is None:
-                self._nodes.pop(wire, None)
-            else:
+            old = self._nodes.pop(wire, None) if records is None else self._nodes.get(wire)
+            if old is not None:
+                old.live = False
+            if records is not None:
                 self._nodes[wire] = ServiceNode(records)
         self._synced = self._store.synced
         if self._store.serial != self._serial:
@@ -128,31 +148,38 @@ class WireZone:
                 self._ttl, encode.name(f"ns.dns.{domain}"), encode.name(f"hostmaster.{domain}"), timers
             )
             self._negative = {}
+            self._epoch.live = False
+            self._epoch = Validity()
 
     # -- the hot path -------------------------------------------------------------------------------
 
-    def find(self, key: bytes, qtype: int) -> Section | None:
-        """The answer to an IN-class question for the lower-cased wire name ``key``, or None when only
-        the general path can build it."""
+    def find(self, key: bytes, qtype: int) -> tuple[Section, Validity] | None:
+        """The answer to an IN-class question for the lower-cased wire name ``key``, with what it was
+        made from; None when only the general path can build it."""
         if key.endswith(self._zone_wire):
             if not self._synced:
-                return SERVFAIL_SECTION
+                return SERVFAIL_SECTION, NEVER
             rel = key[: len(key) - self._zone_size]
             node = self._nodes.get(rel)
             if node is not None:
                 found = node.sections.get((b"", qtype))
                 if found is None:
                     found = self._node_answer(node, b"", qtype)
+                if found.__class__ is tuple:
+                    return found, node
             else:
                 found = self._not_a_service(rel, qtype)
+            if found is None:
+                return None
             if found.__class__ is int:
-                return self._negative_section(found, 12 + len(rel))
-            return found  # type: ignore[return-value]
+                return self._negative_section(found, 12 + len(rel)), self._epoch
+            return found, self._epoch  # type: ignore[return-value]
         if key.endswith(IN_ADDR) or key.endswith(IP6):
             if not self._synced:
-                return SERVFAIL_SECTION
-            return self._reverse(key, qtype)
-        return REFUSED_SECTION
+                return SERVFAIL_SECTION, NEVER
+            section = self._reverse(key, qtype)
+            return None if section is None else (section, self._epoch)
+        return REFUSED_SECTION, ALWAYS
 
     def _not_a_service(self, rel: bytes, qtype: int) -> Found:
         """A name under the zone that is no service's own: an endpoint or SRV name one or two labels

@@ -17,12 +17,13 @@ from time import perf_counter
 
 from dnslib import QTYPE, RCODE, DNSRecord
 
-from kubedns_py.cluster.answers import WireZone
+from kubedns_py.cluster.answers import Validity, WireZone
 from kubedns_py.cluster.zone import Zone
 from kubedns_py.dnswire.query import Query
 from kubedns_py.dnswire.reader import BadVersion, Outcome, Question, Rejected, read
 from kubedns_py.dnswire.reply import TCP_MAX, build_reply
 from kubedns_py.dnswire.splice import BADVERS, empty_reply, header_only, raw_opt
+from kubedns_py.memo import Memo
 from kubedns_py.net.stats import DnsStats, qtype_label, rcode_label
 from kubedns_py.ratelimit import RateLimitedLog
 
@@ -34,6 +35,21 @@ FIRST_GENERAL_TYPE = QTYPE.IXFR
 OUR_PAYLOAD = 4096
 OPT_BY_DO = (raw_opt(OUR_PAYLOAD, False), raw_opt(OUR_PAYLOAD, True))
 ZONE_TRANSFERS = (QTYPE.AXFR, QTYPE.IXFR)
+# Finished UDP replies by query bytes after the ID, for names asked again and again. Keyed by whole
+# queries (case, EDNS size), so bounded; it forgets its oldest a few at a time.
+MEMO_LIMIT = 20_000
+
+
+class Remembered:
+    """A finished UDP reply less its ID, good while what it was made from is ``live``."""
+
+    __slots__ = ("qtype", "rcode", "source", "tail")
+
+    def __init__(self, tail: bytes, source: Validity, qtype: int, rcode: int) -> None:
+        self.tail = tail
+        self.source = source
+        self.qtype = qtype
+        self.rcode = rcode
 
 
 class Answerer:
@@ -43,6 +59,9 @@ class Answerer:
         self._tally = stats.tally
         self._record = stats.record
         self._failures = RateLimitedLog(log)
+        self._memo: Memo[bytes, Remembered] = Memo(MEMO_LIMIT)
+        self._memo_get = self._memo.get
+        self._unremembered = 0
 
     async def answer_tcp(self, data: bytes) -> bytes | None:
         return self.answer(data, None, True)
@@ -50,22 +69,33 @@ class Answerer:
     def answer(self, data: bytes, _addr: object = None, tcp: bool = False) -> bytes | None:
         """The reply to one query, or None to send nothing; UDP listeners pass the client's address."""
         start = perf_counter()
+        if not tcp:
+            hit = self._memo_get(data[2:])
+            if hit is not None and hit.source.live:
+                self._tally(hit.qtype, hit.rcode, False, perf_counter() - start)
+                return data[:2] + hit.tail
         q = read(data)
         try:
             if type(q) is Question and q.qclass == IN and q.qtype < FIRST_GENERAL_TYPE:
-                section = self._find(q.key, q.qtype)
-                head = data[:2]
-                question = data[12 : q.end]
-                variant = q.edns << 1 | (q.flags >> 8 & 1)
-                opt = OPT_BY_DO[q.dnssec_ok] if q.edns else b""
-                limit = TCP_MAX if tcp else q.payload
-                while section is not None:
-                    heads, body, rcode, shorter = section
-                    reply = head + heads[variant] + question + body + opt
-                    if len(reply) <= limit:
-                        self._tally(q.qtype, rcode, tcp, perf_counter() - start)
-                        return reply
-                    section = shorter  # too large for the client: drop what may be dropped
+                found = self._find(q.key, q.qtype)
+                if found is not None:
+                    section, source = found
+                    head = data[:2]
+                    question = data[12 : q.end]
+                    variant = q.edns << 1 | (q.flags >> 8 & 1)
+                    opt = OPT_BY_DO[q.dnssec_ok] if q.edns else b""
+                    limit = TCP_MAX if tcp else q.payload
+                    while True:
+                        heads, body, rcode, shorter = section
+                        reply = head + heads[variant] + question + body + opt
+                        if len(reply) <= limit:
+                            self._tally(q.qtype, rcode, tcp, perf_counter() - start)
+                            if not tcp:
+                                self._remember(data, reply, source, q.qtype, rcode)
+                            return reply
+                        if shorter is None:
+                            break
+                        section = shorter  # too large for the client: drop what may be dropped
             general, qtype_name, rcode_name = self._general(data, q, TCP_MAX if tcp else None)
         except Exception:  # never a query without an answer: SERVFAIL, and a (rate-limited) log line
             self._failures.log("answering a %d-byte query failed", len(data))
@@ -73,6 +103,13 @@ class Answerer:
         if general is not None:
             self._record("tcp" if tcp else "udp", qtype_name, rcode_name, perf_counter() - start)
         return general
+
+    def _remember(self, data: bytes, reply: bytes, source: Validity, qtype: int, rcode: int) -> None:
+        # One answer in four: a name asked again and again is soon remembered, while a stream of
+        # questions each asked once (a scan, a search-path storm) does not keep churning the memo.
+        self._unremembered += 1
+        if self._unremembered & 3 == 0 and source.live:
+            self._memo.put(data[2:], Remembered(reply[2:], source, qtype, rcode))
 
     def _general(self, data: bytes, outcome: Outcome, tcp_limit: int | None) -> tuple[bytes | None, str, str]:
         """The reply to anything the wire zone does not answer, its type label and its rcode label."""

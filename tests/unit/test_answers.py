@@ -6,7 +6,7 @@ import dns.message
 import dns.rcode
 import dns.rdatatype
 
-from kubedns_py.cluster.answers import WireZone
+from kubedns_py.cluster.answers import Section, WireZone
 from kubedns_py.cluster.objects import Kind, from_dict
 from kubedns_py.cluster.store import Delete, Store, Synced, Upsert
 from kubedns_py.cluster.zone import PodMode, Zone
@@ -35,17 +35,33 @@ def ask(answerer: Answerer, name: str, rdtype: str) -> dns.message.Message:
     return dns.message.from_wire(reply)
 
 
+def section_of(wire: WireZone, name: str) -> Section:
+    found = wire.find(encode.name(name), encode.A)
+    assert found is not None
+    return found[0]
+
+
 def test_a_change_rebuilds_the_changed_service_and_keeps_the_others() -> None:
     store = synced_store(service("a", "10.0.0.1"), service("b", "10.0.0.2"))
     wire = WireZone(Zone(store, ZONE, 30, PodMode.INSECURE), store)
-    key_a, key_b = encode.name(f"a.n.svc.{ZONE}"), encode.name(f"b.n.svc.{ZONE}")
-    a_before, b_before = wire.find(key_a, encode.A), wire.find(key_b, encode.A)
-    assert wire.find(key_a, encode.A) is a_before  # built once, then found
+    a_before, b_before = section_of(wire, f"a.n.svc.{ZONE}"), section_of(wire, f"b.n.svc.{ZONE}")
+    assert section_of(wire, f"a.n.svc.{ZONE}") is a_before  # built once, then found
 
     store.apply([service("a", "10.0.0.9")])
-    a_after = wire.find(key_a, encode.A)
-    assert a_after is not None and a_after is not a_before
-    assert wire.find(key_b, encode.A) is b_before
+    assert section_of(wire, f"a.n.svc.{ZONE}") is not a_before
+    assert section_of(wire, f"b.n.svc.{ZONE}") is b_before
+
+
+def test_a_remembered_reply_is_not_served_once_its_service_changed() -> None:
+    store = synced_store(service("a", "10.0.0.1"))
+    zone = Zone(store, ZONE, 30, PodMode.INSECURE)
+    answerer = Answerer(zone, WireZone(zone, store), DnsStats("serve"))
+    query = dns.message.make_query(f"a.n.svc.{ZONE}.", "A").to_wire()
+    for _ in range(8):  # enough asks to be remembered
+        answerer.answer(query)
+    store.apply([service("a", "10.0.0.9")])
+    reply = answerer.answer(query)
+    assert reply is not None and dns.message.from_wire(reply).answer[0][0].address == "10.0.0.9"
 
 
 def test_a_deleted_service_is_nxdomain_and_negative_answers_carry_the_new_serial() -> None:
