@@ -28,13 +28,13 @@ from dnslib import CLASS, QTYPE, RCODE
 from kubedns_py.cache.chaos import Chaos
 from kubedns_py.cache.loopdetect import LoopDetector
 from kubedns_py.cache.resolver import PREFETCH_FRACTION, Answer, Question, Resolver
-from kubedns_py.cache.responses import NO_TALLY, OPTS, CacheKey, Entry, HitTally, ResponseCache
+from kubedns_py.cache.responses import NO_TALLY, OPTS, CacheKey, Entry, ResponseCache
 from kubedns_py.dnswire import reader, splice
 from kubedns_py.dnswire.query import RA_BIT, read_query
 from kubedns_py.dnswire.reader import Question as Asked
 from kubedns_py.dnswire.reply import FORWARDER_PAYLOAD, TCP_MAX
 from kubedns_py.memo import Memo
-from kubedns_py.net.stats import FAST, DnsStats, Tally, qtype_label, rcode_label
+from kubedns_py.net.stats import DnsStats, qtype_label, rcode_label
 from kubedns_py.net.udp import Address, DatagramHandler
 
 log = logging.getLogger(__name__)
@@ -86,14 +86,14 @@ class Slot:
 class FrontendCounters:
     """dnsmasq's hits and misses. Fast-path hits are counted on the shared tallies only."""
 
-    def __init__(self, tallies: dict[tuple[str, str], HitTally]) -> None:
-        self._tallies = tallies
+    def __init__(self, stats: DnsStats) -> None:
+        self._stats = stats
         self.misses = 0
         self.other_hits = 0  # hits answered on the slower path
 
     @property
     def hits(self) -> int:
-        return self.other_hits + sum(t.hits for t in self._tallies.values())
+        return self.other_hits + self._stats.tallied_answers  # the cache tallies only hits
 
 
 class Frontend:
@@ -112,21 +112,19 @@ class Frontend:
         self._stats = stats
         self._chaos = chaos
         self._loops = loops
-        self._tallies: dict[tuple[str, str], HitTally] = {}
         self._memo: Memo[bytes, Slot] = Memo(MEMO_LIMIT)
-        stats.watch(self._pending_tallies)
         self._tasks: set[asyncio.Task[None]] = set()
         # Misses waiting for an answer, duplicates included: --dns-forward-max bounds distinct upstream
         # questions, this bounds the clients queued behind them (a dead upstream and a busy name).
         self._max_waiting = max_waiting
-        self.counters = FrontendCounters(self._tallies)
+        self.counters = FrontendCounters(stats)
 
     def udp_handler(self, send: Send) -> DatagramHandler:
         """The callback for one UDP listener's datagrams; ``send`` delivers replies that come later.
         A fresh cached answer is spliced right here, with everything it needs bound."""
         index_get, rest, read = self._index_get, self._on_udp, reader.read
         memo_get, memo_put = self._memo.get, self._memo.put
-        record, counters, opts, ready = self._stats.record, self.counters, OPTS, self._ready
+        opts, ready = OPTS, self._ready
 
         def on_datagram(data: bytes, addr: Address) -> bytes | None:
             now = monotonic()
@@ -137,14 +135,7 @@ class Frontend:
                 if now < known.fast_until and known.cached:
                     reply = data[:2] + slot.head + known.body_now + slot.opt
                     known.hits += 1
-                    tally = known.tally
-                    elapsed = monotonic() - now
-                    if elapsed < FAST:
-                        tally.hits += 1
-                        tally.seconds += elapsed
-                    else:
-                        counters.other_hits += 1
-                        record("udp", tally.qtype, tally.rcode, elapsed)
+                    known.tally.count(monotonic() - now)
                     return reply
             q = read(data)
             if type(q) is not Asked:
@@ -167,14 +158,7 @@ class Frontend:
             if data[12 : q.end] == entry.question:  # as first asked (not a random-case spelling)
                 memo_put(asked, Slot(entry, head, opt))
             entry.hits += 1
-            tally = entry.tally
-            elapsed = monotonic() - now
-            if elapsed < FAST:  # the usual case: tallied in bulk
-                tally.hits += 1
-                tally.seconds += elapsed
-            else:
-                counters.other_hits += 1
-                record("udp", tally.qtype, tally.rcode, elapsed)
+            entry.tally.count(monotonic() - now)
             return reply
 
         return on_datagram
@@ -243,7 +227,7 @@ class Frontend:
             due = entry.expires
         self._cache.touch(key)
         if entry.tally is NO_TALLY:
-            entry.tally = self._tally(qtype_label(q.qtype), rcode_label(entry.rcode))
+            entry.tally = self._stats.tally("udp", q.qtype, entry.rcode)
         entry.ready(now, due)
         return True
 
@@ -296,16 +280,6 @@ class Frontend:
             log.exception("resolving %s failed", question.name)
             answer = Answer(None, SERVFAIL)
         return splice.empty_reply(data, q, answer.rcode, RA_BIT, FORWARDER_PAYLOAD)
-
-    def _tally(self, qtype: str, rcode: str) -> HitTally:
-        tally = self._tallies.get((qtype, rcode))
-        if tally is None:
-            tally = self._tallies[qtype, rcode] = HitTally(qtype, rcode)
-        return tally
-
-    def _pending_tallies(self) -> list[Tally]:
-        """Fast-path hits so far: never folded into the statistics, read whole at each scrape."""
-        return [("udp", t.qtype, t.rcode, t.hits, t.seconds) for t in self._tallies.values() if t.hits]
 
     async def close(self) -> None:
         for task in list(self._tasks):

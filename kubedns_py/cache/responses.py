@@ -26,6 +26,7 @@ from dnslib import RCODE
 from kubedns_py.dnswire.query import AA_BIT, RA_BIT, RD_BIT, TC_BIT
 from kubedns_py.dnswire.reply import raw_opt
 from kubedns_py.dnswire.walk import HEADER_SIZE, OPT, SOA, Walk, WireError, soa_minimum, walk
+from kubedns_py.net.stats import HitTally
 
 SERVFAIL_TTL = 5
 STALE_ANSWER_TTL = 30  # RFC 8767 section 4's recommendation
@@ -60,20 +61,7 @@ def shown_ttl(expires: float, now: float) -> int:
     return remaining & -(1 << max(0, remaining.bit_length() - EXACT_TTL_BITS))
 
 
-class HitTally:
-    """Hits answered on the fast path for one (query type, rcode) label pair, and their seconds;
-    shared by every entry with those labels and read by the statistics at scrape time."""
-
-    __slots__ = ("hits", "qtype", "rcode", "seconds")
-
-    def __init__(self, qtype: str, rcode: str) -> None:
-        self.qtype = qtype
-        self.rcode = rcode
-        self.hits = 0
-        self.seconds = 0.0
-
-
-NO_TALLY = HitTally("", "")  # an entry's tally until the frontend first serves it
+NO_TALLY = HitTally("", "", "")  # an entry's tally until the frontend first serves it
 
 
 class Entry:

@@ -2,9 +2,9 @@
 
 Counting through prometheus_client's labelled children costs microseconds per query (label lookup,
 locks); here a query costs one dict increment and one bisect, and a custom collector turns the plain
-counts into Prometheus families only when /metrics is scraped. Repeated answers (a memo hit) are
-cheaper still: their owner tallies them on the memoised reply itself and hands the tallies over with
-``fold``, or lets ``collect`` read the ones not yet handed over through ``watch``.
+counts into Prometheus families only when /metrics is scraped. Answers on the hot paths are
+cheaper still: they add to a ``HitTally`` shared by every answer of their kind, kept next to what
+answers them, and ``collect`` reads those when scraped.
 """
 
 from __future__ import annotations
@@ -44,7 +44,6 @@ QTYPE_LABELS = {
 
 # Answers faster than the first bucket's bound may be tallied in bulk: they all land in that bucket.
 FAST = DURATION_BUCKETS[0]
-Tally = tuple[str, str, str, int, float]  # proto, qtype label, rcode label, answers, their seconds
 
 
 def qtype_label(qtype: int) -> str:
@@ -56,6 +55,33 @@ def rcode_label(rcode: int) -> str:
     return name
 
 
+Record = Callable[[str, str, str, float], None]  # proto, qtype label, rcode label, seconds
+
+
+class HitTally:
+    """Answers of one kind (protocol, query type, rcode) that each took less than ``FAST``, and their
+    seconds: the hot paths add to it in two attribute updates, the statistics read it when scraped."""
+
+    __slots__ = ("hits", "proto", "qtype", "rcode", "record", "seconds", "slow")
+
+    def __init__(self, proto: str, qtype: str, rcode: str, record: Record | None = None) -> None:
+        self.proto = proto
+        self.qtype = qtype
+        self.rcode = rcode
+        self.record = record
+        self.hits = 0
+        self.seconds = 0.0
+        self.slow = 0  # answers of this kind that were recorded one by one instead
+
+    def count(self, seconds: float) -> None:
+        if seconds < FAST or self.record is None:
+            self.hits += 1
+            self.seconds += seconds
+        else:  # a slow one (a pause, a busy machine) goes in its histogram bucket
+            self.slow += 1
+            self.record(self.proto, self.qtype, self.rcode, seconds)
+
+
 class DnsStats(Collector):
     def __init__(self, server: str) -> None:
         self._server = server
@@ -63,18 +89,21 @@ class DnsStats(Collector):
         self._responses: dict[str, int] = {}
         self._buckets = [0] * (len(DURATION_BUCKETS) + 1)
         self._duration_sum = 0.0
-        self._pending: list[Callable[[], Iterable[Tally]]] = []
-        self._fast: dict[int, int] = {}  # qtype << 6 | rcode << 1 | tcp -> answers under FAST
-        self._fast_seconds = 0.0
+        self._tallies: dict[tuple[str, int, int], HitTally] = {}
 
-    def tally(self, qtype: int, rcode: int, tcp: bool, seconds: float) -> None:
-        """Count one answer by numbers; only a slow one pays for labels and a bucket search now."""
-        if seconds < FAST:
-            key = qtype << 6 | rcode << 1 | tcp
-            self._fast[key] = self._fast.get(key, 0) + 1
-            self._fast_seconds += seconds
-        else:
-            self.record("tcp" if tcp else "udp", qtype_label(qtype), rcode_label(rcode), seconds)
+    def tally(self, proto: str, qtype: int, rcode: int) -> HitTally:
+        """The shared tally for answers of this kind, to keep next to what answers them."""
+        key = (proto, qtype, rcode)
+        tally = self._tallies.get(key)
+        if tally is None:
+            tally = HitTally(proto, qtype_label(qtype), rcode_label(rcode), self.record)
+            self._tallies[key] = tally
+        return tally
+
+    @property
+    def tallied_answers(self) -> int:
+        """Every answer counted through a ``HitTally``, fast or not."""
+        return sum(t.hits + t.slow for t in self._tallies.values())
 
     def record(self, proto: str, qtype: str, rcode: str, seconds: float) -> None:
         key = (proto, qtype)
@@ -83,28 +112,13 @@ class DnsStats(Collector):
         self._buckets[bisect_left(DURATION_BUCKETS, seconds)] += 1
         self._duration_sum += seconds
 
-    def fold(self, tallies: Iterable[Tally]) -> None:
-        """Take over bulk tallies of answers that each took less than ``FAST``."""
-        for proto, qtype, rcode, count, seconds in tallies:
-            key = (proto, qtype)
-            self._requests[key] = self._requests.get(key, 0) + count
-            self._responses[rcode] = self._responses.get(rcode, 0) + count
-            self._buckets[0] += count
-            self._duration_sum += seconds
-
-    def _fast_tallies(self) -> list[Tally]:
-        tallies: list[Tally] = [
-            ("tcp" if key & 1 else "udp", qtype_label(key >> 6), rcode_label(key >> 1 & 0x1F), count, 0.0)
-            for key, count in self._fast.items()
-        ]
-        if tallies:  # their time in one sum: the histogram keeps no per-answer times
-            proto, qtype, rcode, count, _ = tallies[0]
-            tallies[0] = (proto, qtype, rcode, count, self._fast_seconds)
-        return tallies
-
-    def watch(self, pending: Callable[[], Iterable[Tally]]) -> None:
-        """Tallies not folded yet, to add at scrape time."""
-        self._pending.append(pending)
+    def _fold(self, tallies: Iterable[HitTally]) -> None:
+        for t in tallies:
+            key = (t.proto, t.qtype)
+            self._requests[key] = self._requests.get(key, 0) + t.hits
+            self._responses[t.rcode] = self._responses.get(t.rcode, 0) + t.hits
+            self._buckets[0] += t.hits
+            self._duration_sum += t.seconds
 
     def collect(self) -> Iterator[Metric]:
         current = DnsStats(self._server)
@@ -112,9 +126,7 @@ class DnsStats(Collector):
         current._responses = dict(self._responses)
         current._buckets = list(self._buckets)
         current._duration_sum = self._duration_sum
-        current.fold(self._fast_tallies())
-        for pending in self._pending:
-            current.fold(pending())
+        current._fold(t for t in list(self._tallies.values()) if t.hits)
         return current._families()
 
     def _families(self) -> Iterator[Metric]:

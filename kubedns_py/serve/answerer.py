@@ -24,7 +24,7 @@ from kubedns_py.dnswire.reader import BadVersion, Outcome, Question, Rejected, r
 from kubedns_py.dnswire.reply import TCP_MAX, build_reply
 from kubedns_py.dnswire.splice import BADVERS, empty_reply, header_only, raw_opt
 from kubedns_py.memo import Memo
-from kubedns_py.net.stats import DnsStats, qtype_label, rcode_label
+from kubedns_py.net.stats import DnsStats, HitTally, qtype_label, rcode_label
 from kubedns_py.ratelimit import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -43,13 +43,12 @@ MEMO_LIMIT = 20_000
 class Remembered:
     """A finished UDP reply less its ID, good while what it was made from is ``live``."""
 
-    __slots__ = ("qtype", "rcode", "source", "tail")
+    __slots__ = ("source", "tail", "tally")
 
-    def __init__(self, tail: bytes, source: Validity, qtype: int, rcode: int) -> None:
+    def __init__(self, tail: bytes, source: Validity, tally: HitTally) -> None:
         self.tail = tail
         self.source = source
-        self.qtype = qtype
-        self.rcode = rcode
+        self.tally = tally
 
 
 class Answerer:
@@ -72,7 +71,7 @@ class Answerer:
         if not tcp:
             hit = self._memo_get(data[2:])
             if hit is not None and hit.source.live:
-                self._tally(hit.qtype, hit.rcode, False, perf_counter() - start)
+                hit.tally.count(perf_counter() - start)
                 return data[:2] + hit.tail
         q = read(data)
         try:
@@ -89,9 +88,10 @@ class Answerer:
                         heads, body, rcode, shorter = section
                         reply = head + heads[variant] + question + body + opt
                         if len(reply) <= limit:
-                            self._tally(q.qtype, rcode, tcp, perf_counter() - start)
+                            tally = self._tally("tcp" if tcp else "udp", q.qtype, rcode)
+                            tally.count(perf_counter() - start)
                             if not tcp:
-                                self._remember(data, reply, source, q.qtype, rcode)
+                                self._remember(data, reply, source, tally)
                             return reply
                         if shorter is None:
                             break
@@ -104,12 +104,12 @@ class Answerer:
             self._record("tcp" if tcp else "udp", qtype_name, rcode_name, perf_counter() - start)
         return general
 
-    def _remember(self, data: bytes, reply: bytes, source: Validity, qtype: int, rcode: int) -> None:
+    def _remember(self, data: bytes, reply: bytes, source: Validity, tally: HitTally) -> None:
         # One answer in four: a name asked again and again is soon remembered, while a stream of
         # questions each asked once (a scan, a search-path storm) does not keep churning the memo.
         self._unremembered += 1
         if self._unremembered & 3 == 0 and source.live:
-            self._memo.put(data[2:], Remembered(reply[2:], source, qtype, rcode))
+            self._memo.put(data[2:], Remembered(reply[2:], source, tally))
 
     def _general(self, data: bytes, outcome: Outcome, tcp_limit: int | None) -> tuple[bytes | None, str, str]:
         """The reply to anything the wire zone does not answer, its type label and its rcode label."""

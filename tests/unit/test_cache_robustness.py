@@ -135,7 +135,7 @@ async def test_every_spelling_is_answered_from_the_one_entry_and_nothing_grows_p
             assert reply is not None and reply[:2] == struct.pack("!H", i)
             assert dns.message.from_wire(reply).question[0].name.to_text() == spelled
         assert len(upstream.queries_for(name)) == 1
-        assert len(front._cache) == 1 and len(front._tallies) == 1
+        assert len(front._cache) == 1 and len(front._stats._tallies) == 1
         await front.close()
 
 
