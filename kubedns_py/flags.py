@@ -74,6 +74,32 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def positive_int(text: str) -> int:
+    value = non_negative_int(text)
+    if value == 0:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
+
+
+def add_tcp_flags(parser: argparse.ArgumentParser, max_per_client: int) -> None:
+    """The limits on DNS-over-TCP connections (``net.connections``), shared by every listener."""
+    group = parser.add_argument_group("DNS over TCP")
+    group.add_argument(
+        "--tcp-max-connections",
+        type=positive_int,
+        default=1000,
+        metavar="N",
+        help="open connections at most; when all are open the oldest idle one makes room (default 1000)",
+    )
+    group.add_argument(
+        "--tcp-max-per-client",
+        type=non_negative_int,
+        default=max_per_client,
+        metavar="N",
+        help=f"open connections from one address at most (default {max_per_client}; 0: no limit)",
+    )
+
+
 def add_logging_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("logging (klog-compatible)")
     group.add_argument(

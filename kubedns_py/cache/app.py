@@ -22,6 +22,7 @@ from kubedns_py.cache.metrics import CacheCollector, upstream_histogram
 from kubedns_py.cache.resolver import Resolver
 from kubedns_py.cache.responses import Policy, ResponseCache
 from kubedns_py.cache.routing import RouteTable, build_routes, read_resolv_conf
+from kubedns_py.net.connections import TcpConnections
 from kubedns_py.net.http import bound_port, metrics_handler, start_http, text_handler
 from kubedns_py.net.sockets import bind_dns_sockets
 from kubedns_py.net.stats import DnsStats
@@ -78,6 +79,9 @@ class CacheApp:
         self.registry.register(
             CacheCollector(self.cache, self.frontend, self.resolver, self.forwarder, self._config_dir)
         )
+        # One budget for every listen address: a client reaching several counts once.
+        self.tcp_connections = TcpConnections("cache", config.tcp_max_connections, config.tcp_max_per_client)
+        self.registry.register(self.tcp_connections)
         self._listeners: list[_Listener] = []
         self._tcp: list[TcpServer] = []
         self._http: web.AppRunner | None = None
@@ -113,7 +117,7 @@ class CacheApp:
             listener.server = UdpServer(udp_socket, self.frontend.udp_handler(listener.send))
             port = listener.server.port  # --port 0: every address shares the first one picked
             self._listeners.append(listener)
-            tcp = TcpServer(self.frontend.on_tcp)
+            tcp = TcpServer(self.frontend.on_tcp, self.tcp_connections)
             await tcp.start(tcp_socket)
             self._tcp.append(tcp)
         self.port = port

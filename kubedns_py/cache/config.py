@@ -20,12 +20,15 @@ import logging
 from dataclasses import dataclass
 
 from kubedns_py.cache.routing import StaticServers
-from kubedns_py.flags import add_logging_flags, duration, non_negative_int, port
+from kubedns_py.flags import add_logging_flags, add_tcp_flags, duration, non_negative_int, port
 
 log = logging.getLogger(__name__)
 
 MAX_TTL = 2**31 - 1
 MIN_CACHE_TTL_LIMIT = 3600  # dnsmasq's TTL_FLOOR_LIMIT
+# A Pod's resolver opens a TCP connection per question (glibc's use-vc, truncated answers); one Pod
+# with more than this many at once is a flood, not a resolver.
+MAX_PER_CLIENT = 64
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,8 @@ class CacheConfig:
     config_period: float
     metrics_port: int
     http_bind_address: str
+    tcp_max_connections: int
+    tcp_max_per_client: int  # 0: no limit
     verbosity: int
 
 
@@ -117,6 +122,7 @@ def add_cache_flags(parser: argparse.ArgumentParser) -> None:
     )
     ours.add_argument("--metrics-port", type=port, default=9153, help="Prometheus /metrics (0 picks a port)")
     ours.add_argument("--http-bind-address", default="0.0.0.0", help="address for the metrics port")
+    add_tcp_flags(parser, MAX_PER_CLIENT)
     add_logging_flags(parser)
 
 
@@ -176,5 +182,7 @@ def cache_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> C
         config_period=args.config_period,
         metrics_port=args.metrics_port,
         http_bind_address=args.http_bind_address,
+        tcp_max_connections=args.tcp_max_connections,
+        tcp_max_per_client=args.tcp_max_per_client,
         verbosity=args.v,
     )

@@ -1,8 +1,8 @@
 """A TCP DNS listener (RFC 7766): two-byte length framing, several queries per connection answered
 concurrently (each reply as soon as it is ready: glibc's ``use-vc`` sends A and AAAA back to back, and
-a slow one must not hold up the other), an idle timeout, and caps on queries in flight per connection
-and on open connections, so neither a flood of queries nor of idle clients exhausts memory or file
-descriptors."""
+a slow one must not hold up the other), an idle timeout, a cap on queries in flight per connection, and
+fair limits on open connections (``net.connections``), so neither a flood of queries nor of idle
+clients exhausts memory or file descriptors, nor does one client shut out the others."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ import socket
 import struct
 from collections.abc import Awaitable, Callable
 
+from kubedns_py.net.connections import TcpConnections
+
 log = logging.getLogger(__name__)
 
 MessageHandler = Callable[[bytes], Awaitable[bytes | None]]
@@ -20,13 +22,11 @@ MAX_IN_FLIGHT = 64  # per connection; past that, reading waits for an answer to 
 
 
 class TcpServer:
-    def __init__(
-        self, handle: MessageHandler, idle_timeout: float = 10.0, max_connections: int = 1000
-    ) -> None:
+    def __init__(self, handle: MessageHandler, connections: TcpConnections | None = None) -> None:
+        """``connections`` is shared by every listener of a component; by default, one of its own."""
         self._handle = handle
-        self._idle_timeout = idle_timeout
-        self._max_connections = max_connections
-        self._connections: set[asyncio.Task[None]] = set()
+        self._connections = connections if connections is not None else TcpConnections("tcp")
+        self._tasks: set[asyncio.Task[None]] = set()
         self._server: asyncio.Server | None = None
 
     async def start(self, sock: socket.socket) -> None:
@@ -41,34 +41,40 @@ class TcpServer:
 
     @property
     def open_connections(self) -> int:
-        return len(self._connections)
+        return len(self._tasks)
 
     async def _serve_connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        if len(self._connections) >= self._max_connections:
+        peer = writer.get_extra_info("peername")
+        conn = self._connections.admit(peer[0] if peer else "", writer.close)
+        if conn is None:
             writer.close()
             return
-        self._connections.add(task)
-        in_flight: set[asyncio.Task[None]] = set()
+        self._tasks.add(task)
+        in_flight = conn.in_flight
         try:
             while not writer.is_closing():
                 if len(in_flight) >= MAX_IN_FLIGHT:
                     await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
-                async with asyncio.timeout(self._idle_timeout):
-                    (length,) = LENGTH.unpack(await reader.readexactly(2))
-                    data = await reader.readexactly(length)
-                answer = asyncio.create_task(self._answer(data, writer))
-                in_flight.add(answer)
-                answer.add_done_callback(in_flight.discard)
-        except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
+                try:
+                    async with asyncio.timeout(self._connections.idle_timeout) as conn.timer:
+                        (length,) = LENGTH.unpack(await reader.readexactly(2))
+                        data = await reader.readexactly(length)
+                finally:
+                    conn.timer = None
+                self._connections.asked(conn, asyncio.create_task(self._answer(data, writer)))
+        except TimeoutError:
+            self._connections.timed_out()
+        except (asyncio.IncompleteReadError, ConnectionError):
             pass
         except Exception:
             log.exception("tcp connection failed")
         finally:
             if in_flight:  # the client stopped asking: finish what it asked (each bounded by timeouts)
                 await asyncio.gather(*in_flight, return_exceptions=True)
-            self._connections.discard(task)
+            self._connections.release(conn)
+            self._tasks.discard(task)
             writer.close()
 
     async def _answer(self, data: bytes, writer: asyncio.StreamWriter) -> None:
@@ -80,7 +86,7 @@ class TcpServer:
             if writer.is_closing():
                 return
             writer.write(LENGTH.pack(len(reply)) + reply)
-            async with asyncio.timeout(self._idle_timeout):  # a client that never reads lets go
+            async with asyncio.timeout(self._connections.idle_timeout):  # a client that never reads lets go
                 await writer.drain()
         except (TimeoutError, ConnectionError):
             writer.close()
@@ -91,7 +97,7 @@ class TcpServer:
     async def close(self) -> None:
         if self._server is not None:
             self._server.close()
-        for task in list(self._connections):
+        for task in list(self._tasks):
             task.cancel()
-        if self._connections:
-            await asyncio.gather(*self._connections, return_exceptions=True)
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)

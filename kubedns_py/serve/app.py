@@ -24,6 +24,7 @@ from kubedns_py.cluster.answers import WireZone
 from kubedns_py.cluster.store import ServiceKey, Store
 from kubedns_py.cluster.zone import Zone
 from kubedns_py.gcpause import GcPauses
+from kubedns_py.net.connections import TcpConnections
 from kubedns_py.net.http import bound_port, metrics_handler, start_http, text_handler
 from kubedns_py.net.sockets import bind_dns_sockets
 from kubedns_py.net.stats import DnsStats
@@ -79,9 +80,11 @@ class ServeApp:
         self.gc_pauses = GcPauses()
         self._settling = False
         self.registry.register(self.gc_pauses)
+        self.tcp_connections = TcpConnections("serve", config.tcp_max_connections, config.tcp_max_per_client)
+        self.registry.register(self.tcp_connections)
         self._source = source
         self._udp: UdpServer | None = None
-        self._tcp = TcpServer(self.answerer.answer_tcp)
+        self._tcp = TcpServer(self.answerer.answer_tcp, self.tcp_connections)
         self._http: list[web.AppRunner] = []
         self._tasks: list[asyncio.Task[None]] = []
 

@@ -10,8 +10,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubedns_py.cluster.zone import PodMode
-from kubedns_py.flags import add_logging_flags, duration, non_negative_int, port
+from kubedns_py.flags import add_logging_flags, add_tcp_flags, duration, non_negative_int, port
 
+# serve's TCP clients are caches: a node-local cache asks over TCP, one connection per question, with up
+# to its --dns-forward-max (150) in flight.
+MAX_PER_CLIENT = 256
 _DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
@@ -33,6 +36,8 @@ class ServeConfig:
     ttl: int
     endpoints_api: str
     watch_stall_timeout: float
+    tcp_max_connections: int
+    tcp_max_per_client: int  # 0: no limit
     verbosity: int
 
 
@@ -85,6 +90,7 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
         metavar="DURATION",
         help="restart an API watch that sent nothing, not even a bookmark, for this long (default 90s)",
     )
+    add_tcp_flags(parser, MAX_PER_CLIENT)
     add_logging_flags(parser)
 
 
@@ -119,5 +125,7 @@ def serve_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> S
         ttl=args.ttl,
         endpoints_api=args.endpoints_api,
         watch_stall_timeout=args.watch_stall_timeout,
+        tcp_max_connections=args.tcp_max_connections,
+        tcp_max_per_client=args.tcp_max_per_client,
         verbosity=args.v,
     )
