@@ -74,6 +74,26 @@ def non_negative_int(text: str) -> int:
     return value
 
 
+def add_allow_from_flag(parser: argparse._ActionsContainer) -> None:
+    parser.add_argument(
+        "--allow-from",
+        action="append",
+        default=[],
+        metavar="CIDR[,CIDR...]",
+        help="answer only clients inside these networks; others get REFUSED (repeatable; default: anyone)",
+    )
+
+
+def add_lameduck_flag(parser: argparse._ActionsContainer) -> None:
+    parser.add_argument(
+        "--lameduck",
+        type=duration,
+        default=0.0,
+        metavar="DURATION",
+        help="on SIGTERM, report not ready and keep answering this long before stopping (default 0)",
+    )
+
+
 def add_logging_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("logging (klog-compatible)")
     group.add_argument(

@@ -11,10 +11,12 @@ import logging
 import socket
 import struct
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 log = logging.getLogger(__name__)
 
-MessageHandler = Callable[[bytes], Awaitable[bytes | None]]
+Peer = Any  # the client's address as the socket reports it: (host, port, ...)
+MessageHandler = Callable[[bytes, Peer], Awaitable[bytes | None]]
 LENGTH = struct.Struct("!H")
 MAX_IN_FLIGHT = 64  # per connection; past that, reading waits for an answer to go out
 
@@ -50,6 +52,7 @@ class TcpServer:
             writer.close()
             return
         self._connections.add(task)
+        peer = writer.get_extra_info("peername")
         in_flight: set[asyncio.Task[None]] = set()
         try:
             while not writer.is_closing():
@@ -58,7 +61,7 @@ class TcpServer:
                 async with asyncio.timeout(self._idle_timeout):
                     (length,) = LENGTH.unpack(await reader.readexactly(2))
                     data = await reader.readexactly(length)
-                answer = asyncio.create_task(self._answer(data, writer))
+                answer = asyncio.create_task(self._answer(data, peer, writer))
                 in_flight.add(answer)
                 answer.add_done_callback(in_flight.discard)
         except (TimeoutError, asyncio.IncompleteReadError, ConnectionError):
@@ -71,9 +74,9 @@ class TcpServer:
             self._connections.discard(task)
             writer.close()
 
-    async def _answer(self, data: bytes, writer: asyncio.StreamWriter) -> None:
+    async def _answer(self, data: bytes, peer: Peer, writer: asyncio.StreamWriter) -> None:
         try:
-            reply = await self._handle(data)
+            reply = await self._handle(data, peer)
             if reply is None:
                 writer.close()  # not a query we answer: the stream can no longer be trusted
                 return

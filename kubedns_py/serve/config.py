@@ -10,7 +10,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubedns_py.cluster.zone import PodMode
-from kubedns_py.flags import add_logging_flags, duration, non_negative_int, port
+from kubedns_py.flags import (
+    add_allow_from_flag,
+    add_lameduck_flag,
+    add_logging_flags,
+    duration,
+    non_negative_int,
+    port,
+)
+from kubedns_py.net.acl import Network, parse_networks
 
 _DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
@@ -33,6 +41,8 @@ class ServeConfig:
     ttl: int
     endpoints_api: str
     watch_stall_timeout: float
+    allow_from: tuple[Network, ...]  # empty: anyone may ask
+    lameduck: float
     verbosity: int
 
 
@@ -85,6 +95,8 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
         metavar="DURATION",
         help="restart an API watch that sent nothing, not even a bookmark, for this long (default 90s)",
     )
+    add_allow_from_flag(parser)
+    add_lameduck_flag(parser)
     add_logging_flags(parser)
 
 
@@ -101,6 +113,10 @@ def serve_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> S
             metrics_port = port(env) if env else 10055
         except argparse.ArgumentTypeError as err:
             parser.error(f"PROMETHEUS_PORT: {err}")
+    try:
+        allow_from = parse_networks(item for value in args.allow_from for item in value.split(","))
+    except ValueError as err:
+        parser.error(f"--allow-from: {err}")
     master = args.kube_master_url or None  # environment variables expand where it is used
     return ServeConfig(
         domain=domain,
@@ -119,5 +135,7 @@ def serve_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> S
         ttl=args.ttl,
         endpoints_api=args.endpoints_api,
         watch_stall_timeout=args.watch_stall_timeout,
+        allow_from=allow_from,
+        lameduck=args.lameduck,
         verbosity=args.v,
     )
