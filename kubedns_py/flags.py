@@ -100,6 +100,26 @@ def add_tcp_flags(parser: argparse.ArgumentParser, max_per_client: int) -> None:
     )
 
 
+def add_allow_from_flag(parser: argparse._ActionsContainer) -> None:
+    parser.add_argument(
+        "--allow-from",
+        action="append",
+        default=[],
+        metavar="CIDR[,CIDR...]",
+        help="answer only clients inside these networks; others get REFUSED (repeatable; default: anyone)",
+    )
+
+
+def add_lameduck_flag(parser: argparse._ActionsContainer) -> None:
+    parser.add_argument(
+        "--lameduck",
+        type=duration,
+        default=0.0,
+        metavar="DURATION",
+        help="on SIGTERM, report not ready and keep answering this long before stopping (default 0)",
+    )
+
+
 def add_logging_flags(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("logging (klog-compatible)")
     group.add_argument(

@@ -87,7 +87,13 @@ def add_probe_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dnsmasq-addr", default="127.0.0.1", help="the cache to poll for CHAOS statistics")
     parser.add_argument("--dnsmasq-port", type=port, default=53)
     parser.add_argument("--dnsmasq-poll-interval-ms", type=non_negative_int, default=5000)
-    parser.add_argument("--prometheus-addr", default="0.0.0.0")
+    parser.add_argument(
+        "--prometheus-addr",
+        "--http-bind-address",
+        dest="prometheus_addr",
+        default="0.0.0.0",
+        help="address of the health and metrics port (default 0.0.0.0)",
+    )
     parser.add_argument("--prometheus-port", type=port, default=10054)
     parser.add_argument("--prometheus-path", default="/metrics")
     parser.add_argument("--prometheus-namespace", default="kubedns")

@@ -1,6 +1,10 @@
 """``kubedns-py cache``: the caching forwarder wired together: listeners on every --listen-address, the
 frontend (hot path), resolver, forwarder and response cache, the ConfigMap directory watcher, loop
-detection, and /metrics and /healthz over HTTP."""
+detection, who may ask (``--allow-from``, ``--local-service``), and /metrics, /healthz and /readiness
+over HTTP.
+
+Stopping: after the lame-duck period the listeners stop reading, and misses already forwarded are
+answered (each bounded by the upstream timeouts, all by ``FINISH_WITHIN``) before the sockets close."""
 
 from __future__ import annotations
 
@@ -22,8 +26,10 @@ from kubedns_py.cache.metrics import CacheCollector, upstream_histogram
 from kubedns_py.cache.resolver import Resolver
 from kubedns_py.cache.responses import Policy, ResponseCache
 from kubedns_py.cache.routing import RouteTable, build_routes, read_resolv_conf
+from kubedns_py.net.acl import ClientAcl, RefusedClients
 from kubedns_py.net.connections import TcpConnections
 from kubedns_py.net.http import bound_port, metrics_handler, start_http, text_handler
+from kubedns_py.net.interfaces import local_networks
 from kubedns_py.net.sockets import bind_dns_sockets
 from kubedns_py.net.stats import DnsStats
 from kubedns_py.net.tcp import TcpServer
@@ -32,6 +38,8 @@ from kubedns_py.net.udp import Address, UdpServer
 log = logging.getLogger("kubedns_py.cache")
 
 UPSTREAM_TIMEOUT = 2.0
+FINISH_WITHIN = 5.0  # seconds for forwarded misses to be answered once the listeners stop reading
+LOCAL_NETWORKS_PERIOD = 10.0  # --local-service: interfaces come and go (veths, dummies)
 
 
 class _Listener:
@@ -67,6 +75,9 @@ class CacheApp:
         self.resolver = Resolver(self.cache, self.forwarder)
         self.loops = LoopDetector(config.dns_loop_detect)
         self.stats = DnsStats("cache")
+        self.acl = ClientAcl(config.allow_from) if config.allow_from or config.local_service else None
+        self.lameduck = config.lameduck
+        self._draining = False
         self.frontend = Frontend(
             self.cache,
             self.resolver,
@@ -74,8 +85,10 @@ class CacheApp:
             Chaos(self._chaos_counters, self._servers),
             self.loops,
             max_waiting=max(2000, 10 * config.dns_forward_max),
+            acl=self.acl,
         )
         self.registry.register(self.stats)
+        self.registry.register(RefusedClients("cache", self.acl))
         self.registry.register(
             CacheCollector(self.cache, self.frontend, self.resolver, self.forwarder, self._config_dir)
         )
@@ -110,6 +123,8 @@ class CacheApp:
         return stats
 
     async def start(self) -> None:
+        if self.config.local_service:
+            self._update_local_networks()
         port = self.config.port
         for host in self.config.listen_addresses:
             udp_socket, tcp_socket = bind_dns_sockets(host, port)
@@ -121,11 +136,17 @@ class CacheApp:
             await tcp.start(tcp_socket)
             self._tcp.append(tcp)
         self.port = port
-        routes = {"/metrics": metrics_handler(self.registry), "/healthz": text_handler(self._healthy)}
+        routes = {
+            "/metrics": metrics_handler(self.registry),
+            "/healthz": text_handler(self._healthy),
+            "/readiness": text_handler(self._readiness),
+        }
         self._http = await start_http(self.config.http_bind_address, self.config.metrics_port, routes)
         if self._config_dir is not None:
             self._spawn(self._config_dir.run(self._apply_configmap), "config-dir")
         self._spawn(self._check_loops(), "loop-detect")
+        if self.config.local_service:
+            self._spawn(self._follow_local_networks(), "local-networks")
         log.info(
             "caching on %s port %d (udp+tcp); metrics on port %d; upstreams: %s",
             ",".join(self.config.listen_addresses),
@@ -136,6 +157,27 @@ class CacheApp:
 
     def _healthy(self) -> tuple[bool, str]:
         return True, "ok"
+
+    def _readiness(self) -> tuple[bool, str]:
+        return (False, "shutting down") if self._draining else (True, "ok")
+
+    def drain(self) -> None:
+        self._draining = True
+
+    def _update_local_networks(self) -> None:
+        assert self.acl is not None
+        networks = (*self.config.allow_from, *local_networks())
+        if networks != self.acl.networks:
+            self.acl.set_networks(networks)
+            log.info("answering clients in %s", " ".join(map(str, networks)))
+
+    async def _follow_local_networks(self) -> None:
+        while True:
+            await asyncio.sleep(LOCAL_NETWORKS_PERIOD)
+            try:
+                self._update_local_networks()
+            except OSError as err:  # keep the last networks read
+                log.warning("reading this host's interface addresses failed: %s", err)
 
     def _apply_configmap(self, configmap: DnsConfig) -> None:
         routes = self._routes(configmap)
@@ -168,17 +210,20 @@ class CacheApp:
         task.add_done_callback(_log_failure)
 
     async def stop(self) -> None:
+        self._draining = True
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await self.frontend.close()
+        for listener in self._listeners:
+            if listener.server is not None:
+                listener.server.stop_reading()
+        # TCP: no new connections; queries already read are answered before each connection ends.
+        await asyncio.gather(*(tcp.close() for tcp in self._tcp), self.frontend.close(FINISH_WITHIN))
         self.resolver.close()
         for listener in self._listeners:
             if listener.server is not None:
                 listener.server.close()
-        for tcp in self._tcp:
-            await tcp.close()
         self.forwarder.close()
         if self._http is not None:
             await self._http.cleanup()

@@ -20,7 +20,16 @@ import logging
 from dataclasses import dataclass
 
 from kubedns_py.cache.routing import StaticServers
-from kubedns_py.flags import add_logging_flags, add_tcp_flags, duration, non_negative_int, port
+from kubedns_py.flags import (
+    add_allow_from_flag,
+    add_lameduck_flag,
+    add_logging_flags,
+    add_tcp_flags,
+    duration,
+    non_negative_int,
+    port,
+)
+from kubedns_py.net.acl import Network, parse_networks
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +62,9 @@ class CacheConfig:
     http_bind_address: str
     tcp_max_connections: int
     tcp_max_per_client: int  # 0: no limit
+    local_service: bool  # answer only clients on the subnet of one of this host's interfaces
+    allow_from: tuple[Network, ...]  # ... or inside one of these
+    lameduck: float
     verbosity: int
 
 
@@ -104,6 +116,11 @@ def add_cache_flags(parser: argparse.ArgumentParser) -> None:
     )
     dnsmasq.add_argument("--dns-loop-detect", action="store_true", help="detect upstreams that forward to us")
     dnsmasq.add_argument("--log-facility", default="-", help="'-' (stderr); other values fall back to stderr")
+    dnsmasq.add_argument(
+        "--local-service",
+        action="store_true",
+        help="answer only clients on the subnet of one of this host's interfaces (others get REFUSED)",
+    )
     dnsmasq.add_argument("--min-cache-ttl", type=non_negative_int, default=0, metavar="SECONDS")
     dnsmasq.add_argument(
         "--max-cache-ttl", type=non_negative_int, default=0, metavar="SECONDS", help="0: no cap"
@@ -121,8 +138,12 @@ def add_cache_flags(parser: argparse.ArgumentParser) -> None:
         "--config-period", type=duration, default=5.0, metavar="DURATION", help="config-dir poll period"
     )
     ours.add_argument("--metrics-port", type=port, default=9153, help="Prometheus /metrics (0 picks a port)")
-    ours.add_argument("--http-bind-address", default="0.0.0.0", help="address for the metrics port")
+    ours.add_argument(
+        "--http-bind-address", default="0.0.0.0", help="address for the metrics and health port"
+    )
     add_tcp_flags(parser, MAX_PER_CLIENT)
+    add_allow_from_flag(ours)
+    add_lameduck_flag(ours)
     add_logging_flags(parser)
 
 
@@ -161,6 +182,10 @@ def cache_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> C
         parser.error(f"--dns-forward-max {args.dns_forward_max} must be at least 1")
     if args.config_period <= 0:
         parser.error(f"--config-period {args.config_period:g}s must be positive")
+    try:
+        allow_from = parse_networks(item for value in args.allow_from for item in value.split(","))
+    except ValueError as err:
+        parser.error(f"--allow-from: {err}")
     if args.log_facility != "-":
         log.warning("--log-facility %r is not supported; logging to stderr", args.log_facility)
     return CacheConfig(
@@ -184,5 +209,8 @@ def cache_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> C
         http_bind_address=args.http_bind_address,
         tcp_max_connections=args.tcp_max_connections,
         tcp_max_per_client=args.tcp_max_per_client,
+        local_service=args.local_service,
+        allow_from=allow_from,
+        lameduck=args.lameduck,
         verbosity=args.v,
     )

@@ -34,7 +34,9 @@ from kubedns_py.dnswire.query import RA_BIT, read_query
 from kubedns_py.dnswire.reader import Question as Asked
 from kubedns_py.dnswire.reply import FORWARDER_PAYLOAD, TCP_MAX
 from kubedns_py.memo import Memo
+from kubedns_py.net.acl import ClientAcl
 from kubedns_py.net.stats import DnsStats, qtype_label, rcode_label
+from kubedns_py.net.tcp import Peer
 from kubedns_py.net.udp import Address, DatagramHandler
 
 log = logging.getLogger(__name__)
@@ -105,6 +107,7 @@ class Frontend:
         chaos: Chaos,
         loops: LoopDetector,
         max_waiting: int = 2000,
+        acl: ClientAcl | None = None,
     ) -> None:
         self._cache = cache
         self._index_get = cache.index.get
@@ -117,6 +120,7 @@ class Frontend:
         # Misses waiting for an answer, duplicates included: --dns-forward-max bounds distinct upstream
         # questions, this bounds the clients queued behind them (a dead upstream and a busy name).
         self._max_waiting = max_waiting
+        self._acl = acl  # None: everyone may ask, and nobody's address is looked at
         self.counters = FrontendCounters(stats)
 
     def udp_handler(self, send: Send) -> DatagramHandler:
@@ -161,7 +165,28 @@ class Frontend:
             entry.tally.count(monotonic() - now)
             return reply
 
-        return on_datagram
+        if self._acl is None:
+            return on_datagram
+        verdicts, allows, refuse = self._acl.verdicts, self._acl.allows, self._refuse
+
+        def on_datagram_from_allowed(data: bytes, addr: Address) -> bytes | None:
+            if verdicts.get(addr[0]) or allows(addr[0]):
+                return on_datagram(data, addr)
+            return refuse(data, "udp")
+
+        return on_datagram_from_allowed
+
+    def _refuse(self, data: bytes, proto: str) -> bytes | None:
+        """REFUSED for a client not allowed to ask: counted, never forwarded."""
+        now = monotonic()
+        assert self._acl is not None
+        self._acl.refused += 1
+        refused = splice.refusal(data, RA_BIT, FORWARDER_PAYLOAD)
+        if refused is None:
+            return None
+        reply, qtype = refused
+        self._stats.record(proto, qtype_label(qtype), "REFUSED", monotonic() - now)
+        return reply
 
     def _on_udp(
         self, data: bytes, outcome: reader.Outcome, addr: Address, send: Send, now: float
@@ -188,7 +213,9 @@ class Frontend:
         task.add_done_callback(self._tasks.discard)
         return None
 
-    async def on_tcp(self, data: bytes) -> bytes | None:
+    async def on_tcp(self, data: bytes, peer: Peer = None) -> bytes | None:
+        if self._acl is not None and not self._acl.allows(peer[0] if peer else ""):
+            return self._refuse(data, "tcp")
         now = monotonic()
         q = reader.read(data)
         if not isinstance(q, reader.Question):
@@ -281,7 +308,10 @@ class Frontend:
             answer = Answer(None, SERVFAIL)
         return splice.empty_reply(data, q, answer.rcode, RA_BIT, FORWARDER_PAYLOAD)
 
-    async def close(self) -> None:
+    async def close(self, finish_within: float = 0.0) -> None:
+        """Answer the misses in flight, waiting at most ``finish_within`` seconds; cancel the rest."""
+        if self._tasks and finish_within > 0:
+            await asyncio.wait(list(self._tasks), timeout=finish_within)
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)

@@ -10,12 +10,14 @@ from __future__ import annotations
 import struct
 
 from kubedns_py.dnswire.query import DO_BIT, OPCODE_MASK, QR_BIT, RD_BIT
-from kubedns_py.dnswire.reader import HEADER_SIZE, Question
+from kubedns_py.dnswire.reader import HEADER_SIZE, BadVersion, Question, Rejected, read
 
 _HEADER_TAIL = struct.Struct("!HHHHH")  # flags and the four counts: everything after the ID
 _RAW_OPT = struct.Struct("!BHHIH")  # root name, type 41, class = payload, ttl = ext rcode/version/DO, rdlen
 OPT_TYPE = 41
+REFUSED = 5
 BADVERS = 16
+UNREADABLE = -1  # the query type ``refusal`` gives when the question could not be read
 
 
 def raw_opt(payload: int, dnssec_ok: bool = False, extended_rcode: int = 0) -> bytes:
@@ -36,3 +38,16 @@ def empty_reply(data: bytes, question: Question, rcode: int, flags: int, opt_pay
     opt = raw_opt(opt_payload, question.dnssec_ok, rcode) if question.edns else b""
     header = _HEADER_TAIL.pack(reply_flags, 1, 0, 0, 1 if opt else 0)
     return data[:2] + header + data[HEADER_SIZE : question.end] + opt
+
+
+def refusal(data: bytes, flags: int, opt_payload: int) -> tuple[bytes, int] | None:
+    """REFUSED for anything a client sent, with the question echoed when it can be read, and the query
+    type; None for what is never answered (runts, responses)."""
+    outcome = read(data)
+    if isinstance(outcome, BadVersion):
+        outcome = outcome.question
+    if isinstance(outcome, Question):
+        return empty_reply(data, outcome, REFUSED, flags, opt_payload), outcome.qtype
+    if isinstance(outcome, Rejected):
+        return header_only(data, REFUSED), UNREADABLE
+    return None

@@ -11,12 +11,14 @@ import logging
 import socket
 import struct
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from kubedns_py.net.connections import TcpConnections
 
 log = logging.getLogger(__name__)
 
-MessageHandler = Callable[[bytes], Awaitable[bytes | None]]
+Peer = Any  # the client's address as the socket reports it: (host, port, ...)
+MessageHandler = Callable[[bytes, Peer], Awaitable[bytes | None]]
 LENGTH = struct.Struct("!H")
 MAX_IN_FLIGHT = 64  # per connection; past that, reading waits for an answer to go out
 
@@ -63,7 +65,7 @@ class TcpServer:
                         data = await reader.readexactly(length)
                 finally:
                     conn.timer = None
-                self._connections.asked(conn, asyncio.create_task(self._answer(data, writer)))
+                self._connections.asked(conn, asyncio.create_task(self._answer(data, peer, writer)))
         except TimeoutError:
             self._connections.timed_out()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -77,9 +79,9 @@ class TcpServer:
             self._tasks.discard(task)
             writer.close()
 
-    async def _answer(self, data: bytes, writer: asyncio.StreamWriter) -> None:
+    async def _answer(self, data: bytes, peer: Peer, writer: asyncio.StreamWriter) -> None:
         try:
-            reply = await self._handle(data)
+            reply = await self._handle(data, peer)
             if reply is None:
                 writer.close()  # not a query we answer: the stream can no longer be trusted
                 return

@@ -84,6 +84,11 @@ class UdpServer:
             except OSError as err:
                 log.debug("dropping reply to %s: %s", addr, err)
 
+    def stop_reading(self) -> None:
+        """Take no more queries; replies prepared later can still be sent until ``close``."""
+        if self._sock.fileno() >= 0:
+            self._loop.remove_reader(self._sock.fileno())
+
     def close(self) -> None:
-        self._loop.remove_reader(self._sock.fileno())
+        self.stop_reading()
         self._sock.close()

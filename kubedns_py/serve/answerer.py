@@ -22,9 +22,12 @@ from kubedns_py.cluster.zone import Zone
 from kubedns_py.dnswire.query import Query
 from kubedns_py.dnswire.reader import BadVersion, Outcome, Question, Rejected, read
 from kubedns_py.dnswire.reply import TCP_MAX, build_reply
-from kubedns_py.dnswire.splice import BADVERS, empty_reply, header_only, raw_opt
+from kubedns_py.dnswire.splice import BADVERS, empty_reply, header_only, raw_opt, refusal
 from kubedns_py.memo import Memo
+from kubedns_py.net.acl import ClientAcl
 from kubedns_py.net.stats import DnsStats, HitTally, qtype_label, rcode_label
+from kubedns_py.net.tcp import Peer
+from kubedns_py.net.udp import Address, DatagramHandler
 from kubedns_py.ratelimit import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -52,8 +55,9 @@ class Remembered:
 
 
 class Answerer:
-    def __init__(self, zone: Zone, wire: WireZone, stats: DnsStats) -> None:
+    def __init__(self, zone: Zone, wire: WireZone, stats: DnsStats, acl: ClientAcl | None = None) -> None:
         self._zone = zone
+        self._acl = acl  # None: everyone may ask, and nobody's address is looked at
         self._find = wire.find
         self._tally = stats.tally
         self._record = stats.record
@@ -62,8 +66,35 @@ class Answerer:
         self._memo_get = self._memo.get
         self._unremembered = 0
 
-    async def answer_tcp(self, data: bytes) -> bytes | None:
+    def udp_handler(self) -> DatagramHandler:
+        """``answer`` itself, or, when only some clients may ask, ``answer`` behind a check of the
+        client's address (one dict lookup for an address seen before)."""
+        if self._acl is None:
+            return self.answer
+        verdicts, allows, answer, refuse = self._acl.verdicts, self._acl.allows, self.answer, self._refuse
+
+        def answer_allowed(data: bytes, addr: Address) -> bytes | None:
+            if verdicts.get(addr[0]) or allows(addr[0]):
+                return answer(data, addr)
+            return refuse(data, "udp")
+
+        return answer_allowed
+
+    async def answer_tcp(self, data: bytes, peer: Peer = None) -> bytes | None:
+        if self._acl is not None and not self._acl.allows(peer[0] if peer else ""):
+            return self._refuse(data, "tcp")
         return self.answer(data, None, True)
+
+    def _refuse(self, data: bytes, proto: str) -> bytes | None:
+        start = perf_counter()
+        assert self._acl is not None
+        self._acl.refused += 1
+        refused = refusal(data, 0, OUR_PAYLOAD)
+        if refused is None:
+            return None
+        reply, qtype = refused
+        self._record(proto, qtype_label(qtype), "REFUSED", perf_counter() - start)
+        return reply
 
     def answer(self, data: bytes, _addr: object = None, tcp: bool = False) -> bytes | None:
         """The reply to one query, or None to send nothing; UDP listeners pass the client's address."""

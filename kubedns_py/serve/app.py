@@ -5,6 +5,9 @@ Startup order matters for clients: the DNS ports open first and answer SERVFAIL 
 until every source kind has finished its first list (a client must never cache a false NXDOMAIN), and
 /readiness says 503 until then. A missing sync is logged after --initial-sync-timeout but never fatal:
 restarting would not make the API server answer sooner.
+
+Stopping: after the lame-duck period (/readiness 503, DNS still answered) UDP stops being read and TCP
+stops accepting; queries already read over TCP are answered before the process exits.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from kubedns_py.cluster.answers import WireZone
 from kubedns_py.cluster.store import ServiceKey, Store
 from kubedns_py.cluster.zone import Zone
 from kubedns_py.gcpause import GcPauses
+from kubedns_py.net.acl import ClientAcl, RefusedClients
 from kubedns_py.net.connections import TcpConnections
 from kubedns_py.net.http import bound_port, metrics_handler, start_http, text_handler
 from kubedns_py.net.sockets import bind_dns_sockets
@@ -74,8 +78,12 @@ class ServeApp:
         self.store = Store(required=source.kinds)
         self.zone = Zone(self.store, config.domain, config.ttl, config.pods)
         self.stats = DnsStats("serve")
-        self.answerer = Answerer(self.zone, WireZone(self.zone, self.store), self.stats)
+        self.acl = ClientAcl(config.allow_from) if config.allow_from else None
+        self.answerer = Answerer(self.zone, WireZone(self.zone, self.store), self.stats, self.acl)
         self.registry.register(self.stats)
+        self.registry.register(RefusedClients("serve", self.acl))
+        self.lameduck = config.lameduck
+        self._draining = False
         self.registry.register(StoreCollector(self.store))
         self.gc_pauses = GcPauses()
         self._settling = False
@@ -97,7 +105,7 @@ class ServeApp:
         self.store.subscribe(self._after_first_sync)
         host = self.config.dns_bind_address
         udp, tcp = bind_dns_sockets(host, self.config.dns_port)
-        self._udp = UdpServer(udp, self.answerer.answer)
+        self._udp = UdpServer(udp, self.answerer.udp_handler())
         await self._tcp.start(tcp)
         self._tasks.append(asyncio.create_task(self._run_source(), name="source"))
         self._tasks.append(asyncio.create_task(self._warn_if_unsynced(), name="sync-timeout"))
@@ -118,7 +126,11 @@ class ServeApp:
             bound_port(self._http[-1]),
         )
 
+    def drain(self) -> None:
+        self._draining = True
+
     async def stop(self) -> None:
+        self._draining = True
         gc.enable()  # stopped before its first sync
         self.gc_pauses.uninstall()
         for task in self._tasks:
@@ -138,6 +150,8 @@ class ServeApp:
             self._tasks.append(asyncio.create_task(self.gc_pauses.settle_periodically(), name="gc-settle"))
 
     def _readiness(self) -> tuple[bool, str]:
+        if self._draining:
+            return False, "shutting down"
         return (True, "ok") if self.store.synced else (False, "waiting for the first sync of cluster data")
 
     async def _run_source(self) -> None:

@@ -10,7 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from kubedns_py.cluster.zone import PodMode
-from kubedns_py.flags import add_logging_flags, add_tcp_flags, duration, non_negative_int, port
+from kubedns_py.flags import (
+    add_allow_from_flag,
+    add_lameduck_flag,
+    add_logging_flags,
+    add_tcp_flags,
+    duration,
+    non_negative_int,
+    port,
+)
+from kubedns_py.net.acl import Network, parse_networks
 
 # serve's TCP clients are caches: a node-local cache asks over TCP, one connection per question, with up
 # to its --dns-forward-max (150) in flight.
@@ -38,6 +47,8 @@ class ServeConfig:
     watch_stall_timeout: float
     tcp_max_connections: int
     tcp_max_per_client: int  # 0: no limit
+    allow_from: tuple[Network, ...]  # empty: anyone may ask
+    lameduck: float
     verbosity: int
 
 
@@ -91,6 +102,8 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
         help="restart an API watch that sent nothing, not even a bookmark, for this long (default 90s)",
     )
     add_tcp_flags(parser, MAX_PER_CLIENT)
+    add_allow_from_flag(parser)
+    add_lameduck_flag(parser)
     add_logging_flags(parser)
 
 
@@ -107,6 +120,10 @@ def serve_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> S
             metrics_port = port(env) if env else 10055
         except argparse.ArgumentTypeError as err:
             parser.error(f"PROMETHEUS_PORT: {err}")
+    try:
+        allow_from = parse_networks(item for value in args.allow_from for item in value.split(","))
+    except ValueError as err:
+        parser.error(f"--allow-from: {err}")
     master = args.kube_master_url or None  # environment variables expand where it is used
     return ServeConfig(
         domain=domain,
@@ -127,5 +144,7 @@ def serve_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> S
         watch_stall_timeout=args.watch_stall_timeout,
         tcp_max_connections=args.tcp_max_connections,
         tcp_max_per_client=args.tcp_max_per_client,
+        allow_from=allow_from,
+        lameduck=args.lameduck,
         verbosity=args.v,
     )

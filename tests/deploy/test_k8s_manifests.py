@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from kubedns_py.cache.app import FINISH_WITHIN
+from kubedns_py.flags import duration
 from tests.deploy import (
     DEPLOY,
     ENTRY_POINTS,
@@ -93,6 +95,7 @@ def test_kube_dns_pod_matches_the_addon() -> None:
         "--server=/ip6.arpa/127.0.0.1#10053",
         "--config-dir=/kube-dns-config",
         "--metrics-port=9153",
+        "--lameduck=5s",
     ]
     assert pod["sidecar"]["command"] == ["kubedns-probe"]
     assert pod["sidecar"]["args"] == [
@@ -129,6 +132,23 @@ def test_kube_dns_pod_matches_the_addon() -> None:
     for container in pod.values():
         assert "memory" in container["resources"]["limits"], container["name"]
         assert "cpu" not in container["resources"]["limits"], "CPU throttling is DNS latency"
+
+
+@pytest.mark.parametrize("path", [KUBE_DNS, NODELOCAL], ids=lambda p: p.name)
+def test_dns_containers_answer_through_a_lame_duck_period_the_grace_period_covers(path: Path) -> None:
+    (workload,) = [d for d in documents(path) if d["kind"] in ("Deployment", "DaemonSet")]
+    spec = pod_spec(workload)
+    dns = [c for c in spec["containers"] if c["command"][-1] in ("serve", "cache")]
+    assert dns
+    for container in dns:
+        lameduck = [duration(a.split("=", 1)[1]) for a in container["args"] if a.startswith("--lameduck=")]
+        assert lameduck == [5.0], container["name"]
+        # The lame-duck period replaces a preStop sleep, which would only delay it.
+        assert "preStop" not in container.get("lifecycle", {}), container["name"]
+        readiness = container.get("readinessProbe", {}).get("httpGet", {})
+        if not spec.get("hostNetwork"):  # behind a Service: readiness is what takes it out
+            assert readiness.get("path") == "/readiness", container["name"]
+    assert spec["terminationGracePeriodSeconds"] >= 5.0 + FINISH_WITHIN + 2
 
 
 def test_kube_dns_runs_unprivileged() -> None:

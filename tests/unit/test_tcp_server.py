@@ -14,7 +14,7 @@ from kubedns_py.net.sockets import bind_dns_sockets, bind_socket
 from kubedns_py.net.tcp import TcpServer
 
 
-async def echo(data: bytes) -> bytes:
+async def echo(data: bytes, _peer: object) -> bytes:
     return data
 
 
@@ -43,7 +43,7 @@ class Held:
     def __init__(self) -> None:
         self.released = asyncio.Event()
 
-    async def __call__(self, data: bytes) -> bytes:
+    async def __call__(self, data: bytes, _peer: object) -> bytes:
         if data == b"hold":
             await self.released.wait()
         return data
@@ -80,7 +80,7 @@ def test_port_zero_pairs_udp_and_tcp_on_one_number() -> None:
 
 
 async def test_a_client_that_never_reads_is_let_go() -> None:
-    async def large(_: bytes) -> bytes:
+    async def large(_: bytes, _peer: object) -> bytes:
         return bytes(60_000)
 
     server = TcpServer(large, TcpConnections("test", idle_timeout=0.3))
@@ -101,7 +101,7 @@ async def test_a_client_that_never_reads_is_let_go() -> None:
 async def test_a_slow_query_does_not_hold_up_the_next_on_the_same_connection() -> None:
     release = asyncio.Event()
 
-    async def handle(data: bytes) -> bytes:
+    async def handle(data: bytes, _peer: object) -> bytes:
         if data == b"slow":
             await release.wait()
         return data
