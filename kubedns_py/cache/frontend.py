@@ -36,6 +36,7 @@ from kubedns_py.dnswire.reply import FORWARDER_PAYLOAD, TCP_MAX
 from kubedns_py.memo import Memo
 from kubedns_py.net.stats import DnsStats, qtype_label, rcode_label
 from kubedns_py.net.udp import Address, DatagramHandler
+from kubedns_py.ratelimit import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
@@ -118,6 +119,7 @@ class Frontend:
         # questions, this bounds the clients queued behind them (a dead upstream and a busy name).
         self._max_waiting = max_waiting
         self.counters = FrontendCounters(stats)
+        self._failures = RateLimitedLog(log)
 
     def udp_handler(self, send: Send) -> DatagramHandler:
         """The callback for one UDP listener's datagrams; ``send`` delivers replies that come later.
@@ -238,6 +240,7 @@ class Frontend:
             if q.qclass == CLASS.CH:
                 query = read_query(data)  # rare: dnslib is fine here
                 if query is None or isinstance(query, bytes):
+                    self._stats.malformed("undecodable")
                     return query or splice.header_only(data, RCODE.FORMERR)
                 return self._chaos.reply(query)
             return splice.empty_reply(data, q, REFUSED, RA_BIT, FORWARDER_PAYLOAD)
@@ -247,8 +250,11 @@ class Frontend:
             return splice.empty_reply(data, q, REFUSED, RA_BIT, FORWARDER_PAYLOAD)
         return None
 
-    def _not_a_question(self, data: bytes, outcome: reader.Outcome, proto: str, now: float) -> bytes | None:
+    def _not_a_question(
+        self, data: bytes, outcome: reader.Drop | reader.Rejected | reader.BadVersion, proto: str, now: float
+    ) -> bytes | None:
         """Dropped (None), or answered at once: FORMERR/NOTIMP header only, BADVERS with our OPT."""
+        self._stats.malformed(outcome.reason)
         if isinstance(outcome, reader.BadVersion):
             reply = splice.empty_reply(data, outcome.question, splice.BADVERS, RA_BIT, FORWARDER_PAYLOAD)
         elif isinstance(outcome, reader.Rejected):
@@ -276,8 +282,8 @@ class Frontend:
             answer: Answer = await self._resolver.resolve(question)
             if answer.entry is not None:
                 return answer.entry.reply(data, q.end, q.edns, q.dnssec_ok, limit, monotonic(), answer.stale)
-        except Exception:  # whatever went wrong, the client gets an answer
-            log.exception("resolving %s failed", question.name)
+        except Exception:  # a bug, but whatever went wrong, the client gets an answer
+            self._failures.exception("resolve", "resolving %s failed", question.name)
             answer = Answer(None, SERVFAIL)
         return splice.empty_reply(data, q, answer.rcode, RA_BIT, FORWARDER_PAYLOAD)
 

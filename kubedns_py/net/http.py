@@ -3,12 +3,35 @@ kubernetes-asyncio already brings)."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from kubedns_py.ratelimit import RateLimitedLog
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+log = logging.getLogger(__name__)
+
+
+class _ServerLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server log, which it gives every request it cannot read, with a traceback. A request
+    that is not HTTP enough gets its 400 and a rate-limited line without one; a failure of our own
+    handlers keeps its traceback, rate-limited too."""
+
+    def __init__(self) -> None:
+        super().__init__(log)
+        self._limited = RateLimitedLog(log)
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **_: Any) -> None:
+        text = str(msg) % args if args else str(msg)
+        if isinstance(exc_info, HttpProcessingError):
+            self._limited.warning("bad-request", "%s: %s", text, " ".join(str(exc_info).split()))
+        else:
+            self._limited.exception("handler", "%s", text, traceback=exc_info)
 
 
 def metrics_handler(registry: CollectorRegistry) -> Handler:
@@ -34,7 +57,7 @@ async def start_http(host: str, port: int, routes: dict[str, Handler]) -> web.Ap
     app = web.Application()
     for path, handler in routes.items():
         app.router.add_get(path, handler)
-    runner = web.AppRunner(app, access_log=None)
+    runner = web.AppRunner(app, access_log=None, logger=_ServerLog())
     await runner.setup()
     await web.TCPSite(runner, host, port, reuse_address=True).start()
     return runner
