@@ -16,6 +16,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from kubedns_py.net.http import bound_port, metrics_handler, start_http
+from kubedns_py.ratelimit import SuppressedLines
 from probe.config import ProbeConfig
 from probe.dnsmasq import StatsPoller
 from probe.metrics import ProbeMetrics
@@ -29,6 +30,7 @@ class ProbeApp:
         self.config = config
         self.registry = registry or CollectorRegistry()
         ProcessCollector(registry=self.registry)  # memory and CPU for the dashboard
+        self.registry.register(SuppressedLines())
         self.metrics = ProbeMetrics(self.registry, config.namespace, [p.label for p in config.probes])
         self.prober = Prober(config.probes, config.timeout, self.metrics)
         self.poller = StatsPoller(

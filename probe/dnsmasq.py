@@ -13,6 +13,7 @@ import logging
 
 from dnslib import QTYPE
 
+from kubedns_py.ratelimit import RateLimitedLog
 from probe.dnsquery import QueryError, ask
 from probe.metrics import ProbeMetrics
 
@@ -36,6 +37,7 @@ class StatsPoller:
         self._timeout = timeout
         self._last: dict[str, int] = {}
         self.failing = False
+        self._limited = RateLimitedLog(log)  # a flapping cache must not flood the log
 
     async def run(self) -> None:
         while True:
@@ -49,11 +51,11 @@ class StatsPoller:
         except (QueryError, ValueError) as err:
             self._metrics.legacy.add(f"{namespace}_dnsmasq_errors")
             if not self.failing:
-                log.warning("polling the cache's statistics failed: %s", err)
+                self._limited.warning("poll failed", "polling the cache's statistics failed: %s", err)
             self.failing = True
             return
         if self.failing:
-            log.info("polling the cache's statistics works again")
+            self._limited.log(logging.INFO, "poll works", "polling the cache's statistics works again")
         self.failing = False
         for stat, value in values.items():
             if stat == "max_size":

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from dnslib import RCODE
 
+from kubedns_py.ratelimit import RateLimitedLog
 from probe.config import ProbeSpec
 from probe.dnsquery import QueryError, ask
 from probe.metrics import ProbeMetrics
@@ -46,6 +47,7 @@ class Prober:
         self.outcomes = {spec.label: Outcome() for spec in specs}
         self._timeout = timeout
         self._metrics = metrics
+        self._limited = RateLimitedLog(log)  # a flapping server must not flood the log
 
     async def run(self) -> None:
         async with asyncio.TaskGroup() as tasks:
@@ -59,7 +61,10 @@ class Prober:
             previous = self.outcomes[spec.label]
             if outcome.ok != previous.ok or not previous.done:
                 level = logging.INFO if outcome.ok else logging.WARNING
-                log.log(level, "probe %s: %s", spec.label, "ok" if outcome.ok else outcome.error)
+                outcome_text = "ok" if outcome.ok else outcome.error
+                self._limited.log(
+                    level, f"{spec.label} {outcome.ok}", "probe %s: %s", spec.label, outcome_text
+                )
             self.outcomes[spec.label] = outcome
             self._metrics.probed(spec.label, outcome.ok, outcome.latency)
             await asyncio.sleep(max(0.0, spec.interval - outcome.latency))

@@ -34,6 +34,7 @@ from kubedns_py.net.sockets import bind_dns_sockets
 from kubedns_py.net.stats import DnsStats
 from kubedns_py.net.tcp import TcpServer
 from kubedns_py.net.udp import Address, UdpServer
+from kubedns_py.ratelimit import SuppressedLines
 
 log = logging.getLogger("kubedns_py.cache")
 
@@ -58,6 +59,7 @@ class CacheApp:
         self.config = config
         self.registry = registry or CollectorRegistry()
         ProcessCollector(registry=self.registry)  # memory and CPU for the dashboard
+        self.registry.register(SuppressedLines())
         policy = Policy(
             min_ttl=config.min_cache_ttl,
             max_ttl=config.max_cache_ttl,
@@ -87,6 +89,8 @@ class CacheApp:
             max_waiting=max(2000, 10 * config.dns_forward_max),
             acl=self.acl,
         )
+        self.stats.malformed_counted_by("oversized", self._oversized)
+        self.stats.malformed_counted_by("bad-upstream-reply", lambda: self.forwarder.bad_replies)
         self.registry.register(self.stats)
         self.registry.register(RefusedClients("cache", self.acl))
         self.registry.register(
@@ -114,6 +118,9 @@ class CacheApp:
             "hits": self.frontend.counters.hits,
             "auth": 0,  # no zone is authoritative here
         }
+
+    def _oversized(self) -> int:
+        return sum(listener.server.oversized for listener in self._listeners if listener.server is not None)
 
     def _servers(self) -> list[str]:
         stats = []

@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dnslib import RCODE, DNSRecord
 
 from kubedns_py.cache.routing import RouteTable, Upstream
-from kubedns_py.cache.upstream import UpstreamClient, UpstreamError
+from kubedns_py.cache.upstream import BadReply, UpstreamClient, UpstreamError
 from kubedns_py.dnswire.walk import OPT, Walk, WireError, walk
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,7 @@ class Forwarder:
         self._clients: dict[Upstream, UpstreamClient] = {}
         self.inflight = 0
         self.rejected = 0
+        self.bad_replies = 0  # replies that could not be read (or not used): malformed input upstream
 
     def set_routes(self, routes: RouteTable) -> None:
         """Switch to a new route table; clients of servers no longer named close once idle."""
@@ -101,6 +102,8 @@ class Forwarder:
                 reply = await client.exchange(question, checking_disabled, dnssec_ok)
                 reply, walked = _opt_last(reply, walk(reply))
             except (UpstreamError, WireError) as err:
+                if isinstance(err, BadReply | WireError):
+                    self.bad_replies += 1
                 self._observe(client.upstream, time.perf_counter() - start, "error")
                 failure = str(err)
                 log.debug("upstream failed: %s", err)

@@ -38,6 +38,7 @@ from kubedns_py.net.acl import ClientAcl
 from kubedns_py.net.stats import DnsStats, qtype_label, rcode_label
 from kubedns_py.net.tcp import Peer
 from kubedns_py.net.udp import Address, DatagramHandler
+from kubedns_py.ratelimit import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,7 @@ class Frontend:
         self._max_waiting = max_waiting
         self._acl = acl  # None: everyone may ask, and nobody's address is looked at
         self.counters = FrontendCounters(stats)
+        self._failures = RateLimitedLog(log)
 
     def udp_handler(self, send: Send) -> DatagramHandler:
         """The callback for one UDP listener's datagrams; ``send`` delivers replies that come later.
@@ -265,6 +267,7 @@ class Frontend:
             if q.qclass == CLASS.CH:
                 query = read_query(data)  # rare: dnslib is fine here
                 if query is None or isinstance(query, bytes):
+                    self._stats.malformed("undecodable")
                     return query or splice.header_only(data, RCODE.FORMERR)
                 return self._chaos.reply(query)
             return splice.empty_reply(data, q, REFUSED, RA_BIT, FORWARDER_PAYLOAD)
@@ -274,8 +277,11 @@ class Frontend:
             return splice.empty_reply(data, q, REFUSED, RA_BIT, FORWARDER_PAYLOAD)
         return None
 
-    def _not_a_question(self, data: bytes, outcome: reader.Outcome, proto: str, now: float) -> bytes | None:
+    def _not_a_question(
+        self, data: bytes, outcome: reader.Drop | reader.Rejected | reader.BadVersion, proto: str, now: float
+    ) -> bytes | None:
         """Dropped (None), or answered at once: FORMERR/NOTIMP header only, BADVERS with our OPT."""
+        self._stats.malformed(outcome.reason)
         if isinstance(outcome, reader.BadVersion):
             reply = splice.empty_reply(data, outcome.question, splice.BADVERS, RA_BIT, FORWARDER_PAYLOAD)
         elif isinstance(outcome, reader.Rejected):
@@ -303,8 +309,8 @@ class Frontend:
             answer: Answer = await self._resolver.resolve(question)
             if answer.entry is not None:
                 return answer.entry.reply(data, q.end, q.edns, q.dnssec_ok, limit, monotonic(), answer.stale)
-        except Exception:  # whatever went wrong, the client gets an answer
-            log.exception("resolving %s failed", question.name)
+        except Exception:  # a bug, but whatever went wrong, the client gets an answer
+            self._failures.exception("resolve", "resolving %s failed", question.name)
             answer = Answer(None, SERVFAIL)
         return splice.empty_reply(data, q, answer.rcode, RA_BIT, FORWARDER_PAYLOAD)
 

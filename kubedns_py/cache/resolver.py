@@ -20,8 +20,10 @@ from dnslib import QTYPE, RCODE, DNSRecord
 from kubedns_py.cache.forwarder import Forwarder, LocalOnly, NoAnswer, Overloaded
 from kubedns_py.cache.responses import CacheKey, Entry, ResponseCache
 from kubedns_py.dnswire.walk import CNAME, Walk, question_key, walk
+from kubedns_py.ratelimit import RateLimitedLog
 
 log = logging.getLogger(__name__)
+limited = RateLimitedLog(log)
 
 MAX_CHAIN = 8
 PASS_THROUGH = 2**31 - 1  # lifetime of a reply served once and not kept: its TTLs stay as received
@@ -166,26 +168,43 @@ class Resolver:
         self, question: Question, reply: bytes, walked: Walk, chain: tuple[str, ...]
     ) -> tuple[bytes, Walk] | None:
         """The reply with its CNAME target's records appended (unchanged when there is nothing to
-        follow); None when the target could not be resolved."""
+        follow); None when the target could not be resolved, or a reply could not be read (their
+        records were walked, but a name inside their data may still be malformed)."""
         answers = [r for r in walked.records if r.section == 0]
         if not answers or answers[-1].rtype != CNAME or any(r.rtype == question.qtype for r in answers):
             return reply, walked
-        record = DNSRecord.parse(reply)
-        target = str(record.rr[-1].rdata.label).rstrip(".").lower()
-        if target in chain or target == question.name or not target:
-            log.warning("CNAME loop at %s -> %s; answering with the chain so far", question.name, target)
+        try:
+            record = DNSRecord.parse(reply)
+            target = str(record.rr[-1].rdata.label).rstrip(".").lower()
+            target_question = _question_for(target, question) if target else None
+        except Exception as err:  # dnslib raises several types on malformed input (a pointer loop, ...)
+            self._unreadable(question, err)
+            return None
+        if target_question is None or target in chain or target == question.name:
+            limited.warning(
+                "cname-loop", "CNAME loop at %s -> %s; answering with the chain so far", question.name, target
+            )
             return reply, walked
-        followed = await self._follow(_question_for(target, question), (*chain, question.name))
+        followed = await self._follow(target_question, (*chain, question.name))
         if followed.entry is None:
             return None
-        target_reply = DNSRecord.parse(followed.entry.message(time.monotonic()))
-        for rr in target_reply.rr:
-            record.add_answer(rr)
-        record.header.rcode = target_reply.header.rcode
-        if not target_reply.rr:
-            record.auth = target_reply.auth
-        combined: bytes = record.pack()
-        return combined, walk(combined)
+        try:
+            target_reply = DNSRecord.parse(followed.entry.message(time.monotonic()))
+            for rr in target_reply.rr:
+                record.add_answer(rr)
+            record.header.rcode = target_reply.header.rcode
+            if not target_reply.rr:
+                record.auth = target_reply.auth
+            combined: bytes = record.pack()
+            return combined, walk(combined)
+        except Exception as err:
+            self._unreadable(question, err)
+            return None
+
+    def _unreadable(self, question: Question, err: Exception) -> None:
+        """A reply on the chain whose records were walked but whose data cannot be read: SERVFAIL."""
+        self.forwarder.bad_replies += 1
+        log.debug("%s: unreadable reply on its CNAME chain: %s", question.name, err)
 
     async def _follow(self, question: Question, chain: tuple[str, ...]) -> Answer:
         """A CNAME target: from the cache when fresh, else fetched by this chain itself. Never by joining

@@ -33,6 +33,10 @@ class UpstreamError(Exception):
     """No usable reply from this upstream (timeout, refused connection, malformed reply)."""
 
 
+class BadReply(UpstreamError):
+    """The upstream answered, but with something that is not a readable reply to our question."""
+
+
 def build_query(ident: int, question: bytes, checking_disabled: bool, dnssec_ok: bool) -> bytes:
     """Our query upstream: RD set, CD as the client asked, EDNS0 with our payload and the DO bit."""
     flags = 0x0100 | (0x0010 if checking_disabled else 0)
@@ -162,12 +166,12 @@ class UpstreamClient:
             if writer is not None:
                 writer.close()
         if len(reply) < HEADER_SIZE or struct.unpack_from("!H", reply)[0] != ident:
-            raise UpstreamError(f"{self.upstream}: TCP reply with the wrong ID")
+            raise BadReply(f"{self.upstream}: TCP reply with the wrong ID")
         try:
             if question_key(reply) != question:
-                raise UpstreamError(f"{self.upstream}: TCP reply to another question")
+                raise BadReply(f"{self.upstream}: TCP reply to another question")
         except WireError as err:
-            raise UpstreamError(f"{self.upstream}: malformed TCP reply: {err}") from err
+            raise BadReply(f"{self.upstream}: malformed TCP reply: {err}") from err
         return reply
 
     def on_datagram(self, data: bytes) -> None:

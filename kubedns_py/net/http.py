@@ -2,14 +2,13 @@
 kubernetes-asyncio already brings).
 
 A request aiohttp cannot parse (a header over 8 KiB, a malformed request line, plain garbage) gets its
-400 from aiohttp; what reaches the log is one line without a traceback, at most every ``QUIET_FOR``
-seconds, instead of aiohttp's traceback per request.
+400 from aiohttp; what reaches the log is one line without a traceback, rate-limited with every other
+line network input causes (``ratelimit``), instead of aiohttp's traceback per request.
 """
 
 from __future__ import annotations
 
 import logging
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,41 +16,35 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from kubedns_py.ratelimit import RateLimitedLog
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
-QUIET_FOR = 60.0
+log = logging.getLogger(__name__)
 
 
-class ServerLog(logging.Logger):
-    """aiohttp's server logger: requests it rejected as unparsable are summarised, rate-limited and
-    without a traceback; anything else (a failing handler) is logged as aiohttp logs it."""
+class _ServerLog(logging.LoggerAdapter[logging.Logger]):
+    """aiohttp's server log, which it gives every request it cannot read, with a traceback. A request
+    that is not HTTP enough gets its 400 and a rate-limited line without one; a failure of our own
+    handlers keeps its traceback, rate-limited too."""
 
     def __init__(self) -> None:
-        super().__init__("kubedns_py.http")
-        self.parent = logging.getLogger("kubedns_py")
-        self._next = 0.0
-        self._quiet = 0
+        super().__init__(log)
+        self._limited = RateLimitedLog(log)
 
-    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **_: Any) -> None:
+        text = str(msg) % args if args else str(msg)
         if isinstance(exc_info, HttpProcessingError):
-            self._bad_request(exc_info)
+            # The reason, not the client's bytes, which would let anyone write into the log.
+            reason = (exc_info.message or type(exc_info).__name__).strip().partition(":")[0][:80]
+            self._limited.warning("bad-request", "answered 400 to an unparsable HTTP request: %s", reason)
         else:
-            super().exception(msg, *args, exc_info=exc_info, **kwargs)
+            self._limited.exception("handler", "%s", text, traceback=exc_info)
 
     def debug(self, msg: object, *args: object, exc_info: Any = None, **kwargs: Any) -> None:
-        if isinstance(exc_info, HttpProcessingError):  # aiohttp's way with non-HTTP bytes
-            self._bad_request(exc_info)
+        if isinstance(exc_info, HttpProcessingError):  # how aiohttp reports bytes that are not HTTP at all
+            self.exception(msg, *args, exc_info=exc_info)
         else:
             super().debug(msg, *args, exc_info=exc_info, **kwargs)
-
-    def _bad_request(self, err: HttpProcessingError) -> None:
-        now = time.monotonic()
-        if now < self._next:
-            self._quiet += 1
-            return
-        more = f" (and {self._quiet} more in the last {QUIET_FOR:.0f}s)" if self._quiet else ""
-        reason = (err.message or type(err).__name__).strip().partition(":")[0][:80]  # not the client's bytes
-        self.warning("answered 400 to an unparsable HTTP request: %s%s", reason, more)
-        self._next, self._quiet = now + QUIET_FOR, 0
 
 
 def metrics_handler(registry: CollectorRegistry) -> Handler:
@@ -77,7 +70,7 @@ async def start_http(host: str, port: int, routes: dict[str, Handler]) -> web.Ap
     app = web.Application()
     for path, handler in routes.items():
         app.router.add_get(path, handler)
-    runner = web.AppRunner(app, access_log=None, logger=ServerLog())
+    runner = web.AppRunner(app, access_log=None, logger=_ServerLog())
     await runner.setup()
     await web.TCPSite(runner, host, port, reuse_address=True).start()
     return runner

@@ -90,6 +90,24 @@ class DnsStats(Collector):
         self._buckets = [0] * (len(DURATION_BUCKETS) + 1)
         self._duration_sum = 0.0
         self._tallies: dict[tuple[str, int, int], HitTally] = {}
+        self._malformed: dict[str, int] = {}
+        self._malformed_elsewhere: dict[str, Callable[[], int]] = {}
+
+    def malformed(self, kind: str) -> None:
+        """Count a packet that was not a readable query (or a reply that was not a readable reply),
+        by kind: the reader's reason, or the caller's. Never called per valid query."""
+        self._malformed[kind] = self._malformed.get(kind, 0) + 1
+
+    def malformed_counted_by(self, kind: str, count: Callable[[], int]) -> None:
+        """Malformed input of a kind that something else counts (e.g. oversized datagrams, dropped
+        before any handler runs), read when scraped."""
+        self._malformed_elsewhere[kind] = count
+
+    def malformed_counts(self) -> dict[str, int]:
+        counts = dict(self._malformed)
+        for kind, count in self._malformed_elsewhere.items():
+            counts[kind] = counts.get(kind, 0) + count()
+        return counts
 
     def tally(self, proto: str, qtype: int, rcode: int) -> HitTally:
         """The shared tally for answers of this kind, to keep next to what answers them."""
@@ -127,6 +145,7 @@ class DnsStats(Collector):
         current._buckets = list(self._buckets)
         current._duration_sum = self._duration_sum
         current._fold(t for t in list(self._tallies.values()) if t.hits)
+        current._malformed = self.malformed_counts()
         return current._families()
 
     def _families(self) -> Iterator[Metric]:
@@ -153,3 +172,11 @@ class DnsStats(Collector):
         )
         duration.add_metric([self._server], buckets, self._duration_sum)
         yield duration
+        malformed = CounterMetricFamily(
+            "kubedns_dns_malformed",
+            "Packets that were not readable queries (the cache: also upstream replies), by kind.",
+            labels=["server", "kind"],
+        )
+        for kind, count in sorted(self._malformed.items()):
+            malformed.add_metric([self._server, kind], count)
+        yield malformed

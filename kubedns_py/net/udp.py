@@ -13,6 +13,8 @@ import socket
 from collections.abc import Callable
 from typing import Any
 
+from kubedns_py.ratelimit import RateLimitedLog
+
 log = logging.getLogger(__name__)
 
 BATCH = 256
@@ -34,7 +36,8 @@ class UdpServer:
         self._handle = handle
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(sock.fileno(), self._on_readable)
-        self.oversized = 0
+        self.oversized = 0  # datagrams over MAX_QUERY, dropped unread (DnsStats reports them)
+        self._failures = RateLimitedLog(log)
 
     @property
     def port(self) -> int:
@@ -66,7 +69,9 @@ class UdpServer:
                 try:
                     reply = handle(data, addr)
                 except Exception:
-                    log.exception("handler failed on a %d-byte datagram from %s", len(data), addr)
+                    self._failures.exception(
+                        "handler", "handler failed on a %d-byte datagram from %s", len(data), addr
+                    )
                     continue
                 if reply is not None:
                     replies.append((reply, addr))

@@ -20,7 +20,7 @@ from dnslib import QTYPE, RCODE, DNSRecord
 from kubedns_py.cluster.answers import Validity, WireZone
 from kubedns_py.cluster.zone import Zone
 from kubedns_py.dnswire.query import Query
-from kubedns_py.dnswire.reader import BadVersion, Outcome, Question, Rejected, read
+from kubedns_py.dnswire.reader import BadVersion, Drop, Outcome, Question, Rejected, read
 from kubedns_py.dnswire.reply import TCP_MAX, build_reply
 from kubedns_py.dnswire.splice import BADVERS, empty_reply, header_only, raw_opt, refusal
 from kubedns_py.memo import Memo
@@ -61,6 +61,7 @@ class Answerer:
         self._find = wire.find
         self._tally = stats.tally
         self._record = stats.record
+        self._malformed = stats.malformed
         self._failures = RateLimitedLog(log)
         self._memo: Memo[bytes, Remembered] = Memo(MEMO_LIMIT)
         self._memo_get = self._memo.get
@@ -129,7 +130,7 @@ class Answerer:
                         section = shorter  # too large for the client: drop what may be dropped
             general, qtype_name, rcode_name = self._general(data, q, TCP_MAX if tcp else None)
         except Exception:  # never a query without an answer: SERVFAIL, and a (rate-limited) log line
-            self._failures.log("answering a %d-byte query failed", len(data))
+            self._failures.exception("answer", "answering a %d-byte query failed", len(data))
             general, qtype_name, rcode_name = header_only(data, RCODE.SERVFAIL), "other", "SERVFAIL"
         if general is not None:
             self._record("tcp" if tcp else "udp", qtype_name, rcode_name, perf_counter() - start)
@@ -145,14 +146,18 @@ class Answerer:
     def _general(self, data: bytes, outcome: Outcome, tcp_limit: int | None) -> tuple[bytes | None, str, str]:
         """The reply to anything the wire zone does not answer, its type label and its rcode label."""
         match outcome:
-            case Rejected(rcode):
-                return header_only(data, rcode), "other", rcode_label(rcode)
-            case BadVersion(question):
-                reply = empty_reply(data, question, BADVERS, 0, OUR_PAYLOAD)
-                return reply, qtype_label(question.qtype), "BADVERS"
             case Question():
                 return self._from_zone(data, outcome, tcp_limit)
-        return None, "other", ""  # dropped: too short to answer, or a response
+            case Rejected(rcode, reason):
+                self._malformed(reason)
+                return header_only(data, rcode), "other", rcode_label(rcode)
+            case BadVersion(question, _, reason):
+                self._malformed(reason)
+                reply = empty_reply(data, question, BADVERS, 0, OUR_PAYLOAD)
+                return reply, qtype_label(question.qtype), "BADVERS"
+            case Drop(reason):  # too short to answer, or a response
+                self._malformed(reason)
+        return None, "other", ""
 
     def _from_zone(self, data: bytes, q: Question, tcp_limit: int | None) -> tuple[bytes, str, str]:
         label = qtype_label(q.qtype)
@@ -161,6 +166,7 @@ class Answerer:
         try:
             record = DNSRecord.parse(data)
         except Exception:  # dnslib reads less than the wire allows (e.g. labels that are not UTF-8)
+            self._malformed("undecodable")
             return header_only(data, RCODE.FORMERR), label, "FORMERR"
         query = Query(record, q.edns, q.payload, q.dnssec_ok)
         result = self._zone.lookup(query.record.q.qname, q.qtype)

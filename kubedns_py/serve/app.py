@@ -34,6 +34,7 @@ from kubedns_py.net.sockets import bind_dns_sockets
 from kubedns_py.net.stats import DnsStats
 from kubedns_py.net.tcp import TcpServer
 from kubedns_py.net.udp import UdpServer
+from kubedns_py.ratelimit import SuppressedLines
 from kubedns_py.serve.answerer import Answerer
 from kubedns_py.serve.config import ServeConfig
 from kubedns_py.sources.base import Source
@@ -75,6 +76,7 @@ class ServeApp:
         self.config = config
         self.registry = registry or CollectorRegistry()
         ProcessCollector(registry=self.registry)  # memory and CPU for the dashboard
+        self.registry.register(SuppressedLines())
         self.store = Store(required=source.kinds)
         self.zone = Zone(self.store, config.domain, config.ttl, config.pods)
         self.stats = DnsStats("serve")
@@ -106,6 +108,7 @@ class ServeApp:
         host = self.config.dns_bind_address
         udp, tcp = bind_dns_sockets(host, self.config.dns_port)
         self._udp = UdpServer(udp, self.answerer.udp_handler())
+        self.stats.malformed_counted_by("oversized", lambda: self._udp.oversized if self._udp else 0)
         await self._tcp.start(tcp)
         self._tasks.append(asyncio.create_task(self._run_source(), name="source"))
         self._tasks.append(asyncio.create_task(self._warn_if_unsynced(), name="sync-timeout"))

@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry
 from kubedns_py import __version__
 from kubedns_py.cluster.objects import EndpointSet, Kind, KubeObject, ObjectError, Service, from_dict
 from kubedns_py.cluster.store import Delete, Event, Replace, Synced, Upsert
+from kubedns_py.ratelimit import RateLimitedLog
 from kubedns_py.sources.base import ApplyEvents
 from kubedns_py.sources.kube_metrics import KubeMetrics
 
@@ -207,6 +208,7 @@ class KubeSource:
         self._healthy: dict[str, bool] = {}
         self._headless: set[tuple[str, str]] = set()  # for the programming-latency label
         self._bad: dict[tuple[Kind, str, str], str] = {}  # objects that failed conversion, logged once
+        self.limited = RateLimitedLog(log)  # what the API sends: bad objects, failing watches
 
     @property
     def kinds(self) -> frozenset[Kind]:
@@ -257,7 +259,9 @@ class KubeSource:
             except Exception as exc:  # config and discovery trouble is logged and retried, never raised
                 delay = backoff_delay(attempt, self.settings.backoff_base, self.settings.backoff_cap)
                 attempt += 1
-                log.warning("kubernetes: %s failed (%s); retrying in %.1fs", what, exc, delay)
+                self.limited.warning(
+                    f"retry {what}", "kubernetes: %s failed (%s); retrying in %.1fs", what, exc, delay
+                )
                 await asyncio.sleep(delay)
 
     async def _endpoints_resource(self, client: ApiClient) -> _Resource:
@@ -304,7 +308,9 @@ class KubeSource:
         except ObjectError as exc:
             namespace, name = _raw_key(kind, obj) or ("", "?")
             if self._bad.get((kind, namespace, name)) != str(exc):
-                log.warning("kubernetes: skipping %s %s/%s: %s", kind.value, namespace, name, exc)
+                self.limited.warning(
+                    f"bad {kind.value}", "kubernetes: skipping %s %s/%s: %s", kind.value, namespace, name, exc
+                )
                 self._bad[(kind, namespace, name)] = str(exc)
             return None
         if self._bad:
@@ -375,7 +381,9 @@ class _Reflector:
                 failure = exc
                 self.source.metrics.reconnects.labels(self.resource.name).inc()
             except Exception as exc:  # a surprise must not end the watch for good: log it, retry
-                log.exception("kubernetes: %s: unexpected failure", self.resource.name)
+                self.source.limited.exception(
+                    f"surprise {self.resource.name}", "kubernetes: %s: unexpected failure", self.resource.name
+                )
                 failure = exc
                 self.source.metrics.reconnects.labels(self.resource.name).inc()
             if self.progressed:
@@ -386,8 +394,13 @@ class _Reflector:
             delay = backoff_delay(attempt, self.settings.backoff_base, self.settings.backoff_cap)
             attempt += 1
             level = logging.INFO if isinstance(failure, Gone) else logging.WARNING  # Gone is routine
-            log.log(
-                level, "kubernetes: %s: %s; next try in %.2fs", self.resource.name, _describe(failure), delay
+            self.source.limited.log(
+                level,
+                f"retry {self.resource.name}",
+                "kubernetes: %s: %s; next try in %.2fs",
+                self.resource.name,
+                _describe(failure),
+                delay,
             )
             await asyncio.sleep(delay)
 

@@ -52,3 +52,24 @@ def test_answers_counted_by_number_add_up_across_store_changes() -> None:
     assert after["kubedns_dns_requests_total[('proto', 'udp'), ('server', 'serve'), ('type', 'A')]"] == 6
     assert after["kubedns_dns_request_duration_seconds_count[('server', 'serve')]"] == 7
     assert after["kubedns_dns_request_duration_seconds_bucket[('le', '+Inf'), ('server', 'serve')]"] == 7
+
+
+def test_malformed_queries_are_counted_by_the_readers_reason_and_others_by_theirs() -> None:
+    store = Store()
+    stats = DnsStats("serve")
+    zone = Zone(store, "cluster.local", 30, PodMode.INSECURE)
+    answerer = Answerer(zone, WireZone(zone, store), stats)
+    query = dns.message.make_query("web.n.svc.cluster.local.", "A").to_wire()
+    assert answerer.answer(query[:5]) is None
+    assert answerer.answer(query[:2] + b"\x81\x00" + query[4:]) is None  # a response
+    formerr = answerer.answer(query[:4] + b"\x00\x02" + query[6:])
+    assert formerr is not None and formerr[3] & 0x0F == 1
+    stats.malformed_counted_by("oversized", lambda: 7)
+    counted = figures(stats)
+    kind = "kubedns_dns_malformed_total[('kind', '{}'), ('server', 'serve')]"
+    assert {k: counted[kind.format(k)] for k in ("short", "response", "qdcount", "oversized")} == {
+        "short": 1,
+        "response": 1,
+        "qdcount": 1,
+        "oversized": 7,
+    }
