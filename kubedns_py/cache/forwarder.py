@@ -3,8 +3,9 @@
 Servers of the matching route are tried in configured order, healthy ones first and down ones only as
 a last resort; each gets the client's timeout before the next is tried. A domain server answering
 REFUSED (kubedns does so for reverse names it does not own) passes the question on to the default
-upstreams, like CoreDNS's ``fallthrough``. At most ``max_inflight`` exchanges run at once: past that a
-question fails at once instead of queueing without bound (dnsmasq's --dns-forward-max).
+upstreams, like CoreDNS's ``fallthrough``. At most ``max_inflight`` exchanges run at once (dnsmasq's
+--dns-forward-max), shared fairly among the routes (``budget``): past its share a question fails at once
+instead of queueing without bound, and other routes keep theirs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from collections.abc import Callable, Sequence
 
 from dnslib import RCODE, DNSRecord
 
+from kubedns_py.cache.budget import ForwardBudget
 from kubedns_py.cache.routing import RouteTable, Upstream
 from kubedns_py.cache.upstream import BadReply, UpstreamClient, UpstreamError
 from kubedns_py.dnswire.walk import OPT, Walk, WireError, walk
@@ -26,7 +28,7 @@ RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOT
 
 
 class Overloaded(Exception):
-    """Too many upstream exchanges in flight."""
+    """The route has used its share of upstream exchanges in flight."""
 
 
 class NoAnswer(Exception):
@@ -40,17 +42,16 @@ class LocalOnly(Exception):
 class Forwarder:
     def __init__(self, routes: RouteTable, max_inflight: int, timeout: float, observe: Observer) -> None:
         self.routes = routes
-        self._max_inflight = max_inflight
+        self.budget = ForwardBudget(max_inflight, routes.names())
         self._timeout = timeout
         self._observe = observe
         self._clients: dict[Upstream, UpstreamClient] = {}
-        self.inflight = 0
-        self.rejected = 0
         self.bad_replies = 0  # replies that could not be read (or not used): malformed input upstream
 
     def set_routes(self, routes: RouteTable) -> None:
         """Switch to a new route table; clients of servers no longer named close once idle."""
         self.routes = routes
+        self.budget.set_routes(routes.names())
         wanted = set(routes.default) | {u for servers in routes.domains.values() for u in servers}
         for upstream in [u for u in self._clients if u not in wanted]:
             self._clients.pop(upstream).retire()
@@ -76,17 +77,18 @@ class Forwarder:
         route = self.routes.route(qname)
         if route.local_only:
             raise LocalOnly(qname)
-        if self.inflight >= self._max_inflight:
-            self.rejected += 1
-            raise Overloaded
-        self.inflight += 1
+        if not route.servers:
+            raise NoAnswer("no upstream server is configured for this name")
+        share = self.budget.take(route.name)
+        if share is None:
+            raise Overloaded(route.name)
         try:
             reply, walked = await self._ask(route.servers, question, checking_disabled, dnssec_ok)
             if route.domain is not None and route.fallthrough_on_refused and reply[3] & 0x0F == RCODE.REFUSED:
                 reply, walked = await self._ask(self.routes.default, question, checking_disabled, dnssec_ok)
             return reply, walked
         finally:
-            self.inflight -= 1
+            self.budget.give_back(share)
 
     async def _ask(
         self, servers: Sequence[Upstream], question: bytes, checking_disabled: bool, dnssec_ok: bool

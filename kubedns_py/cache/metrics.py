@@ -65,13 +65,17 @@ class CacheCollector(Collector):
         yield GaugeMetricFamily(
             "kubedns_cache_capacity", "The cache's capacity (--cache-size).", value=self.cache.size
         )
-        yield _counter(
-            "kubedns_forward_rejected",
-            "Misses refused at the --dns-forward-max limit.",
-            self.forwarder.rejected,
+        budget = self.forwarder.budget
+        rejected = CounterMetricFamily(
+            "kubedns_cache_forward_rejected",
+            "Misses answered SERVFAIL because their route had used its share of --dns-forward-max.",
+            labels=["route"],
         )
+        for share in budget.shares.values():
+            rejected.add_metric([share.name], share.rejected)
+        yield rejected
         yield GaugeMetricFamily(
-            "kubedns_forward_inflight", "Upstream exchanges in flight.", value=self.forwarder.inflight
+            "kubedns_forward_inflight", "Upstream exchanges in flight.", value=budget.inflight
         )
         requests = CounterMetricFamily("kubedns_forward_requests", "Queries sent upstream.", labels=["to"])
         failures = CounterMetricFamily(

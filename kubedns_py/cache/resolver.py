@@ -49,7 +49,7 @@ class Answer:
     entry: Entry | None
     rcode: int = 0  # when there is no entry: the rcode of a header-only reply
     stale: bool = False
-    busy: bool = False  # refused at --dns-forward-max: no upstream was even asked
+    busy: bool = False  # refused at its route's share of --dns-forward-max: no upstream was asked
 
 
 @dataclass

@@ -147,6 +147,9 @@ class StaticServers:
         )
 
 
+DEFAULT_ROUTE = "."  # the default upstreams serve the root and everything no domain route claims
+
+
 @dataclass(frozen=True, slots=True)
 class Route:
     """Where one name goes. ``domain`` is the matched route (None for the default upstreams);
@@ -157,6 +160,12 @@ class Route:
     servers: tuple[Upstream, ...]
     local_only: bool = False
     fallthrough_on_refused: bool = False
+
+    @property
+    def name(self) -> str:
+        """The route's name in metrics and forwarding budgets: its domain, ``.`` for the default
+        upstreams."""
+        return DEFAULT_ROUTE if self.domain is None else self.domain
 
 
 @dataclass(frozen=True)
@@ -182,6 +191,11 @@ class RouteTable:
             lookup[key] = Route(key, servers, local_only=not servers, fallthrough_on_refused=bool(servers))
         object.__setattr__(self, "_lookup", lookup)
         object.__setattr__(self, "_default_route", Route(None, self.default))
+
+    def names(self) -> list[str]:
+        """The routes that forward (a local-only route or an empty default never does)."""
+        routes = [*self._lookup.values(), self._default_route]
+        return [route.name for route in routes if route.servers]
 
     def route(self, qname: str) -> Route:
         """The route for ``qname`` (presentation form; case and a trailing dot do not matter)."""

@@ -14,6 +14,7 @@ from tests.bench import (
     cache_qps,
     latency,
     ndots_storm,
+    overload,
     serve_10k,
     serve_churn,
     serve_qps,
@@ -29,6 +30,7 @@ BENCHMARKS: dict[str, Callable[[Sequence[str]], int]] = {
     cache_30k.NAME: cache_30k.main,
     ndots_storm.NAME: ndots_storm.main,
     latency.NAME: latency.main,
+    overload.NAME: overload.main,
 }
 
 

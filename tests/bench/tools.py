@@ -286,6 +286,8 @@ class DnsperfOptions:
     max_runs: int | None = None  # dnsperf -n: stop after this many passes through the file
     cpus: tuple[int, ...] = ()  # run dnsperf pinned to these CPUs (empty: anywhere)
     latencies: bool = False  # dnsperf -v: keep every answered query's latency
+    timeout: float | None = None  # dnsperf -t: seconds before a query counts as lost (its default: 5)
+    stats_interval: float | None = None  # dnsperf -S: print the QPS of every interval of this length
 
 
 @dataclass(frozen=True)
@@ -300,7 +302,9 @@ class DnsperfResult:
     max_latency: float
     rcodes: dict[str, int] = field(default_factory=dict)
     cpu_seconds: float = 0.0  # dnsperf's own CPU time: near its CPUs' full share, it was the bottleneck
+    late: int = 0  # answers that came after their query had timed out (counted lost)
     latencies: tuple[float, ...] = field(default=(), repr=False)  # seconds, with DnsperfOptions.latencies
+    intervals: tuple[tuple[float, float], ...] = ()  # with DnsperfOptions.stats_interval: parse_intervals
 
     @property
     def lost_percent(self) -> float:
@@ -351,7 +355,15 @@ def parse_latencies(text: str) -> tuple[float, ...]:
     return tuple(float(line.rsplit(" ", 1)[1]) for line in answered)
 
 
-def run_dnsperf(port: int, query_file: Path, options: DnsperfOptions) -> DnsperfResult:
+_LATE = "received a response with an unexpected (maybe timed out) id"
+
+
+def count_late(stderr: str) -> int:
+    """Answers dnsperf received for queries it had already given up on (one warning each)."""
+    return stderr.count(_LATE)
+
+
+def dnsperf_command(port: int, query_file: Path, options: DnsperfOptions) -> list[str]:
     require("dnsperf")
     args = ["dnsperf", "-s", HOST, "-p", str(port), "-d", str(query_file), "-l", str(options.seconds)]
     args += ["-c", str(options.clients), "-T", str(options.threads), "-q", str(options.outstanding)]
@@ -361,14 +373,35 @@ def run_dnsperf(port: int, query_file: Path, options: DnsperfOptions) -> Dnsperf
         args += ["-n", str(options.max_runs)]
     if options.latencies:
         args.append("-v")
+    if options.timeout is not None:
+        args += ["-t", str(options.timeout)]
+    if options.stats_interval is not None:
+        args += ["-S", str(options.stats_interval)]
     if options.cpus:
         args = ["taskset", "-c", ",".join(map(str, options.cpus)), *args]
+    return args
+
+
+_INTERVAL = re.compile(r"^(\d+\.\d+): ([\d.]+)$", re.MULTILINE)
+
+
+def parse_intervals(text: str) -> list[tuple[float, float]]:
+    """dnsperf -S's lines: (Unix time at the end of each interval, QPS answered within it)."""
+    return [(float(at), float(qps)) for at, qps in _INTERVAL.findall(text)]
+
+
+def run_dnsperf(port: int, query_file: Path, options: DnsperfOptions) -> DnsperfResult:
+    args = dnsperf_command(port, query_file, options)
     before = _children_cpu()
     # dnsperf stops sending at -l and then waits up to its 5 s query timeout for stragglers.
     done = subprocess.run(args, capture_output=True, text=True, timeout=options.seconds + 30, check=False)
     if done.returncode != 0:
         raise BenchError(f"{' '.join(args)} exited with {done.returncode}:\n{done.stderr}{done.stdout}")
-    result = replace(parse_dnsperf(done.stdout), cpu_seconds=_children_cpu() - before)
+    result = replace(
+        parse_dnsperf(done.stdout), cpu_seconds=_children_cpu() - before, late=count_late(done.stderr)
+    )
+    if options.stats_interval is not None:
+        result = replace(result, intervals=tuple(parse_intervals(done.stdout)))
     return replace(result, latencies=parse_latencies(done.stdout)) if options.latencies else result
 
 

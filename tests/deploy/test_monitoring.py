@@ -81,7 +81,7 @@ def test_every_alert_says_what_to_check() -> None:
         'absent(up{job="kube-dns-serve"} == 1)',
         "kubedns_probe_up == 0",
         "kubedns_kubernetes_since_last_contact_seconds > 300",
-        "rate(kubedns_forward_rejected_total[5m])",
+        "rate(kubedns_cache_forward_rejected_total[5m])",
         'rcode="SERVFAIL"',
         "histogram_quantile(0.99",
     ):

@@ -141,7 +141,7 @@ def test_every_counter_family_is_exported(running: Running) -> None:
     names = {name for name, _ in scrape(running.metrics_port)}
     for family in (
         "kubedns_cache_deduplicated_total",
-        "kubedns_forward_rejected_total",
+        "kubedns_cache_forward_rejected_total",
         "kubedns_cache_served_stale_total",
         "kubedns_cache_prefetch_total",
     ):

@@ -226,7 +226,7 @@ def test_misses_beyond_forward_max_get_servfail_at_once(limited: Running, good: 
     ]
     assert len(quick_failures) >= 8
     assert len(quick_failures) + len(answered) == 10
-    assert metric(scrape(limited.metrics_port), "kubedns_forward_rejected_total") >= 8
+    assert metric(scrape(limited.metrics_port), "kubedns_cache_forward_rejected_total", route=".") >= 8
     # The slots are free again afterwards; the rejected answers were not cached.
     rejected_name = next(
         name

@@ -6,7 +6,7 @@ import math
 from pathlib import Path
 
 from tests.bench import cluster_gen, cluster_mix, ndots_storm
-from tests.bench.tools import Verdict, parse_latencies, percentile
+from tests.bench.tools import Verdict, count_late, parse_intervals, parse_latencies, percentile
 
 DNSPERF_VERBOSE = """[Status] Sending queries (to 127.0.0.1:5399)
 > NOERROR a.cluster.local A 0.000122
@@ -18,6 +18,13 @@ DNSPERF_VERBOSE = """[Status] Sending queries (to 127.0.0.1:5399)
 
 def test_latencies_of_answered_queries_only() -> None:
     assert parse_latencies(DNSPERF_VERBOSE) == (0.000122, 0.000044)
+
+
+def test_interval_rates_and_late_answers() -> None:
+    stdout = "[Status] Started\n1796023256.722150: 0.000011\n1796023256.922580: 113416.155266\n"
+    assert parse_intervals(stdout) == [(1796023256.722150, 0.000011), (1796023256.922580, 113416.155266)]
+    stderr = "Warning: received a response with an unexpected (maybe timed out) id: 0\n" * 3
+    assert count_late(stderr) == 3 and count_late("") == 0
 
 
 def test_percentile_is_nearest_rank() -> None:

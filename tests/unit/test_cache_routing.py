@@ -183,3 +183,12 @@ def test_unreadable_resolv_conf_gives_no_servers(tmp_path: Path, caplog: pytest.
     with caplog.at_level(logging.WARNING):
         assert read_resolv_conf(str(tmp_path / "missing")) == ()
     assert "missing" in caplog.text
+
+
+def test_route_names_are_the_forwarding_routes() -> None:
+    static = StaticServers.parse([*MANIFEST_FLAGS, "/www.acme.local/#", "/local.only/"])
+    table = build_routes(static, RESOLV, None)
+    assert sorted(table.names()) == [".", "cluster.local", "in-addr.arpa", "ip6.arpa", "www.acme.local"]
+    assert table.route("x.cluster.local").name == "cluster.local"
+    assert table.route("example.com").name == "."
+    assert "." not in build_routes(MANIFEST, None, None).names()  # no default upstreams

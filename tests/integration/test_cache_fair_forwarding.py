@@ -1,0 +1,136 @@
+"""``--dns-forward-max`` shared fairly among routes: a flood of outside names towards upstreams that
+never answer takes its routes' shares only, and cluster names not in the cache still get answers from
+their own upstream meanwhile. Rejections are counted per route.
+
+The flood comes from one UDP socket with a bounded window of questions outstanding, more than the whole
+budget, so without fair shares the dead routes would hold every slot.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+from collections.abc import Iterator
+
+import dns.asyncquery
+import dns.message
+import dns.rcode
+import pytest
+
+from tests.support.dnsclient import HOST
+from tests.support.dnsmasq import metric, scrape
+from tests.support.nameservers import TestNameserver, answer, dead, run_in_thread
+from tests.support.processes import Running, cache
+from tests.support.waiting import wait_until
+
+FLOOD_NAMES = 5000
+FLOOD_WINDOW = 300  # questions outstanding at once: twice the default --dns-forward-max
+FLOOD_REPLY_TIMEOUT = 5.0  # above the cache's 2 s upstream timeout: every question gets a reply
+CLUSTER_NAMES = 100
+CLUSTER_CONCURRENCY = 10
+REJECTED = "kubedns_cache_forward_rejected_total"
+
+
+@pytest.fixture(scope="module")
+def cluster_ns() -> Iterator[TestNameserver]:
+    with run_in_thread(TestNameserver(default=answer("{qname} 30 IN A 10.96.0.10"))) as ns:
+        yield ns
+
+
+@pytest.fixture(scope="module")
+def black_holes() -> Iterator[tuple[TestNameserver, TestNameserver]]:
+    with (
+        run_in_thread(TestNameserver(default=dead())) as default_ns,
+        run_in_thread(TestNameserver(default=dead())) as stub_ns,
+    ):
+        yield default_ns, stub_ns
+
+
+@pytest.fixture(scope="module")
+def fair(cluster_ns: TestNameserver, black_holes: tuple[TestNameserver, TestNameserver]) -> Iterator[Running]:
+    default_ns, stub_ns = black_holes
+    with cache(
+        "--no-resolv",
+        f"--server=/cluster.local/{cluster_ns.address}",
+        f"--server=/stub.example/{stub_ns.address}",
+        f"--server={default_ns.address}",
+    ) as running:
+        yield running
+
+
+class _Flood(asyncio.DatagramProtocol):
+    """Questions sent by ID on one socket; each reply's rcode delivered to the question's future."""
+
+    def __init__(self) -> None:
+        self.waiting: dict[int, asyncio.Future[int]] = {}
+
+    def datagram_received(self, data: bytes, addr: object) -> None:
+        future = self.waiting.pop(int.from_bytes(data[:2], "big"), None)
+        if future is not None and not future.done():
+            future.set_result(data[3] & 0x0F)
+
+
+async def flood(port: int, names: list[str]) -> list[int | None]:
+    """Every name asked once, FLOOD_WINDOW at a time; per name its rcode, or None if none came."""
+    loop = asyncio.get_running_loop()
+    transport, protocol = await loop.create_datagram_endpoint(_Flood, remote_addr=(HOST, port))
+    rcodes: list[int | None] = [None] * len(names)
+    pending = iter(enumerate(names))
+
+    async def worker() -> None:
+        for ident, name in pending:
+            future = protocol.waiting[ident] = loop.create_future()
+            query = dns.message.make_query(name, "A", id=ident)
+            transport.sendto(query.to_wire())
+            try:
+                async with asyncio.timeout(FLOOD_REPLY_TIMEOUT):
+                    rcodes[ident] = await future
+            except TimeoutError:
+                protocol.waiting.pop(ident, None)
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(FLOOD_WINDOW)))
+    finally:
+        transport.close()
+    return rcodes
+
+
+async def ask_cluster(port: int, names: list[str]) -> list[int]:
+    limit = asyncio.Semaphore(CLUSTER_CONCURRENCY)
+
+    async def one(name: str) -> int:
+        async with limit:
+            reply = await dns.asyncquery.udp(dns.message.make_query(name, "A"), HOST, port=port, timeout=3)
+            return reply.rcode()
+
+    return await asyncio.gather(*(one(name) for name in names))
+
+
+def both_dead_routes_rejecting(running: Running) -> bool:
+    samples = scrape(running.metrics_port)
+    return all(metric(samples, REJECTED, route=route) > 0 for route in (".", "stub.example"))
+
+
+async def test_a_flood_towards_dead_upstreams_leaves_cluster_names_their_share(
+    fair: Running, cluster_ns: TestNameserver
+) -> None:
+    # Outside names, alternately for the dead default upstream and the dead stub domain.
+    suffixes = itertools.cycle(["outside.test", "stub.example"])
+    names = [f"n{i}.{suffix}." for i, suffix in zip(range(FLOOD_NAMES), suffixes, strict=False)]
+    flooding = asyncio.create_task(flood(fair.dns_port, names))
+    try:
+        await asyncio.to_thread(wait_until, lambda: both_dead_routes_rejecting(fair), 10)
+        cluster_names = [f"svc{i}.team.svc.cluster.local." for i in range(CLUSTER_NAMES)]
+        rcodes = await ask_cluster(fair.dns_port, cluster_names)
+        assert not flooding.done(), "the flood ended before the cluster names were asked"
+        assert rcodes == [dns.rcode.NOERROR] * CLUSTER_NAMES
+        assert len(cluster_ns.queries) >= CLUSTER_NAMES  # each one a miss, asked upstream
+    finally:
+        flooded = await flooding  # bounded: every question gets a reply or gives up within 5 s
+
+    assert flooded.count(dns.rcode.SERVFAIL) == FLOOD_NAMES, "every outside name gets SERVFAIL"
+    after = await asyncio.to_thread(scrape, fair.metrics_port)
+    assert metric(after, REJECTED, route="cluster.local") == 0
+    assert metric(after, REJECTED, route=".") > 0 and metric(after, REJECTED, route="stub.example") > 0
+    assert metric(after, "kubedns_forward_inflight") == 0
+    assert fair.process.poll() is None and "Traceback" not in fair.log_text()
