@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import ipaddress
+import logging
 import os
 import re
 from collections.abc import Mapping
@@ -18,6 +19,8 @@ from collections.abc import Mapping
 from kubedns_py.cache.config import CacheConfig, add_cache_flags, cache_config
 from kubedns_py.cache.routing import StaticServers, Upstream, parse_upstream
 from kubedns_py.flags import add_logging_flags, duration, port
+
+log = logging.getLogger(__name__)
 
 REVERSE_ZONES = ("in-addr.arpa", "ip6.arpa")
 _IFNAME = re.compile(r"[A-Za-z0-9_.-]{1,15}")  # IFNAMSIZ less the NUL
@@ -99,6 +102,12 @@ def add_nodelocal_flags(parser: argparse.ArgumentParser) -> None:
     )
     group.add_argument("--pidfile", default=None, metavar="PATH", help="write the process id here")
     group.add_argument(
+        "--conf",
+        default=None,
+        metavar="PATH",
+        help="node-cache's Corefile: accepted and ignored (give the cache's flags after --)",
+    )
+    group.add_argument(
         "--cluster-domain",
         default="cluster.local",
         help="the cluster zone sent upstream (default cluster.local)",
@@ -132,6 +141,8 @@ def nodelocal_config(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     metrics = _host_port(args.metrics_listen_address)
     if metrics is None:
         parser.error(f"-metrics-listen-address {args.metrics_listen_address!r} is not IP:PORT")
+    if args.conf is not None:
+        log.warning("-conf %s ignored: no Corefile is read; the cache's flags follow --", args.conf)
     cache_args = list(args.cache_args)
     if cache_args[:1] == ["--"]:
         cache_args = cache_args[1:]

@@ -22,6 +22,8 @@ from kubedns_py.nodelocal.config import (
 NODE_CACHE_ARGS = [
     "-localip",
     "169.254.20.10,10.0.0.10",
+    "-conf",
+    "/etc/Corefile",
     "-upstreamsvc",
     "kube-dns-upstream",
     "-health-port",
@@ -42,8 +44,9 @@ def parse(argv: list[str]) -> NodeLocalConfig:
     return nodelocal_config(parser.parse_args(normalize_argv(argv)), parser)
 
 
-def test_node_cache_arguments_parse() -> None:
+def test_node_cache_arguments_parse(caplog: pytest.LogCaptureFixture) -> None:
     config = parse(NODE_CACHE_ARGS)
+    assert "-conf /etc/Corefile ignored" in caplog.text
     assert config.local_ips == ("169.254.20.10", "10.0.0.10")
     assert config.cache.listen_addresses == config.local_ips
     assert (config.health_port, config.sync_interval) == (8080, 30.0)
