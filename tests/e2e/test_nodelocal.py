@@ -52,6 +52,14 @@ for ip in {ips_space}; do
   section "udp $ip"; dig +short +time=2 +tries=2 @$ip kubernetes.default.svc.cluster.local
   section "tcp $ip"; dig +short +time=2 +tries=2 +tcp @$ip www.example.org
 done
+# Something else removes a rule and an address: the next sync (every second here) puts them back.
+RULE="-p udp -d {first} --dport 53 -j NOTRACK"
+iptables -t raw -D PREROUTING $RULE; ip addr del {first}/32 dev nodelocaldns
+back() {{
+  iptables -t raw -C PREROUTING $RULE 2>/dev/null && ip -o addr show dev nodelocaldns | grep -c "{first}/"
+}}
+for _ in $(seq 50); do back >/dev/null && break; sleep 0.1; done
+section restored; back
 section metrics; get http://127.0.0.1:9353/metrics | grep '^kubedns_nodelocal_setup_errors_total'
 kill -TERM $NODELOCAL; wait $NODELOCAL; section "exit $?"
 section "rules after"; iptables-save
@@ -89,6 +97,7 @@ def run_node(tmp: Path, *, skip_teardown: bool, upstream_known: bool) -> dict[st
         env=env if upstream_known else "env -u KUBE_DNS_UPSTREAM_SERVICE_HOST",
         ips=",".join(LOCAL_IPS),
         ips_space=" ".join(LOCAL_IPS),
+        first=LOCAL_IPS[0],
         extra="-skipteardown" if skip_teardown else "",
         cluster=CLUSTER_ADDRESS,
         outside=OUTSIDE_ADDRESS,
@@ -185,6 +194,10 @@ def test_both_local_ips_answer_cluster_and_outside_names(torn_down: dict[str, st
 def test_no_setup_errors_when_everything_is_in_place(torn_down: dict[str, str]) -> None:
     counts = dict(re.findall(r'type="(\w+)"} (\S+)', torn_down["metrics"]))
     assert counts == {"interface": "0.0", "iptables": "0.0", "upstream": "0.0"}
+
+
+def test_sync_puts_back_a_removed_rule_and_address(torn_down: dict[str, str]) -> None:
+    assert torn_down["restored"].strip() == "1"
 
 
 def test_sigterm_removes_rules_and_addresses(torn_down: dict[str, str]) -> None:
