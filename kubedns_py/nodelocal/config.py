@@ -146,7 +146,7 @@ def nodelocal_config(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     cache_args = list(args.cache_args)
     if cache_args[:1] == ["--"]:
         cache_args = cache_args[1:]
-    cache_parser = argparse.ArgumentParser(prog=f"{parser.prog} --")
+    cache_parser = argparse.ArgumentParser(prog="kubedns-py nodelocal --")
     add_cache_flags(cache_parser)
     cache_args_ns = cache_parser.parse_args(cache_args)
     # --check-config (or -v) after -- counts too: it is where a manifest check appends it.
