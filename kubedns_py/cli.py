@@ -16,6 +16,12 @@ from kubedns_py.cache.config import CacheConfig, add_cache_flags, cache_config
 from kubedns_py.cluster.zone import PodMode
 from kubedns_py.flags import normalize_argv, setup_logging
 from kubedns_py.lifecycle import Component, run_until_signalled
+from kubedns_py.nodelocal.config import (
+    NodeLocalConfig,
+    add_nodelocal_flags,
+    nodelocal_config,
+    upstream_from_env,
+)
 from kubedns_py.serve.config import ServeConfig, add_serve_flags, serve_config
 from kubedns_py.sources.base import Source
 from kubedns_py.up import add_up_flags, supervise
@@ -37,6 +43,10 @@ def build_parser() -> argparse.ArgumentParser:
         "cache", help="the caching forwarder in front of serve (the dnsmasq container)"
     )
     add_cache_flags(cache)
+    nodelocal = commands.add_parser(
+        "nodelocal", help="the cache on every node, set up as NodeLocal DNSCache's node-cache"
+    )
+    add_nodelocal_flags(nodelocal)
     up = commands.add_parser(
         "up", help="run serve, cache and probe together on this machine, wired as in the pod"
     )
@@ -95,6 +105,18 @@ def run_cache(config: CacheConfig, check_only: bool) -> int:
     return 0
 
 
+def run_nodelocal(config: NodeLocalConfig, check_only: bool) -> int:
+    if check_only:
+        found = upstream_from_env(config.upstream_service)
+        if isinstance(found, str):  # not a flag error: the running command waits for it
+            print(f"kubedns-py nodelocal: warning: {found}", file=sys.stderr)
+        return 0
+    from kubedns_py.nodelocal.app import NodeLocalApp
+
+    run(NodeLocalApp(config))
+    return 0
+
+
 def run(component: Component) -> None:
     with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
         runner.run(run_until_signalled(component))
@@ -109,6 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_serve(serve_config(args, parser), args.check_config)
         if args.command == "cache":
             return run_cache(cache_config(args, parser), args.check_config)
+        if args.command == "nodelocal":
+            return run_nodelocal(nodelocal_config(args, parser), args.check_config)
         if args.command == "up":
             return 0 if args.check_config else asyncio.run(supervise(args))
     except OSError as err:  # a port in use, an address not on this host

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Coroutine
+from dataclasses import replace
 from typing import Any
 
 from aiohttp import web
@@ -25,7 +26,7 @@ from kubedns_py.cache.loopdetect import LoopDetector
 from kubedns_py.cache.metrics import CacheCollector, upstream_histogram
 from kubedns_py.cache.resolver import Resolver
 from kubedns_py.cache.responses import Policy, ResponseCache
-from kubedns_py.cache.routing import RouteTable, build_routes, read_resolv_conf
+from kubedns_py.cache.routing import RouteTable, StaticServers, build_routes, read_resolv_conf
 from kubedns_py.net.acl import ClientAcl, RefusedClients
 from kubedns_py.net.connections import TcpConnections
 from kubedns_py.net.http import bound_port, metrics_handler, start_http, text_handler
@@ -71,6 +72,7 @@ class CacheApp:
         self._config_dir = (
             ConfigDirWatcher(config.config_dir, config.config_period) if config.config_dir else None
         )
+        self._configmap: DnsConfig | None = None
         self.forwarder = Forwarder(
             self._routes(None), config.dns_forward_max, UPSTREAM_TIMEOUT, upstream_histogram(self.registry)
         )
@@ -186,7 +188,14 @@ class CacheApp:
             except OSError as err:  # keep the last networks read
                 log.warning("reading this host's interface addresses failed: %s", err)
 
-    def _apply_configmap(self, configmap: DnsConfig) -> None:
+    def set_servers(self, servers: StaticServers) -> None:
+        """New ``--server`` routes (``kubedns-py nodelocal`` adds the cluster zones once it knows where
+        they go), applied like a ConfigMap change."""
+        self.config = replace(self.config, servers=servers)
+        self._apply_configmap(self._configmap)
+
+    def _apply_configmap(self, configmap: DnsConfig | None) -> None:
+        self._configmap = configmap
         routes = self._routes(configmap)
         if routes == self.forwarder.routes:
             return

@@ -53,13 +53,13 @@ def test_our_cli_accepts_the_container_arguments(container: Container) -> None:
     assert done.returncode == 0, f"{' '.join(container.argv)}\nexit {done.returncode}: {done.stderr}"
 
 
-def test_node_cache_refuses_to_start_without_the_upstream_service() -> None:
-    """Without kube-dns-upstream (created after the DaemonSet's pod started), $(...) stays unexpanded
-    and the cache exits with a message instead of running without a cluster zone route."""
+def test_node_cache_warns_without_the_upstream_service() -> None:
+    """Without kube-dns-upstream (created after the DaemonSet's pod started) the flags are still valid:
+    nodelocal would run, waiting for the Service, so the check passes and says what is missing."""
     (node_cache,) = [c for c in OURS if c.spec["name"] == "node-cache"]
     done = check_config(node_cache, {})
-    assert done.returncode == 2
-    assert "KUBE_DNS_UPSTREAM_SERVICE_HOST" in done.stderr
+    assert done.returncode == 0, done.stderr
+    assert "KUBE_DNS_UPSTREAM_SERVICE_HOST is not set" in done.stderr
 
 
 @pytest.mark.parametrize("container", SHELL, ids=lambda c: c.id)

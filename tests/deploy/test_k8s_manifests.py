@@ -138,7 +138,7 @@ def test_kube_dns_pod_matches_the_addon() -> None:
 def test_dns_containers_answer_through_a_lame_duck_period_the_grace_period_covers(path: Path) -> None:
     (workload,) = [d for d in documents(path) if d["kind"] in ("Deployment", "DaemonSet")]
     spec = pod_spec(workload)
-    dns = [c for c in spec["containers"] if c["command"][-1] in ("serve", "cache")]
+    dns = [c for c in spec["containers"] if c["command"][-1] in ("serve", "cache", "nodelocal")]
     assert dns
     for container in dns:
         lameduck = [duration(a.split("=", 1)[1]) for a in container["args"] if a.startswith("--lameduck=")]
@@ -293,24 +293,36 @@ def test_node_local_daemonset() -> None:
     assert spec["dnsPolicy"] == "Default"
     assert spec["priorityClassName"] == "system-node-critical"
     assert spec["tolerations"] == [{"operator": "Exists"}]
-    (setup,) = spec["initContainers"]
-    assert setup["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["NET_ADMIN"]}
-    script = "\n".join(setup["command"])
+    assert "initContainers" not in spec, "nodelocal sets up the interface itself"
     (cache,) = spec["containers"]
-    assert cache["command"] == ["kubedns-py", "cache"]
+    assert cache["command"] == ["kubedns-py", "nodelocal"]
     args = cache["args"]
-    assert "--listen-address=169.254.20.10" in args
-    assert "ip addr replace 169.254.20.10/32 dev nodelocaldns" in script
-    for zone in ("cluster.local", "in-addr.arpa", "ip6.arpa"):
-        assert f"--tcp-server=/{zone}/$(KUBE_DNS_UPSTREAM_SERVICE_HOST)#53" in args
+    # node-cache's flags first, as its manifest passes them; the cache's after --.
+    assert args[: args.index("--")][:4] == [
+        "-localip",
+        "169.254.20.10,10.96.0.10",
+        "-upstreamsvc",
+        "kube-dns-upstream",
+    ]
+    cluster_ip = find(KUBE_DNS, "Service", "kube-dns")["spec"]["clusterIP"]
+    assert args[1].split(",")[1] == cluster_ip, "the kube-dns ClusterIP is intercepted"
     assert "--resolv-file=/etc/resolv.conf" in args
-    assert cache["securityContext"]["capabilities"] == {"drop": ["ALL"], "add": ["NET_BIND_SERVICE"]}
+    capabilities = cache["securityContext"]["capabilities"]
+    assert capabilities == {"drop": ["ALL"], "add": ["NET_ADMIN", "NET_BIND_SERVICE"]}
     assert cache["securityContext"]["allowPrivilegeEscalation"] is False
+    mounts = {m["name"]: m["mountPath"] for m in cache["volumeMounts"]}
+    assert mounts["xtables-lock"] == "/run/xtables.lock"
     metrics_port = next(int(a.split("=")[1]) for a in args if a.startswith("--metrics-port="))
     assert daemonset["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == str(metrics_port)
-    assert cache["livenessProbe"]["httpGet"]["port"] == metrics_port
+    health_port = int(args[args.index("-health-port") + 1])
+    assert cache["livenessProbe"]["httpGet"] == {
+        "host": "169.254.20.10",
+        "path": "/health",
+        "port": health_port,
+        "scheme": "HTTP",
+    }
     text = NODELOCAL.read_text()
-    assert "--cluster-dns=169.254.20.10" in text, "the kubelet change is documented"
+    assert "--cluster-dns=169.254.20.10" in text, "the optional kubelet change is documented"
 
 
 def test_autoscalers_target_the_kube_dns_deployment() -> None:
@@ -366,7 +378,7 @@ def test_dockerfile_is_one_slim_non_root_image_with_every_entry_point() -> None:
                 assert (ROOT / source).exists(), f"COPY {source}: not in the build context"
     runs = " ".join(arg for op, arg in instructions if op == "RUN")
     assert "pip install" in runs and " ." in runs, "the project is installed with pip install ."
-    assert "iproute2" in runs, "the node-local init container runs ip"
+    assert "iproute2" in runs and "iptables" in runs, "kubedns-py nodelocal runs ip and iptables"
     (user,) = [arg for op, arg in instructions if op == "USER"]
     uid = user.split(":")[0]
     assert uid.isdigit() and int(uid) != 0, "a numeric non-root user, checkable by runAsNonRoot"

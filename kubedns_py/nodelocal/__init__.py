@@ -1,0 +1,2 @@
+"""``kubedns-py nodelocal``: the caching forwarder as NodeLocal DNSCache's node-cache runs it (local
+addresses on a node interface, iptables rules that keep its traffic out of conntrack)."""

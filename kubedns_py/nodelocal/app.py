@@ -1,0 +1,156 @@
+"""``kubedns-py nodelocal`` wired together: the node setup (``netsetup``), the cache answering on every
+local IP, the cluster zones routed to the upstream Service once it is known, /health on the health port
+and /metrics on the metrics address.
+
+Nothing here crash-loops on a missing piece: a failed re-check or an unknown upstream Service is logged,
+counted in ``kubedns_nodelocal_setup_errors_total{type}`` and retried every sync interval. On exit the
+rules and addresses go first (unless ``-skipteardown``), so Pods' queries fall back to kube-dns through
+kube-proxy while the next process starts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections import Counter
+from collections.abc import Iterator
+
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from kubedns_py.cache.app import CacheApp
+from kubedns_py.cache.routing import Upstream
+from kubedns_py.net.http import metrics_handler, start_http, text_handler
+from kubedns_py.nodelocal.config import NodeLocalConfig, upstream_from_env, with_upstream
+from kubedns_py.nodelocal.netsetup import NodeSetup, SetupError
+
+log = logging.getLogger("kubedns_py.nodelocal")
+
+ERROR_TYPES = ("interface", "iptables", "upstream")
+
+
+class SetupErrors(Collector):
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter({kind: 0 for kind in ERROR_TYPES})
+
+    def collect(self) -> Iterator[Metric]:
+        family = CounterMetricFamily(
+            "kubedns_nodelocal_setup_errors",
+            "Failed node setup steps (interface, iptables) and checks for the upstream Service.",
+            labels=["type"],
+        )
+        for kind, count in self.counts.items():
+            family.add_metric([kind], count)
+        yield family
+
+
+class NodeLocalApp:
+    def __init__(self, config: NodeLocalConfig) -> None:
+        self.config = config
+        self.registry = CollectorRegistry()
+        self.errors = SetupErrors()
+        self.registry.register(self.errors)
+        self.cache = CacheApp(config.cache, self.registry)
+        self.lameduck = config.cache.lameduck
+        self.node = NodeSetup(
+            config.interface,
+            config.local_ips,
+            config.health_port,
+            config.setup_interface,
+            config.setup_iptables,
+        )
+        self.upstream: Upstream | None = None
+        self._ready = False
+        self._http: list[web.AppRunner] = []
+        self._sync: asyncio.Task[None] | None = None
+
+    def _failed(self, err: SetupError) -> None:
+        self.errors.counts[err.kind] += 1
+        log.error("setup: %s", err)
+
+    def _find_upstream(self) -> None:
+        found = upstream_from_env(self.config.upstream_service)
+        if isinstance(found, str):
+            self.errors.counts["upstream"] += 1
+            log.warning(
+                "%s; cluster names go to the default upstreams until it is known (retrying every %gs)",
+                found,
+                self.config.sync_interval,
+            )
+            return
+        self.upstream = found
+        self.cache.set_servers(with_upstream(self.config.cache.servers, self.config.cluster_domain, found))
+        log.info("cluster zones (%s, reverse) → %s over TCP", self.config.cluster_domain, found)
+
+    async def _check(self) -> None:
+        """One round of the periodic check; each piece is retried on its own."""
+        for step in (self.node.ensure_interface, self.node.ensure_iptables):
+            try:
+                await asyncio.to_thread(step)
+            except SetupError as err:
+                self._failed(err)
+        if self.upstream is None:
+            self._find_upstream()
+
+    async def start(self) -> None:
+        try:
+            self.node.ensure_interface()  # the addresses must exist before the cache binds them
+        except SetupError as err:
+            self._failed(err)  # binding says whether that matters: fine if the addresses are there
+        await self.cache.start()
+        try:
+            self.node.ensure_iptables()
+        except SetupError as err:
+            self._failed(err)  # answering without NOTRACK still works; the next check retries
+        self._find_upstream()
+        metrics = {"/metrics": metrics_handler(self.registry)}
+        self._http.append(await start_http(self.config.metrics_host, self.config.metrics_port, metrics))
+        health = {"/health": text_handler(self._health)}
+        self._http.append(await start_http("0.0.0.0", self.config.health_port, health))
+        if self.config.pidfile:
+            await asyncio.to_thread(_write_pidfile, self.config.pidfile)
+        self._ready = True
+        self._sync = asyncio.create_task(self._follow(), name="nodelocal-sync")
+        log.info(
+            "node-local on %s (%s); /health on port %d",
+            ",".join(self.config.local_ips),
+            self.config.interface,
+            self.config.health_port,
+        )
+
+    async def _follow(self) -> None:
+        while True:
+            await asyncio.sleep(self.config.sync_interval)
+            await self._check()
+
+    def _health(self) -> tuple[bool, str]:
+        return (True, "OK") if self._ready else (False, "not set up")
+
+    def drain(self) -> None:
+        self.cache.drain()
+
+    async def stop(self) -> None:
+        if self._sync is not None:
+            self._sync.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._sync
+        if self.config.skip_teardown:
+            log.info("leaving the iptables rules and %s's addresses in place", self.config.interface)
+        else:
+            for err in await asyncio.to_thread(self.node.teardown):
+                self._failed(err)
+        await self.cache.stop()
+        for runner in self._http:
+            await runner.cleanup()
+        if self.config.pidfile:
+            with contextlib.suppress(OSError):
+                os.unlink(self.config.pidfile)
+
+
+def _write_pidfile(path: str) -> None:
+    with open(path, "w", encoding="ascii") as handle:
+        handle.write(f"{os.getpid()}\n")

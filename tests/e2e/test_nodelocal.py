@@ -1,0 +1,222 @@
+"""``kubedns-py nodelocal`` as node-cache runs on a node, inside a network namespace the test makes
+(``unshare -n``): the interface pre-created as a veth (this kernel has no dummy link type), a Debian
+dnsmasq on 127.0.0.1:5353 standing in for kube-dns-upstream and for the node's upstream, then
+nodelocal on 169.254.20.10 and the kube-dns ClusterIP 10.0.0.10. A generated script prints what it
+sees (iptables-save, the interface's addresses, dig answers, /health, /metrics) while nodelocal runs
+and again after SIGTERM. The namespace dies with its last process, so nothing is left on the host."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support.processes import ROOT
+
+SCRIPT_TIMEOUT = 60.0
+LOCAL_IPS = ("169.254.20.10", "10.0.0.10")
+CLUSTER_ADDRESS = "10.96.0.1"
+OUTSIDE_ADDRESS = "192.0.2.80"
+
+SCRIPT = r"""
+set -u
+GET='import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=2).read().decode(), end="")'
+D={tmp}
+cd {root}
+step() {{ "$@" || {{ echo "@@@ setup failed: $*"; exit 1; }}; }}
+section() {{ echo "@@@ $1"; }}
+get() {{ {python} -c "$GET" "$1" 2>/dev/null; }}
+step ip link set lo up
+step ip link add nodelocaldns type veth peer name nodelocalpeer
+dnsmasq -k --conf-file=/dev/null --pid-file= --port=5353 --listen-address=127.0.0.1 --bind-interfaces \
+  --no-resolv --no-hosts --address=/cluster.local/{cluster} --address=/example.org/{outside} \
+  --log-facility=$D/dnsmasq.log &
+UPSTREAM=$!
+{env} {python} -m kubedns_py nodelocal -localip={ips} -health-port=8080 -syncinterval=1s {extra} \
+  -metrics-listen-address=127.0.0.1:9353 -pidfile=$D/nodelocal.pid \
+  -- --port=53 --no-resolv --server=127.0.0.1#5353 --metrics-port=9253 > $D/nodelocal.log 2>&1 &
+NODELOCAL=$!
+for _ in $(seq 100); do get http://127.0.0.1:8080/health >/dev/null && break; sleep 0.1; done
+section health; get http://127.0.0.1:8080/health
+section pidfile; cat $D/nodelocal.pid
+section rules; iptables-save
+section addresses; ip -o addr show dev nodelocaldns
+for ip in {ips_space}; do
+  section "udp $ip"; dig +short +time=2 +tries=2 @$ip kubernetes.default.svc.cluster.local
+  section "tcp $ip"; dig +short +time=2 +tries=2 +tcp @$ip www.example.org
+done
+# Something else removes a rule and an address: the next sync (every second here) puts them back.
+RULE="-p udp -d {first} --dport 53 -j NOTRACK"
+iptables -t raw -D PREROUTING $RULE; ip addr del {first}/32 dev nodelocaldns
+back() {{
+  iptables -t raw -C PREROUTING $RULE 2>/dev/null && ip -o addr show dev nodelocaldns | grep -c "{first}/"
+}}
+for _ in $(seq 50); do back >/dev/null && break; sleep 0.1; done
+section restored; back
+section metrics; get http://127.0.0.1:9353/metrics | grep '^kubedns_nodelocal_setup_errors_total'
+kill -TERM $NODELOCAL; wait $NODELOCAL; section "exit $?"
+section "rules after"; iptables-save
+section "addresses after"; ip -o addr show dev nodelocaldns
+kill $UPSTREAM; wait $UPSTREAM
+section done
+"""
+
+
+def unavailable() -> str | None:
+    """Why this test cannot run here, or None."""
+    for tool in ("unshare", "ip", "iptables", "iptables-save", "dnsmasq", "dig"):
+        if shutil.which(tool) is None:
+            return f"{tool} is not installed"
+    if os.geteuid() != 0:
+        return "network namespaces and iptables need root"
+    try:
+        tried = subprocess.run(
+            ["unshare", "-n", "iptables-save"], capture_output=True, text=True, timeout=10, check=False
+        )
+    except subprocess.TimeoutExpired:
+        return "unshare -n iptables-save did not finish"
+    if tried.returncode != 0:
+        return f"iptables in a new network namespace is not permitted here: {tried.stderr.strip()}"
+    return None
+
+
+def run_node(tmp: Path, *, skip_teardown: bool, upstream_known: bool) -> dict[str, str]:
+    """Run the script; its output by section."""
+    env = "KUBE_DNS_UPSTREAM_SERVICE_HOST=127.0.0.1 KUBE_DNS_UPSTREAM_SERVICE_PORT=5353"
+    script = SCRIPT.format(
+        tmp=shlex.quote(str(tmp)),
+        root=shlex.quote(str(ROOT)),
+        python=shlex.quote(sys.executable),
+        env=env if upstream_known else "env -u KUBE_DNS_UPSTREAM_SERVICE_HOST",
+        ips=",".join(LOCAL_IPS),
+        ips_space=" ".join(LOCAL_IPS),
+        first=LOCAL_IPS[0],
+        extra="-skipteardown" if skip_teardown else "",
+        cluster=CLUSTER_ADDRESS,
+        outside=OUTSIDE_ADDRESS,
+    )
+    (tmp / "node.sh").write_text(script)
+    process = subprocess.Popen(
+        ["unshare", "-n", "bash", str(tmp / "node.sh")],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,  # its own process group, so a timeout can end every process in it
+    )
+    try:
+        output, _ = process.communicate(timeout=SCRIPT_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        os.killpg(process.pid, signal.SIGKILL)
+        output, _ = process.communicate()
+        pytest.fail(f"the namespace script took over {SCRIPT_TIMEOUT}s:\n{output}\n{logs(tmp)}")
+    assert "@@@ setup failed" not in output and "@@@ done" in output, f"{output}\n{logs(tmp)}"
+    sections: dict[str, str] = {}
+    current = ""
+    for line in output.splitlines():
+        if match := re.fullmatch(r"@@@ (.+)", line):
+            current = match.group(1)
+            sections[current] = ""
+        elif current:
+            sections[current] += line + "\n"
+    return sections
+
+
+def logs(tmp: Path) -> str:
+    return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(tmp.glob("*.log")))
+
+
+def expected_rules(ip: str) -> set[str]:
+    """node-cache's rules for one local IP, as iptables-save prints them."""
+    out = {
+        f"-A INPUT -d {ip}/32 -p tcp -m tcp --dport 8080 -j ACCEPT",
+        f"-A OUTPUT -s {ip}/32 -p tcp -m tcp --sport 8080 -j ACCEPT",
+    }
+    for proto in ("udp", "tcp"):
+        to_dns = f"-d {ip}/32 -p {proto} -m {proto} --dport 53"
+        from_dns = f"-s {ip}/32 -p {proto} -m {proto} --sport 53"
+        out |= {
+            f"-A PREROUTING {to_dns} -j NOTRACK",
+            f"-A OUTPUT {to_dns} -j NOTRACK",
+            f"-A OUTPUT {from_dns} -j NOTRACK",
+            f"-A INPUT {to_dns} -j ACCEPT",
+            f"-A OUTPUT {from_dns} -j ACCEPT",
+        }
+    return out
+
+
+def rule_lines(text: str) -> set[str]:
+    return {line for line in text.splitlines() if line.startswith("-A ")}
+
+
+def addresses(text: str) -> set[str]:
+    return set(re.findall(r"inet (\S+)/32", text))
+
+
+@pytest.fixture(scope="module")
+def node_unavailable() -> None:
+    why = unavailable()
+    if why:
+        pytest.skip(why)
+
+
+@pytest.fixture(scope="module")
+def torn_down(node_unavailable: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return run_node(tmp_path_factory.mktemp("nodelocal"), skip_teardown=False, upstream_known=True)
+
+
+@pytest.fixture(scope="module")
+def kept(node_unavailable: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
+    return run_node(tmp_path_factory.mktemp("nodelocal-kept"), skip_teardown=True, upstream_known=False)
+
+
+def test_rules_and_addresses_exist_while_it_runs(torn_down: dict[str, str]) -> None:
+    assert torn_down["health"].strip() == "OK"
+    assert torn_down["pidfile"].strip().isdigit()
+    want = set().union(*(expected_rules(ip) for ip in LOCAL_IPS))
+    assert rule_lines(torn_down["rules"]) == want
+    assert addresses(torn_down["addresses"]) == set(LOCAL_IPS)
+
+
+def test_both_local_ips_answer_cluster_and_outside_names(torn_down: dict[str, str]) -> None:
+    for ip in LOCAL_IPS:
+        assert torn_down[f"udp {ip}"].split() == [CLUSTER_ADDRESS], torn_down
+        assert torn_down[f"tcp {ip}"].split() == [OUTSIDE_ADDRESS], torn_down
+
+
+def test_no_setup_errors_when_everything_is_in_place(torn_down: dict[str, str]) -> None:
+    counts = dict(re.findall(r'type="(\w+)"} (\S+)', torn_down["metrics"]))
+    assert counts == {"interface": "0.0", "iptables": "0.0", "upstream": "0.0"}
+
+
+def test_sync_puts_back_a_removed_rule_and_address(torn_down: dict[str, str]) -> None:
+    assert torn_down["restored"].strip() == "1"
+
+
+def test_sigterm_removes_rules_and_addresses(torn_down: dict[str, str]) -> None:
+    assert torn_down["exit 0"] == ""
+    assert rule_lines(torn_down["rules after"]) == set()
+    assert addresses(torn_down["addresses after"]) == set()
+
+
+def test_skipteardown_leaves_them_in_place(kept: dict[str, str]) -> None:
+    assert "exit 0" in kept
+    want = set().union(*(expected_rules(ip) for ip in LOCAL_IPS))
+    assert rule_lines(kept["rules after"]) == want
+    assert addresses(kept["addresses after"]) == set(LOCAL_IPS)
+
+
+def test_missing_upstream_service_is_counted_not_fatal(kept: dict[str, str]) -> None:
+    """Without KUBE_DNS_UPSTREAM_SERVICE_HOST it answers (outside names from its upstreams), stays
+    healthy, and counts each failed look-up for the Service."""
+    assert kept["health"].strip() == "OK"
+    assert kept[f"tcp {LOCAL_IPS[0]}"].split() == [OUTSIDE_ADDRESS]
+    counts = dict(re.findall(r'type="(\w+)"} (\S+)', kept["metrics"]))
+    assert float(counts["upstream"]) >= 1
