@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from tests.deploy import ENTRY_POINTS, ROOT, Container, containers, expand
+from tests.e2e.upstream_spec import DNSMASQ, KUBEDNS, KUBEDNS_ENV, SIDECAR
 
 # What Kubernetes injects for the Services of the pod's namespace (enableServiceLinks): the node-local
 # cache finds kube-dns-upstream through it. Any address will do for a flag check.
@@ -67,4 +68,21 @@ def test_shell_scripts_parse(container: Container) -> None:
     _shell, flags, script = container.spec["command"]
     assert flags.startswith("-") and "c" in flags
     done = subprocess.run(["sh", "-n", "-c", script], capture_output=True, text=True, timeout=10, check=False)
+    assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize("command", [KUBEDNS, DNSMASQ, SIDECAR], ids=["kubedns", "dnsmasq", "sidecar"])
+def test_the_upstream_addons_arguments_are_accepted(command: list[str]) -> None:
+    """kube-dns.yaml.in's args, unchanged (serve's master URL stands in for the service account)."""
+    program, *args = command
+    extra = ["--kube-master-url=http://127.0.0.1:1"] if args[0] == "serve" else []
+    done = subprocess.run(
+        [*ENTRY_POINTS[program], *args, *extra, "--check-config"],
+        env={**os.environ, **KUBEDNS_ENV},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
