@@ -52,3 +52,12 @@ def config_dir_problem(path: str) -> str | None:
     except OSError as err:
         return f"--config-dir {path}: {err.strerror}"
     return None
+
+
+def resolv_file_problem(path: str) -> str | None:
+    """Unreadable, the cache would start with no default upstreams: worth failing a check for."""
+    try:
+        Path(path).read_bytes()
+    except OSError as err:
+        return f"--resolv-file {path}: {err.strerror or err}"
+    return None

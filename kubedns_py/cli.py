@@ -7,6 +7,7 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import uvloop
 from prometheus_client import CollectorRegistry
@@ -85,7 +86,7 @@ def run_serve(config: ServeConfig, check_only: bool) -> int:
         print(f"kubedns-py serve: {source}", file=sys.stderr)
         return 2
     if check_only:
-        return _report("serve", serve_problems(config))
+        return _report("serve", cluster_problems(config.manifests, config.kubeconfig, config.kube_master_url))
     from kubedns_py.serve.app import ServeApp
 
     if config.nameservers or config.config_dir:
@@ -94,14 +95,14 @@ def run_serve(config: ServeConfig, check_only: bool) -> int:
     return 0
 
 
-def serve_problems(config: ServeConfig) -> list[str]:
+def cluster_problems(manifests: Sequence[Path], kubeconfig: str | None, master_url: str | None) -> list[str]:
     from kubedns_py.checks import kubeconfig_problem, manifest_problems
     from kubedns_py.sources.kube import KubeSettings
 
-    if config.manifests:
-        return manifest_problems(config.manifests)
-    settings = KubeSettings(kubeconfig=config.kubeconfig, master_url=config.kube_master_url)
-    return [p for p in [kubeconfig_problem(settings)] if p]
+    if manifests:
+        return manifest_problems(manifests)
+    problem = kubeconfig_problem(KubeSettings(kubeconfig=kubeconfig, master_url=master_url))
+    return [problem] if problem else []
 
 
 def _report(command: str, problems: list[str]) -> int:
@@ -112,10 +113,13 @@ def _report(command: str, problems: list[str]) -> int:
 
 def run_cache(config: CacheConfig, check_only: bool) -> int:
     if check_only:
-        from kubedns_py.checks import config_dir_problem
+        from kubedns_py.checks import config_dir_problem, resolv_file_problem
 
-        problem = config_dir_problem(config.config_dir) if config.config_dir else None
-        return _report("cache", [problem] if problem else [])
+        problems = [
+            config_dir_problem(config.config_dir) if config.config_dir else None,
+            None if config.no_resolv else resolv_file_problem(config.resolv_file),
+        ]
+        return _report("cache", [p for p in problems if p])
     from kubedns_py.cache.app import CacheApp
 
     run(CacheApp(config))
@@ -158,7 +162,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             warn_obsolete(args, CACHE_OBSOLETE)
             return run_cache(cache_config(args, sub), args.check_config)
         if args.command == "up":
-            return 0 if args.check_config else asyncio.run(supervise(args))
+            if args.check_config:  # with neither, up serves the demo cluster
+                given = args.manifests or args.kubeconfig
+                problems = (
+                    cluster_problems(args.manifests, args.kubeconfig, args.kube_master_url) if given else []
+                )
+                return _report("up", problems)
+            return asyncio.run(supervise(args))
     except OSError as err:  # a port in use, an address not on this host
         print(f"kubedns-py {args.command}: {err}", file=sys.stderr)
         return 1

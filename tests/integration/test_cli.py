@@ -157,3 +157,17 @@ def test_flags_that_no_longer_apply_warn_once_each() -> None:
     warnings = [line for line in done.stderr.splitlines() if "WARNING" in line]
     assert len(warnings) == 3, warnings
     assert any("--federations ignored: federation" in line for line in warnings)
+
+
+def test_check_config_reads_the_resolv_file_unless_told_not_to(tmp_path: Path) -> None:
+    missing = tmp_path / "resolv.conf"
+    done = run("cache", f"--resolv-file={missing}", "--check-config")
+    assert done.returncode == 1 and f"--resolv-file {missing}: No such file" in done.stderr
+    assert run("cache", f"--resolv-file={missing}", "--no-resolv", "--check-config").returncode == 0
+
+
+def test_up_check_config_reads_the_manifests(tmp_path: Path) -> None:
+    assert run("up", "--check-config").returncode == 0  # the demo cluster
+    missing = tmp_path / "cluster.yaml"
+    done = run("up", "--manifests", str(missing), "--check-config")
+    assert done.returncode == 1 and f"--manifests {missing}: no such file" in done.stderr
