@@ -7,14 +7,16 @@ import asyncio
 import logging
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 
 import uvloop
 from prometheus_client import CollectorRegistry
 
 from kubedns_py import __version__
+from kubedns_py.cache.config import OBSOLETE as CACHE_OBSOLETE
 from kubedns_py.cache.config import CacheConfig, add_cache_flags, cache_config
 from kubedns_py.cluster.zone import PodMode
-from kubedns_py.flags import normalize_argv, setup_logging
+from kubedns_py.flags import normalize_argv, setup_logging, warn_obsolete
 from kubedns_py.lifecycle import Component, run_until_signalled
 from kubedns_py.nodelocal.config import (
     NodeLocalConfig,
@@ -22,6 +24,7 @@ from kubedns_py.nodelocal.config import (
     nodelocal_config,
     upstream_from_env,
 )
+from kubedns_py.serve.config import OBSOLETE as SERVE_OBSOLETE
 from kubedns_py.serve.config import ServeConfig, add_serve_flags, serve_config
 from kubedns_py.sources.base import Source
 from kubedns_py.up import add_up_flags, supervise
@@ -32,23 +35,31 @@ SHORT_FLAGS = frozenset({"-k"})  # dnsmasq's keep-in-foreground stays a short fl
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="kubedns-py", description="Cluster DNS for Kubernetes.")
+    parser = argparse.ArgumentParser(
+        prog="kubedns-py", description="Cluster DNS for Kubernetes.", allow_abbrev=False
+    )
     parser.add_argument("--version", action="version", version=f"kubedns-py {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     serve = commands.add_parser(
-        "serve", help="answer the cluster zone authoritatively (the kubedns container)"
+        "serve", help="answer the cluster zone authoritatively (the kubedns container)", allow_abbrev=False
     )
     add_serve_flags(serve)
     cache = commands.add_parser(
-        "cache", help="the caching forwarder in front of serve (the dnsmasq container)"
+        "cache",
+        help="the caching forwarder in front of serve (the dnsmasq container)",
+        allow_abbrev=False,
     )
     add_cache_flags(cache)
     nodelocal = commands.add_parser(
-        "nodelocal", help="the cache on every node, set up as NodeLocal DNSCache's node-cache"
+        "nodelocal",
+        help="the cache on every node, set up as NodeLocal DNSCache's node-cache",
+        allow_abbrev=False,
     )
     add_nodelocal_flags(nodelocal)
     up = commands.add_parser(
-        "up", help="run serve, cache and probe together on this machine, wired as in the pod"
+        "up",
+        help="run serve, cache and probe together on this machine, wired as in the pod",
+        allow_abbrev=False,
     )
     add_up_flags(up)
     return parser
@@ -87,7 +98,7 @@ def run_serve(config: ServeConfig, check_only: bool) -> int:
         print(f"kubedns-py serve: {source}", file=sys.stderr)
         return 2
     if check_only:
-        return 0
+        return _report("serve", cluster_problems(config.manifests, config.kubeconfig, config.kube_master_url))
     from kubedns_py.serve.app import ServeApp
 
     if config.nameservers or config.config_dir:
@@ -96,9 +107,31 @@ def run_serve(config: ServeConfig, check_only: bool) -> int:
     return 0
 
 
+def cluster_problems(manifests: Sequence[Path], kubeconfig: str | None, master_url: str | None) -> list[str]:
+    from kubedns_py.checks import kubeconfig_problem, manifest_problems
+    from kubedns_py.sources.kube import KubeSettings
+
+    if manifests:
+        return manifest_problems(manifests)
+    problem = kubeconfig_problem(KubeSettings(kubeconfig=kubeconfig, master_url=master_url))
+    return [problem] if problem else []
+
+
+def _report(command: str, problems: list[str]) -> int:
+    for problem in problems:
+        print(f"kubedns-py {command}: {problem}", file=sys.stderr)
+    return 1 if problems else 0
+
+
 def run_cache(config: CacheConfig, check_only: bool) -> int:
     if check_only:
-        return 0
+        from kubedns_py.checks import config_dir_problem, resolv_file_problem
+
+        problems = [
+            config_dir_problem(config.config_dir) if config.config_dir else None,
+            None if config.no_resolv else resolv_file_problem(config.resolv_file),
+        ]
+        return _report("cache", [p for p in problems if p])
     from kubedns_py.cache.app import CacheApp
 
     run(CacheApp(config))
@@ -122,19 +155,46 @@ def run(component: Component) -> None:
         runner.run(run_until_signalled(component))
 
 
+def subcommand_parser(parser: argparse.ArgumentParser, command: str) -> argparse.ArgumentParser:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            sub: argparse.ArgumentParser = action.choices[command]
+            return sub
+    return parser
+
+
+def command_line(argv: Sequence[str]) -> list[str]:
+    """The dnsmasq-nanny spelling ``cache NANNY-FLAGS -- DNSMASQ-FLAGS`` is one list of cache flags."""
+    if argv[:1] == ["cache"] and "--" in argv:
+        split = list(argv).index("--")
+        argv = [*argv[:split], *argv[split + 1 :]]
+    return normalize_argv(argv, SHORT_FLAGS)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
-    args = parser.parse_args(normalize_argv(sys.argv[1:] if argv is None else argv, SHORT_FLAGS))
+    args, extra = parser.parse_known_args(command_line(sys.argv[1:] if argv is None else argv))
+    sub = subcommand_parser(parser, args.command)
+    if extra:  # the subcommand's usage, not the top level's
+        sub.error(f"unrecognized arguments: {' '.join(extra)}")
     setup_logging(args.v)
     try:
         if args.command == "serve":
-            return run_serve(serve_config(args, parser), args.check_config)
+            warn_obsolete(args, SERVE_OBSOLETE)
+            return run_serve(serve_config(args, sub), args.check_config)
         if args.command == "cache":
-            return run_cache(cache_config(args, parser), args.check_config)
+            warn_obsolete(args, CACHE_OBSOLETE)
+            return run_cache(cache_config(args, sub), args.check_config)
         if args.command == "nodelocal":
-            return run_nodelocal(nodelocal_config(args, parser), args.check_config)
+            return run_nodelocal(nodelocal_config(args, sub), args.check_config)
         if args.command == "up":
-            return 0 if args.check_config else asyncio.run(supervise(args))
+            if args.check_config:  # with neither, up serves the demo cluster
+                given = args.manifests or args.kubeconfig
+                problems = (
+                    cluster_problems(args.manifests, args.kubeconfig, args.kube_master_url) if given else []
+                )
+                return _report("up", problems)
+            return asyncio.run(supervise(args))
     except OSError as err:  # a port in use, an address not on this host
         print(f"kubedns-py {args.command}: {err}", file=sys.stderr)
         return 1

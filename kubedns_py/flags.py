@@ -129,8 +129,40 @@ def add_logging_flags(parser: argparse.ArgumentParser) -> None:
         "--logtostderr", nargs="?", const="true", default="true", help="accepted for kube-dns compatibility"
     )
     group.add_argument(
-        "--check-config", action="store_true", help="parse and validate the flags, then exit (0 when valid)"
+        "--check-config",
+        action="store_true",
+        help="read and validate everything the command would read, then exit (0 when valid)",
     )
+    # klog's other flags: accepted so that manifests written for the Go images start unchanged; we
+    # always log to stderr, at the level --v sets.
+    for name, takes_value in _KLOG_FLAGS.items():
+        if takes_value:
+            group.add_argument(name, default=None, metavar="VALUE", help=argparse.SUPPRESS)
+        else:
+            group.add_argument(name, nargs="?", const="true", default=None, help=argparse.SUPPRESS)
+
+
+_KLOG_FLAGS = {
+    "--alsologtostderr": False,
+    "--log-dir": True,
+    "--log-file": True,
+    "--log-file-max-size": True,
+    "--log-flush-frequency": True,
+    "--stderrthreshold": True,
+    "--vmodule": True,
+    "--log-backtrace-at": True,
+    "--skip-headers": False,
+    "--skip-log-headers": False,
+    "--add-dir-header": False,
+    "--one-output": False,
+}
+
+
+def warn_obsolete(args: argparse.Namespace, reasons: dict[str, str]) -> None:
+    """One warning per given flag that no longer means anything (``reasons``: dest → why)."""
+    for dest, why in reasons.items():
+        if getattr(args, dest, None) not in (None, False, ""):
+            logging.getLogger("kubedns_py").warning("--%s ignored: %s", dest.replace("_", "-"), why)
 
 
 def setup_logging(verbosity: int) -> None:

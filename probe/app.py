@@ -16,6 +16,7 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
 
 from kubedns_py.net.http import bound_port, metrics_handler, start_http
+from kubedns_py.net.sockets import binding
 from kubedns_py.ratelimit import SuppressedLines
 from probe.config import ProbeConfig
 from probe.dnsmasq import StatsPoller
@@ -49,7 +50,8 @@ class ProbeApp:
             "/healthz": self._healthz,
             self.config.prometheus_path: metrics_handler(self.registry),
         }
-        self._http = await start_http(self.config.prometheus_addr, self.config.prometheus_port, routes)
+        with binding(self.config.prometheus_port, "--prometheus-port"):
+            self._http = await start_http(self.config.prometheus_addr, self.config.prometheus_port, routes)
         self._tasks.append(asyncio.create_task(self.prober.run(), name="probes"))
         self._tasks.append(asyncio.create_task(self.poller.run(), name="stats poller"))
         log.info(

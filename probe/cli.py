@@ -17,7 +17,9 @@ from probe.config import add_probe_flags, probe_config
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="kubedns-probe", description="Probes serve and cache over DNS; serves health checks and metrics."
+        prog="kubedns-probe",
+        description="Probes serve and cache over DNS; serves health checks and metrics.",
+        allow_abbrev=False,
     )
     parser.add_argument("--version", action="version", version=f"kubedns-probe {__version__}")
     add_probe_flags(parser)

@@ -31,7 +31,7 @@ from kubedns_py.net.acl import ClientAcl, RefusedClients
 from kubedns_py.net.connections import TcpConnections
 from kubedns_py.net.http import bound_port, metrics_handler, start_http, text_handler
 from kubedns_py.net.interfaces import local_networks
-from kubedns_py.net.sockets import bind_dns_sockets
+from kubedns_py.net.sockets import bind_dns_sockets, binding
 from kubedns_py.net.stats import DnsStats
 from kubedns_py.net.tcp import TcpServer
 from kubedns_py.net.udp import Address, UdpServer
@@ -136,7 +136,8 @@ class CacheApp:
             self._update_local_networks()
         port = self.config.port
         for host in self.config.listen_addresses:
-            udp_socket, tcp_socket = bind_dns_sockets(host, port)
+            with binding(port, "--port"):
+                udp_socket, tcp_socket = bind_dns_sockets(host, port)
             listener = _Listener()
             listener.server = UdpServer(udp_socket, self.frontend.udp_handler(listener.send))
             port = listener.server.port  # --port 0: every address shares the first one picked
@@ -150,7 +151,8 @@ class CacheApp:
             "/healthz": text_handler(self._healthy),
             "/readiness": text_handler(self._readiness),
         }
-        self._http = await start_http(self.config.http_bind_address, self.config.metrics_port, routes)
+        with binding(self.config.metrics_port, "--metrics-port"):
+            self._http = await start_http(self.config.http_bind_address, self.config.metrics_port, routes)
         if self._config_dir is not None:
             self._spawn(self._config_dir.run(self._apply_configmap), "config-dir")
         self._spawn(self._check_loops(), "loop-detect")

@@ -125,6 +125,17 @@ def add_cache_flags(parser: argparse.ArgumentParser) -> None:
     dnsmasq.add_argument(
         "--max-cache-ttl", type=non_negative_int, default=0, metavar="SECONDS", help="0: no cap"
     )
+    nanny = parser.add_argument_group(
+        "dnsmasq-nanny-compatible (its flags go before --, dnsmasq's after; both are ours)"
+    )
+    nanny.add_argument("--configDir", dest="config_dir", default=None, help="same as --config-dir")
+    nanny.add_argument(
+        "--syncInterval", dest="config_period", type=duration, default=5.0, help="same as --config-period"
+    )
+    nanny.add_argument("--restartDnsmasq", nargs="?", const="true", default=None, help=argparse.SUPPRESS)
+    nanny.add_argument("--dnsmasqExec", default=None, help=argparse.SUPPRESS)
+    nanny.add_argument("--kubednsServer", default=None, help=argparse.SUPPRESS)
+    nanny.add_argument("--logInterval", default=None, help=argparse.SUPPRESS)
     ours = parser.add_argument_group("kubedns-py")
     ours.add_argument(
         "--stale-cache-ttl",
@@ -145,6 +156,14 @@ def add_cache_flags(parser: argparse.ArgumentParser) -> None:
     add_allow_from_flag(ours)
     add_lameduck_flag(ours)
     add_logging_flags(parser)
+
+
+OBSOLETE = {
+    "restartDnsmasq": "there is no dnsmasq process; the cache applies config-dir changes itself",
+    "dnsmasqExec": "there is no dnsmasq process; the cache answers itself",
+    "kubednsServer": "stub domain nameservers must be IP addresses, so none is looked up",
+    "logInterval": "the statistics are on the metrics port and over CHAOS TXT",
+}
 
 
 def _ip(text: str) -> str | None:

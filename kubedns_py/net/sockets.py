@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import errno
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 # The kernel's default (~208 KiB) holds ~190 small queries; a burst beyond that is dropped before we
 # see it. 4 MiB rides out bursts; the kernel caps it at net.core.rmem_max.
@@ -43,3 +45,13 @@ def bind_dns_sockets(host: str, port: int) -> tuple[socket.socket, socket.socket
             if port != 0 or err.errno != errno.EADDRINUSE:
                 raise
     raise OSError(errno.EADDRINUSE, f"no port on {host} was free for both UDP and TCP")
+
+
+@contextmanager
+def binding(port: int, flag: str) -> Iterator[None]:
+    """Re-raise a failure to bind (a port in use, an address not on this host) naming the port and the
+    flag that chose it, so the operator knows which one to change."""
+    try:
+        yield
+    except OSError as err:
+        raise OSError(err.errno, f"port {port} ({flag}): {err.strerror or err}") from err

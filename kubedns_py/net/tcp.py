@@ -70,6 +70,10 @@ class TcpServer:
             self._connections.timed_out()
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        except asyncio.CancelledError:
+            # close() ends the connection: return normally, as Python 3.11's start_server logs a
+            # cancelled handler with a traceback.
+            pass
         except Exception:
             log.exception("tcp connection failed")
         finally:

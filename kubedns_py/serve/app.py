@@ -30,7 +30,7 @@ from kubedns_py.gcpause import GcPauses
 from kubedns_py.net.acl import ClientAcl, RefusedClients
 from kubedns_py.net.connections import TcpConnections
 from kubedns_py.net.http import bound_port, metrics_handler, start_http, text_handler
-from kubedns_py.net.sockets import bind_dns_sockets
+from kubedns_py.net.sockets import bind_dns_sockets, binding
 from kubedns_py.net.stats import DnsStats
 from kubedns_py.net.tcp import TcpServer
 from kubedns_py.net.udp import UdpServer
@@ -106,7 +106,8 @@ class ServeApp:
         gc.disable()
         self.store.subscribe(self._after_first_sync)
         host = self.config.dns_bind_address
-        udp, tcp = bind_dns_sockets(host, self.config.dns_port)
+        with binding(self.config.dns_port, "--dns-port"):
+            udp, tcp = bind_dns_sockets(host, self.config.dns_port)
         self._udp = UdpServer(udp, self.answerer.udp_handler())
         self.stats.malformed_counted_by("oversized", lambda: self._udp.oversized if self._udp else 0)
         await self._tcp.start(tcp)
@@ -115,11 +116,15 @@ class ServeApp:
         http_host = self.config.http_bind_address
         health = {"/readiness": text_handler(self._readiness), "/healthz": text_handler(lambda: (True, "ok"))}
         metrics = {"/metrics": metrics_handler(self.registry)}
-        if self.config.healthz_port == self.config.metrics_port and self.config.healthz_port != 0:
-            self._http.append(await start_http(http_host, self.config.healthz_port, health | metrics))
+        healthz, metrics_port = self.config.healthz_port, self.config.metrics_port
+        if healthz == metrics_port and healthz != 0:
+            with binding(healthz, "--healthz-port and --metrics-port"):
+                self._http.append(await start_http(http_host, healthz, health | metrics))
         else:
-            self._http.append(await start_http(http_host, self.config.healthz_port, health))
-            self._http.append(await start_http(http_host, self.config.metrics_port, metrics))
+            with binding(healthz, "--healthz-port"):
+                self._http.append(await start_http(http_host, healthz, health))
+            with binding(metrics_port, "--metrics-port or $PROMETHEUS_PORT"):
+                self._http.append(await start_http(http_host, metrics_port, metrics))
         log.info(
             "serving %s on %s port %d (udp+tcp); health on port %d, metrics on port %d",
             self.config.domain,

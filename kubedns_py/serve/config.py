@@ -80,6 +80,12 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
         default=None,
         help="accepted for compatibility; serve never forwards (the cache does)",
     )
+    compat = parser.add_argument_group("kube-dns flags that no longer apply (each logs a warning)")
+    compat.add_argument("--config-map", default=None, help="see --config-dir")
+    compat.add_argument("--config-map-namespace", default=None, help="see --config-dir")
+    compat.add_argument("--config-period", default=None, help="see --config-dir")
+    compat.add_argument("--federations", default=None, help="federation DNS is gone")
+    compat.add_argument("--profiling", nargs="?", const="true", default=None, help="no pprof in Python")
     parser.add_argument("--initial-sync-timeout", type=duration, default=60.0, metavar="DURATION")
     parser.add_argument(
         "--manifests",
@@ -105,6 +111,15 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
     add_allow_from_flag(parser)
     add_lameduck_flag(parser)
     add_logging_flags(parser)
+
+
+OBSOLETE = {
+    "config_map": "serve reads no ConfigMap; mount it and give the cache --config-dir",
+    "config_map_namespace": "serve reads no ConfigMap; mount it and give the cache --config-dir",
+    "config_period": "serve reads no config dir; the cache polls it (its --config-period)",
+    "federations": "federation DNS was removed from Kubernetes; the names are not served",
+    "profiling": "there is no pprof endpoint",
+}
 
 
 def serve_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ServeConfig:

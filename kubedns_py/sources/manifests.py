@@ -100,16 +100,19 @@ class ManifestSource:
             if path.exists():
                 self._missing.discard(path)
             if path.is_dir():
-                yield from sorted(
-                    p
-                    for p in path.iterdir()
-                    if p.suffix in SUFFIXES and not p.name.startswith(".") and p.is_file()
-                )
+                yield from files_in(path)
             elif path.exists():
                 yield path
             elif path not in self._missing:
                 self._missing.add(path)
                 log.error("%s: no such file or directory", path)
+
+
+def files_in(directory: Path) -> list[Path]:
+    """The manifest files of a directory, in load order."""
+    return sorted(
+        p for p in directory.iterdir() if p.suffix in SUFFIXES and not p.name.startswith(".") and p.is_file()
+    )
 
 
 def load_file(path: Path) -> list[KubeObject]:

@@ -10,6 +10,7 @@ import subprocess
 import pytest
 
 from tests.deploy import ENTRY_POINTS, ROOT, Container, containers, expand
+from tests.e2e.upstream_spec import DNSMASQ, KUBEDNS, KUBEDNS_ENV, SIDECAR
 
 # What Kubernetes injects for the Services of the pod's namespace (enableServiceLinks): the node-local
 # cache finds kube-dns-upstream through it. Any address will do for a flag check.
@@ -58,3 +59,20 @@ def test_node_cache_warns_without_the_upstream_service() -> None:
     done = check_config(node_cache, {})
     assert done.returncode == 0, done.stderr
     assert "KUBE_DNS_UPSTREAM_SERVICE_HOST is not set" in done.stderr
+
+
+@pytest.mark.parametrize("command", [KUBEDNS, DNSMASQ, SIDECAR], ids=["kubedns", "dnsmasq", "sidecar"])
+def test_the_upstream_addons_arguments_are_accepted(command: list[str]) -> None:
+    """kube-dns.yaml.in's args, unchanged (serve's master URL stands in for the service account)."""
+    program, *args = command
+    extra = ["--kube-master-url=http://127.0.0.1:1"] if args[0] == "serve" else []
+    done = subprocess.run(
+        [*ENTRY_POINTS[program], *args, *extra, "--check-config"],
+        env={**os.environ, **KUBEDNS_ENV},
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr

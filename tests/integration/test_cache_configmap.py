@@ -152,6 +152,21 @@ def test_the_initial_configuration_routes_queries(config: ConfigMap, running: Ru
     assert address(fresh("deep.down.stub.test"), running.dns_port) == STUB1
 
 
+def test_the_nanny_spelling_reads_the_same_configmap(config: ConfigMap) -> None:
+    """The dnsmasq-nanny container's flags, its ConfigMap mount given as -configDir."""
+    nanny = (
+        "-v=2",
+        "-logtostderr",
+        f"-configDir={config.directory}",
+        "-restartDnsmasq=true",
+        "-syncInterval=1s",
+    )
+    with cache(*nanny, "--", "-k", "--no-resolv") as c:
+        c.wait_for_log(rf"config-dir {re.escape(str(config.directory))}: loaded")
+        assert address(fresh("elsewhere.test"), c.dns_port) == DEFAULT
+        assert address(fresh("stub.test"), c.dns_port) == STUB1
+
+
 class Background:
     """Fresh names asked back to back from a thread; every reply (or error) kept."""
 

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import dns.message
+import dns.query
 import pytest
 
 from tests.support.dnsclient import HOST
@@ -104,3 +105,17 @@ def test_cache_answers_forwarded_queries_in_flight_when_it_stops() -> None:
             reply = dns.message.from_wire(client.recv(4096))
         assert reply.id == query.id and reply.answer
         assert running.process.wait(10) == 0
+
+
+def test_idle_tcp_clients_do_not_hold_up_or_spoil_the_exit() -> None:
+    serve_query = dns.message.make_query("kubernetes.default.svc.cluster.local", "A")
+    cache_query = dns.message.make_query("hits.bind", "TXT", "CH")  # answered by the cache itself
+    for running, query in (
+        (start_serve(), serve_query),
+        (start_cache("--no-resolv", "--server=127.0.0.1#9"), cache_query),
+    ):
+        with socket.create_connection((HOST, running.dns_port), timeout=5):
+            # Accepted before SIGTERM: connections are accepted in order, and a later one was answered.
+            dns.query.tcp(query, HOST, port=running.dns_port, timeout=5)
+            assert stop(running) == 0
+        assert "Traceback" not in running.log_text(), running.log_text()[-3000:]

@@ -266,14 +266,15 @@ def test_a_child_that_dies_takes_the_pod_down(upstream: TestNameserver) -> None:
 def test_a_child_that_cannot_start_takes_the_pod_down(upstream: TestNameserver) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as taken:
         taken.bind(("127.0.0.1", 0))
-        up = launch(upstream, serve_port=taken.getsockname()[1])
+        port = taken.getsockname()[1]
+        up = launch(upstream, serve_port=port)
         try:
             code = up.running.process.wait(READY_WITHIN)
         finally:
             stop_up(up)
     text = up.running.log_text()
     assert code == 1, text
-    assert "[serve] kubedns-py serve: [Errno 98] Address already in use" in text
+    assert f"[serve] kubedns-py serve: [Errno 98] port {port} (--dns-port): Address already in use" in text
     assert "up: serve exited with code 1; stopping the others" in text
     assert "kubedns-py is up" not in text
     assert_all_gone(up)

@@ -1,0 +1,71 @@
+"""The upstream kube-dns pod spec with our images and nothing else changed: the three containers'
+command lines verbatim, on the pod's ports (53, 10053, 10054, 10055, 8081), in a network namespace
+this test makes (``unshare -n``), following the API double; the pod's probes answer 200 and a
+Service's name resolves through port 53 (see ``upstream_spec``)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from tests.e2e.upstream_spec import PROBES, SERVICE_IP
+from tests.support.processes import ROOT
+
+RUN_TIMEOUT = 90
+
+
+def namespaces_unavailable() -> str | None:
+    if shutil.which("unshare") is None or shutil.which("ip") is None:
+        return "unshare and ip are needed"
+    if os.geteuid() != 0:
+        return "unshare -n needs root"
+    tried = subprocess.run(["unshare", "-n", "true"], capture_output=True, text=True, timeout=10, check=False)
+    return None if tried.returncode == 0 else f"unshare -n is not permitted here: {tried.stderr.strip()}"
+
+
+@pytest.fixture(scope="module")
+def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
+    if why := namespaces_unavailable():
+        pytest.skip(why)
+    work = tmp_path_factory.mktemp("upstream-spec")
+    done = subprocess.run(
+        ["unshare", "-n", sys.executable, "-m", "tests.e2e.upstream_spec", str(work)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=RUN_TIMEOUT,
+        check=False,
+    )
+    logs = "\n".join(f"== {log.name}\n{log.read_text()[-2000:]}" for log in sorted(work.glob("*.log")))
+    assert done.returncode == 0, f"{done.stderr[-3000:]}\n{logs}"
+    result: dict[str, object] = json.loads(done.stdout)
+    result["logs"] = {log.stem: log.read_text() for log in work.glob("*.log")}
+    return result
+
+
+def test_the_pods_probes_answer_200(report: dict[str, object]) -> None:
+    assert report["probes"] == {name: 200 for name in PROBES}
+
+
+def test_a_service_resolves_through_port_53(report: dict[str, object]) -> None:
+    assert report["udp"] == ["NOERROR", SERVICE_IP]
+    assert report["tcp"] == ["NOERROR", SERVICE_IP]
+
+
+def test_every_container_ran_and_stopped_cleanly(report: dict[str, object]) -> None:
+    assert report["running"] == [True, True, True]
+    assert report["exits"] == [0, 0, 0]
+
+
+def test_the_nanny_flag_that_no_longer_applies_warns_once(report: dict[str, object]) -> None:
+    logs = report["logs"]
+    assert isinstance(logs, dict)
+    warnings = [line for line in logs["dnsmasq"].splitlines() if " WARNING " in line and "ignored" in line]
+    assert len(warnings) == 1 and "--restartDnsmasq ignored" in warnings[0]
+    for log in logs.values():
+        assert "unrecognized arguments" not in log and "Traceback" not in log
