@@ -37,6 +37,7 @@ from kubedns_py.net.udp import UdpServer
 from kubedns_py.ratelimit import SuppressedLines
 from kubedns_py.serve.answerer import Answerer
 from kubedns_py.serve.config import ServeConfig
+from kubedns_py.serve.skydns import SkyDnsCollector
 from kubedns_py.sources.base import Source
 
 log = logging.getLogger("kubedns_py.serve")
@@ -83,6 +84,7 @@ class ServeApp:
         self.acl = ClientAcl(config.allow_from) if config.allow_from else None
         self.answerer = Answerer(self.zone, WireZone(self.zone, self.store), self.stats, self.acl)
         self.registry.register(self.stats)
+        self.registry.register(SkyDnsCollector(self.stats))
         self.registry.register(RefusedClients("serve", self.acl))
         self.lameduck = config.lameduck
         self._draining = False
