@@ -20,7 +20,8 @@ from prometheus_client.registry import Collector
 
 # CoreDNS's request-duration buckets: 0.25 ms doubling 16 times (to ~8 s).
 DURATION_BUCKETS = tuple(0.00025 * 2**k for k in range(16))
-# The query types worth a label of their own; the rest count as "other", keeping cardinality bounded.
+# The query types worth a label of their own (CoreDNS's); the rest count as "other", keeping
+# cardinality bounded.
 QTYPE_LABELS = {
     getattr(QTYPE, name): name
     for name in (
@@ -40,6 +41,9 @@ QTYPE_LABELS = {
         "SVCB",
         "DS",
         "DNSKEY",
+        "NSEC",
+        "NSEC3",
+        "RRSIG",
     )
 }
 
@@ -217,6 +221,9 @@ class DnsStats(Collector):
             if len(self._tallies) < MAX_TALLY_KEYS:
                 self._tallies[key] = tally
         return tally
+
+    def tallies(self) -> list[HitTally]:
+        return list(self._shared.values())
 
     @property
     def tallied_answers(self) -> int:
