@@ -230,10 +230,8 @@ class DnsStats(Collector):
         """Every answer counted through a ``HitTally``, fast or not."""
         return sum(t.hits + t.slow for t in list(self._shared.values()))
 
-    def record(
-        self, proto: str, qtype: str, rcode: str, seconds: float, size: int = 0, asked: int = 0
-    ) -> None:
-        """One answer (``size`` bytes, 0 when none was sent) to an ``asked``-byte query."""
+    def record(self, proto: str, qtype: str, rcode: str, seconds: float, size: int, asked: int) -> None:
+        """One ``size``-byte answer to an ``asked``-byte query."""
         self._counts.add(proto, qtype, rcode, 1, seconds, size, asked, False)
 
     def counts(self) -> Counts:
