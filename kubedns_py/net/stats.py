@@ -1,10 +1,10 @@
 """Per-query statistics, cheap enough for the hot path.
 
 Counting through prometheus_client's labelled children costs microseconds per query (label lookup,
-locks); here a query costs one dict increment and one bisect, and a custom collector turns the plain
-counts into Prometheus families only when /metrics is scraped. Answers on the hot paths are
-cheaper still: they add to a ``HitTally`` shared by every answer of their kind, kept next to what
-answers them, and ``collect`` reads those when scraped.
+locks); here a query costs a few dict increments and bisects, and collectors turn the plain counts
+(``Counts``) into Prometheus families only when /metrics is scraped: ours, kube-dns's
+(``serve.skydns``) and CoreDNS's (``net.coredns``). Answers on the hot paths are cheaper still: they
+add to a ``HitTally`` shared by every answer of their kind and sizes, kept next to what answers them.
 """
 
 from __future__ import annotations
