@@ -20,6 +20,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from kubedns_py.cache.chaos import Chaos
 from kubedns_py.cache.config import CacheConfig
 from kubedns_py.cache.configdir import ConfigDirWatcher, DnsConfig
+from kubedns_py.cache.coredns_metrics import CoreDnsCacheCollector, forward_collectors
 from kubedns_py.cache.forwarder import Forwarder
 from kubedns_py.cache.frontend import Frontend
 from kubedns_py.cache.loopdetect import LoopDetector
@@ -29,6 +30,7 @@ from kubedns_py.cache.responses import Policy, ResponseCache
 from kubedns_py.cache.routing import RouteTable, StaticServers, build_routes, read_resolv_conf
 from kubedns_py.net.acl import ClientAcl, RefusedClients
 from kubedns_py.net.connections import TcpConnections
+from kubedns_py.net.coredns import CoreDnsCollector
 from kubedns_py.net.http import bound_port, metrics_handler, start_http, text_handler
 from kubedns_py.net.interfaces import local_networks
 from kubedns_py.net.sockets import bind_dns_sockets, binding
@@ -98,6 +100,8 @@ class CacheApp:
         self.registry.register(
             CacheCollector(self.cache, self.frontend, self.resolver, self.forwarder, self._config_dir)
         )
+        if config.coredns_metrics:
+            self._coredns_metrics()
         # One budget for every listen address: a client reaching several counts once.
         self.tcp_connections = TcpConnections("cache", config.tcp_max_connections, config.tcp_max_per_client)
         self.registry.register(self.tcp_connections)
@@ -106,6 +110,15 @@ class CacheApp:
         self._http: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.port = config.port
+
+    def _coredns_metrics(self) -> None:
+        address = self.config.listen_addresses[0] if self.config.listen_addresses else "0.0.0.0"
+        core = CoreDnsCollector(self.stats, lambda: self.port, address, "forward")
+        plugins = CoreDnsCacheCollector(
+            lambda: self.port, self.cache, self.frontend, self.resolver, self.forwarder, self.stats
+        )
+        for collector in (core, plugins, *forward_collectors(self.registry)):
+            self.registry.register(collector)
 
     def _routes(self, configmap: DnsConfig | None) -> RouteTable:
         resolv = None if self.config.no_resolv else read_resolv_conf(self.config.resolv_file)

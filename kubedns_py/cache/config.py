@@ -66,6 +66,7 @@ class CacheConfig:
     allow_from: tuple[Network, ...]  # ... or inside one of these
     lameduck: float
     verbosity: int
+    coredns_metrics: bool = False  # also CoreDNS's series, for its dashboards and alerts
 
 
 def add_cache_flags(parser: argparse.ArgumentParser) -> None:
@@ -149,6 +150,7 @@ def add_cache_flags(parser: argparse.ArgumentParser) -> None:
         "--config-period", type=duration, default=5.0, metavar="DURATION", help="config-dir poll period"
     )
     ours.add_argument("--metrics-port", type=port, default=9153, help="Prometheus /metrics (0 picks a port)")
+    ours.add_argument("--coredns-metrics", action="store_true", help="also export CoreDNS's metric names")
     ours.add_argument(
         "--http-bind-address", default="0.0.0.0", help="address for the metrics and health port"
     )
@@ -232,4 +234,5 @@ def cache_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> C
         allow_from=allow_from,
         lameduck=args.lameduck,
         verbosity=args.v,
+        coredns_metrics=args.coredns_metrics,
     )

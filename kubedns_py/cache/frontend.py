@@ -187,7 +187,7 @@ class Frontend:
         if refused is None:
             return None
         reply, qtype = refused
-        self._stats.record(proto, qtype_label(qtype), "REFUSED", monotonic() - now)
+        self._stats.record(proto, qtype_label(qtype), "REFUSED", monotonic() - now, len(reply), len(data))
         return reply
 
     def _on_udp(
@@ -198,18 +198,23 @@ class Frontend:
         q = outcome
         refused = self._policy(data, q)
         if refused is not None:
-            self._stats.record("udp", qtype_label(q.qtype), rcode_label(refused[3] & 0x0F), monotonic() - now)
+            rcode = rcode_label(refused[3] & 0x0F)
+            self._stats.record("udp", qtype_label(q.qtype), rcode, monotonic() - now, len(refused), len(data))
             return refused
         key = cache_key(q)
         entry = self._hit(data, q, key, now)
         if entry is not None:
             reply = entry.reply(data, q.end, q.edns, q.dnssec_ok, q.payload, now)
-            self._stats.record("udp", qtype_label(q.qtype), rcode_label(entry.rcode), monotonic() - now)
+            rcode = rcode_label(entry.rcode)
+            self._stats.record("udp", qtype_label(q.qtype), rcode, monotonic() - now, len(reply), len(data))
             return reply
         self.counters.misses += 1
         if len(self._tasks) >= self._max_waiting:
-            self._stats.record("udp", qtype_label(q.qtype), "SERVFAIL", monotonic() - now)
-            return splice.empty_reply(data, q, SERVFAIL, RA_BIT, FORWARDER_PAYLOAD)
+            failed = splice.empty_reply(data, q, SERVFAIL, RA_BIT, FORWARDER_PAYLOAD)
+            self._stats.record(
+                "udp", qtype_label(q.qtype), "SERVFAIL", monotonic() - now, len(failed), len(data)
+            )
+            return failed
         task = asyncio.create_task(self._miss_udp(data, q, key, addr, send, now))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
@@ -231,7 +236,8 @@ class Frontend:
             else:
                 self.counters.misses += 1
                 reply = await self._answer(data, q, key, TCP_MAX)
-        self._stats.record("tcp", qtype_label(q.qtype), rcode_label(reply[3] & 0x0F), monotonic() - now)
+        rcode = rcode_label(reply[3] & 0x0F)
+        self._stats.record("tcp", qtype_label(q.qtype), rcode, monotonic() - now, len(reply), len(data))
         return reply
 
     def _hit(self, data: bytes, q: reader.Question, key: CacheKey, now: float) -> Entry | None:
@@ -256,7 +262,10 @@ class Frontend:
             due = entry.expires
         self._cache.touch(key)
         if entry.tally is NO_TALLY:
-            entry.tally = self._stats.tally("udp", q.qtype, entry.rcode)
+            # Chosen once per entry, with the sizes of the query that first found it fresh: later hits
+            # differ only by our OPT record (present or not) and by the EDNS options their queries carry.
+            size = entry.size + (OPT_SIZE if q.edns else 0)
+            entry.tally = self._stats.tally("udp", q.qtype, entry.rcode, size, len(data))
         entry.ready(now, due)
         return True
 
@@ -288,7 +297,8 @@ class Frontend:
             reply = splice.header_only(data, outcome.rcode)
         else:
             return None
-        self._stats.record(proto, "other", rcode_label(reply[3] & 0x0F), monotonic() - now)
+        rcode = rcode_label(reply[3] & 0x0F)
+        self._stats.record(proto, "other", rcode, monotonic() - now, len(reply), len(data))
         return reply
 
     @staticmethod
@@ -300,7 +310,8 @@ class Frontend:
         self, data: bytes, q: reader.Question, key: CacheKey, addr: Address, send: Send, start: float
     ) -> None:
         reply = await self._answer(data, q, key, q.payload)
-        self._stats.record("udp", qtype_label(q.qtype), rcode_label(reply[3] & 0x0F), monotonic() - start)
+        rcode = rcode_label(reply[3] & 0x0F)
+        self._stats.record("udp", qtype_label(q.qtype), rcode, monotonic() - start, len(reply), len(data))
         send(reply, addr)
 
     async def _answer(self, data: bytes, q: reader.Question, key: CacheKey, limit: int) -> bytes:

@@ -1,16 +1,18 @@
 """Per-query statistics, cheap enough for the hot path.
 
 Counting through prometheus_client's labelled children costs microseconds per query (label lookup,
-locks); here a query costs one dict increment and one bisect, and a custom collector turns the plain
-counts into Prometheus families only when /metrics is scraped. Answers on the hot paths are
-cheaper still: they add to a ``HitTally`` shared by every answer of their kind, kept next to what
-answers them, and ``collect`` reads those when scraped.
+locks); here a query costs a few dict increments and bisects, and collectors turn the plain counts
+(``Counts``) into Prometheus families only when /metrics is scraped: ours, kube-dns's
+(``serve.skydns``) and CoreDNS's (``net.coredns``). Answers on the hot paths are cheaper still: they
+add to a ``HitTally`` shared by every answer of their kind and sizes, kept next to what answers them.
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
 
 from dnslib import QTYPE, RCODE
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
@@ -18,7 +20,8 @@ from prometheus_client.registry import Collector
 
 # CoreDNS's request-duration buckets: 0.25 ms doubling 16 times (to ~8 s).
 DURATION_BUCKETS = tuple(0.00025 * 2**k for k in range(16))
-# The query types worth a label of their own; the rest count as "other", keeping cardinality bounded.
+# The query types worth a label of their own (CoreDNS's); the rest count as "other", keeping
+# cardinality bounded.
 QTYPE_LABELS = {
     getattr(QTYPE, name): name
     for name in (
@@ -38,12 +41,26 @@ QTYPE_LABELS = {
         "SVCB",
         "DS",
         "DNSKEY",
+        "NSEC",
+        "NSEC3",
+        "RRSIG",
     )
 }
 
 
-# Answers faster than the first bucket's bound may be tallied in bulk: they all land in that bucket.
+# kube-dns's (SkyDNS's) request-duration buckets: 1 ms, 3 ms, then Prometheus's defaults.
+SKYDNS_DURATION_BUCKETS = (0.001, 0.003, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+SKYDNS_SIZE_BUCKETS = (0, 512, 1024, 1500, 2048, *range(4096, 65537, 4096))
+COREDNS_SIZE_BUCKETS = (0, 100, 200, 300, 400, 511, 1023, 2047, 4095, 8291, 16000, 32000, 48000, 64000)
+# Sizes are counted by the bucket they fall in among both schemes' bounds, so each scheme's histogram
+# is exact and the counts stay bounded whatever sizes arrive.
+SIZE_BOUNDS = tuple(sorted({*SKYDNS_SIZE_BUCKETS, *COREDNS_SIZE_BUCKETS}))
+# Answers faster than the first bucket's bound may be tallied in bulk: they all land in that bucket
+# (and in SkyDNS's first, 1 ms, too).
 FAST = DURATION_BUCKETS[0]
+# Distinct (protocol, type, rcode, reply size, query size) kinds given a tally of their own; past it,
+# new kinds share the tally of their size buckets (found with a bisect: slower, still bounded).
+MAX_TALLY_KEYS = 50_000
 
 
 def qtype_label(qtype: int) -> str:
@@ -55,20 +72,43 @@ def rcode_label(rcode: int) -> str:
     return name
 
 
-Record = Callable[[str, str, str, float], None]  # proto, qtype label, rcode label, seconds
+def system_label(qtype: str) -> str:
+    """kube-dns's ``system``: its reverse lookups are PTR questions; everything serve answers itself
+    is otherwise ``auth``."""
+    return "reverse" if qtype == "PTR" else "auth"
+
+
+def size_bucket(size: int) -> int:
+    return bisect_left(SIZE_BOUNDS, size)
+
+
+# proto, qtype label, rcode label, seconds, reply bytes, query bytes
+Record = Callable[[str, str, str, float, int, int], None]
 
 
 class HitTally:
-    """Answers of one kind (protocol, query type, rcode) that each took less than ``FAST``, and their
-    seconds: the hot paths add to it in two attribute updates, the statistics read it when scraped."""
+    """Answers of one kind (protocol, query type, rcode, reply and query size) that each took less
+    than ``FAST``, and their seconds: the hot paths add to it in two attribute updates, the statistics
+    read it when scraped. The sizes are those of the answer the tally was chosen for; answers sharing
+    a tally share its size buckets."""
 
-    __slots__ = ("hits", "proto", "qtype", "rcode", "record", "seconds", "slow")
+    __slots__ = ("asked", "hits", "proto", "qtype", "rcode", "record", "seconds", "size", "slow")
 
-    def __init__(self, proto: str, qtype: str, rcode: str, record: Record | None = None) -> None:
+    def __init__(
+        self,
+        proto: str,
+        qtype: str,
+        rcode: str,
+        record: Record | None = None,
+        size: int = 0,
+        asked: int = 0,
+    ) -> None:
         self.proto = proto
         self.qtype = qtype
         self.rcode = rcode
         self.record = record
+        self.size = size
+        self.asked = asked
         self.hits = 0
         self.seconds = 0.0
         self.slow = 0  # answers of this kind that were recorded one by one instead
@@ -79,17 +119,75 @@ class HitTally:
             self.seconds += seconds
         else:  # a slow one (a pause, a busy machine) goes in its histogram bucket
             self.slow += 1
-            self.record(self.proto, self.qtype, self.rcode, seconds)
+            self.record(self.proto, self.qtype, self.rcode, seconds, self.size, self.asked)
+
+
+@dataclass
+class Counts:
+    """What the statistics hold, as plain numbers: the exported families of each naming scheme
+    (ours, kube-dns's, CoreDNS's) are computed from one of these when scraped."""
+
+    requests: dict[tuple[str, str], int] = field(default_factory=dict)  # (proto, qtype)
+    responses: dict[tuple[str, str], int] = field(default_factory=dict)  # (system, rcode)
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(DURATION_BUCKETS) + 1))
+    duration_sum: float = 0.0
+    sky_buckets: dict[str, list[int]] = field(default_factory=dict)  # by system
+    sky_sums: dict[str, float] = field(default_factory=dict)
+    reply_sizes: dict[tuple[str, str, int], int] = field(default_factory=dict)  # (proto, system, bucket)
+    reply_bytes: dict[tuple[str, str], int] = field(default_factory=dict)  # (proto, system)
+    query_sizes: dict[tuple[str, int], int] = field(default_factory=dict)  # (proto, bucket)
+    query_bytes: dict[str, int] = field(default_factory=dict)
+    malformed: dict[str, int] = field(default_factory=dict)
+
+    def add(
+        self, proto: str, qtype: str, rcode: str, n: int, seconds: float, size: int, asked: int, fast: bool
+    ) -> None:
+        """``n`` answers of one kind taking ``seconds`` in all: each faster than ``FAST`` when ``fast``,
+        else a single answer."""
+        system = system_label(qtype)
+        _inc(self.requests, (proto, qtype), n)
+        _inc(self.responses, (system, rcode), n)
+        self.buckets[0 if fast else bisect_left(DURATION_BUCKETS, seconds)] += n
+        self.duration_sum += seconds
+        sky = self.sky_buckets.get(system)
+        if sky is None:
+            sky = self.sky_buckets[system] = [0] * (len(SKYDNS_DURATION_BUCKETS) + 1)
+        sky[0 if fast else bisect_left(SKYDNS_DURATION_BUCKETS, seconds)] += n
+        self.sky_sums[system] = self.sky_sums.get(system, 0.0) + seconds
+        _inc(self.reply_sizes, (proto, system, size_bucket(size)), n)
+        _inc(self.reply_bytes, (proto, system), size * n)
+        _inc(self.query_sizes, (proto, size_bucket(asked)), n)
+        _inc(self.query_bytes, proto, asked * n)
+
+    def copy(self) -> Counts:
+        return Counts(
+            dict(self.requests),
+            dict(self.responses),
+            list(self.buckets),
+            self.duration_sum,
+            {system: list(b) for system, b in self.sky_buckets.items()},
+            dict(self.sky_sums),
+            dict(self.reply_sizes),
+            dict(self.reply_bytes),
+            dict(self.query_sizes),
+            dict(self.query_bytes),
+            dict(self.malformed),
+        )
+
+
+_K = TypeVar("_K")
+
+
+def _inc(counts: dict[_K, int], key: _K, n: int) -> None:
+    counts[key] = counts.get(key, 0) + n
 
 
 class DnsStats(Collector):
     def __init__(self, server: str) -> None:
         self._server = server
-        self._requests: dict[tuple[str, str], int] = {}
-        self._responses: dict[str, int] = {}
-        self._buckets = [0] * (len(DURATION_BUCKETS) + 1)
-        self._duration_sum = 0.0
-        self._tallies: dict[tuple[str, int, int], HitTally] = {}
+        self._counts = Counts()
+        self._tallies: dict[tuple[str, int, int, int, int], HitTally] = {}
+        self._shared: dict[tuple[str, int, int, int, int], HitTally] = {}
         self._malformed: dict[str, int] = {}
         self._malformed_elsewhere: dict[str, Callable[[], int]] = {}
 
@@ -109,74 +207,93 @@ class DnsStats(Collector):
             counts[kind] = counts.get(kind, 0) + count()
         return counts
 
-    def tally(self, proto: str, qtype: int, rcode: int) -> HitTally:
-        """The shared tally for answers of this kind, to keep next to what answers them."""
-        key = (proto, qtype, rcode)
+    def tally(self, proto: str, qtype: int, rcode: int, size: int = 0, asked: int = 0) -> HitTally:
+        """The shared tally for answers of this kind (``size`` bytes, to a ``asked``-byte query), to
+        keep next to what answers them."""
+        key = (proto, qtype, rcode, size, asked)
         tally = self._tallies.get(key)
         if tally is None:
-            tally = HitTally(proto, qtype_label(qtype), rcode_label(rcode), self.record)
-            self._tallies[key] = tally
+            shared = (proto, qtype, rcode, size_bucket(size), size_bucket(asked))
+            tally = self._shared.get(shared)
+            if tally is None:
+                tally = HitTally(proto, qtype_label(qtype), rcode_label(rcode), self.record, size, asked)
+                self._shared[shared] = tally
+            if len(self._tallies) < MAX_TALLY_KEYS:
+                self._tallies[key] = tally
         return tally
+
+    def tallies(self) -> list[HitTally]:
+        return list(self._shared.values())
 
     @property
     def tallied_answers(self) -> int:
         """Every answer counted through a ``HitTally``, fast or not."""
-        return sum(t.hits + t.slow for t in self._tallies.values())
+        return sum(t.hits + t.slow for t in list(self._shared.values()))
 
-    def record(self, proto: str, qtype: str, rcode: str, seconds: float) -> None:
-        key = (proto, qtype)
-        self._requests[key] = self._requests.get(key, 0) + 1
-        self._responses[rcode] = self._responses.get(rcode, 0) + 1
-        self._buckets[bisect_left(DURATION_BUCKETS, seconds)] += 1
-        self._duration_sum += seconds
+    def record(self, proto: str, qtype: str, rcode: str, seconds: float, size: int, asked: int) -> None:
+        """One ``size``-byte answer to an ``asked``-byte query."""
+        self._counts.add(proto, qtype, rcode, 1, seconds, size, asked, False)
 
-    def _fold(self, tallies: Iterable[HitTally]) -> None:
-        for t in tallies:
-            key = (t.proto, t.qtype)
-            self._requests[key] = self._requests.get(key, 0) + t.hits
-            self._responses[t.rcode] = self._responses.get(t.rcode, 0) + t.hits
-            self._buckets[0] += t.hits
-            self._duration_sum += t.seconds
+    def counts(self) -> Counts:
+        """Everything counted so far, tallies included, as a copy."""
+        counts = self._counts.copy()
+        for t in list(self._shared.values()):
+            if t.hits:
+                counts.add(t.proto, t.qtype, t.rcode, t.hits, t.seconds, t.size, t.asked, True)
+        counts.malformed = self.malformed_counts()
+        return counts
 
     def collect(self) -> Iterator[Metric]:
-        current = DnsStats(self._server)
-        current._requests = dict(self._requests)
-        current._responses = dict(self._responses)
-        current._buckets = list(self._buckets)
-        current._duration_sum = self._duration_sum
-        current._fold(t for t in list(self._tallies.values()) if t.hits)
-        current._malformed = self.malformed_counts()
-        return current._families()
-
-    def _families(self) -> Iterator[Metric]:
+        counts = self.counts()
         requests = CounterMetricFamily(
             "kubedns_dns_requests", "DNS queries received.", labels=["server", "proto", "type"]
         )
-        for (proto, qtype), count in sorted(self._requests.items()):
+        for (proto, qtype), count in sorted(counts.requests.items()):
             requests.add_metric([self._server, proto, qtype], count)
         yield requests
         responses = CounterMetricFamily(
             "kubedns_dns_responses", "DNS responses sent, by response code.", labels=["server", "rcode"]
         )
-        for rcode, count in sorted(self._responses.items()):
+        for rcode, count in sorted(by_rcode(counts).items()):
             responses.add_metric([self._server, rcode], count)
         yield responses
-        cumulative, buckets = 0, []
-        for bound, count in zip((*DURATION_BUCKETS, float("inf")), self._buckets, strict=True):
-            cumulative += count
-            buckets.append((str(bound) if bound != float("inf") else "+Inf", cumulative))
         duration = HistogramMetricFamily(
             "kubedns_dns_request_duration_seconds",
             "Time from reading a query to having its reply.",
             labels=["server"],
         )
-        duration.add_metric([self._server], buckets, self._duration_sum)
+        duration.add_metric([self._server], cumulative(DURATION_BUCKETS, counts.buckets), counts.duration_sum)
         yield duration
         malformed = CounterMetricFamily(
             "kubedns_dns_malformed",
             "Packets that were not readable queries (the cache: also upstream replies), by kind.",
             labels=["server", "kind"],
         )
-        for kind, count in sorted(self._malformed.items()):
+        for kind, count in sorted(counts.malformed.items()):
             malformed.add_metric([self._server, kind], count)
         yield malformed
+
+
+def by_rcode(counts: Counts) -> dict[str, int]:
+    responses: dict[str, int] = {}
+    for (_, rcode), count in counts.responses.items():
+        _inc(responses, rcode, count)
+    return responses
+
+
+def cumulative(bounds: Sequence[float], counts: Sequence[int]) -> list[tuple[str, float]]:
+    """Prometheus histogram buckets from per-bucket counts (the last one past every bound)."""
+    total, buckets = 0, list[tuple[str, float]]()
+    for bound, count in zip((*bounds, float("inf")), counts, strict=True):
+        total += count
+        buckets.append((str(bound) if bound != float("inf") else "+Inf", total))
+    return buckets
+
+
+def size_histogram(bounds: Sequence[int], sizes: Iterable[tuple[int, int]]) -> list[int]:
+    """Counts per bucket of ``bounds`` from counts per bucket of ``SIZE_BOUNDS`` (a superset)."""
+    counts = [0] * (len(bounds) + 1)
+    for index, count in sizes:
+        bound = SIZE_BOUNDS[index] if index < len(SIZE_BOUNDS) else float("inf")
+        counts[bisect_left(bounds, bound)] += count
+    return counts

@@ -94,7 +94,7 @@ class Answerer:
         if refused is None:
             return None
         reply, qtype = refused
-        self._record(proto, qtype_label(qtype), "REFUSED", perf_counter() - start)
+        self._record(proto, qtype_label(qtype), "REFUSED", perf_counter() - start, len(reply), len(data))
         return reply
 
     def answer(self, data: bytes, _addr: object = None, tcp: bool = False) -> bytes | None:
@@ -120,7 +120,9 @@ class Answerer:
                         heads, body, rcode, shorter = section
                         reply = head + heads[variant] + question + body + opt
                         if len(reply) <= limit:
-                            tally = self._tally("tcp" if tcp else "udp", q.qtype, rcode)
+                            tally = self._tally(
+                                "tcp" if tcp else "udp", q.qtype, rcode, len(reply), len(data)
+                            )
                             tally.count(perf_counter() - start)
                             if not tcp:
                                 self._remember(data, reply, source, tally)
@@ -133,7 +135,8 @@ class Answerer:
             self._failures.exception("answer", "answering a %d-byte query failed", len(data))
             general, qtype_name, rcode_name = header_only(data, RCODE.SERVFAIL), "other", "SERVFAIL"
         if general is not None:
-            self._record("tcp" if tcp else "udp", qtype_name, rcode_name, perf_counter() - start)
+            proto = "tcp" if tcp else "udp"
+            self._record(proto, qtype_name, rcode_name, perf_counter() - start, len(general), len(data))
         return general
 
     def _remember(self, data: bytes, reply: bytes, source: Validity, tally: HitTally) -> None:

@@ -29,6 +29,7 @@ from kubedns_py.cluster.zone import Zone
 from kubedns_py.gcpause import GcPauses
 from kubedns_py.net.acl import ClientAcl, RefusedClients
 from kubedns_py.net.connections import TcpConnections
+from kubedns_py.net.coredns import CoreDnsCollector, Renamed
 from kubedns_py.net.http import bound_port, metrics_handler, start_http, text_handler
 from kubedns_py.net.sockets import bind_dns_sockets, binding
 from kubedns_py.net.stats import DnsStats
@@ -37,9 +38,11 @@ from kubedns_py.net.udp import UdpServer
 from kubedns_py.ratelimit import SuppressedLines
 from kubedns_py.serve.answerer import Answerer
 from kubedns_py.serve.config import ServeConfig
+from kubedns_py.serve.skydns import SkyDnsCollector
 from kubedns_py.sources.base import Source
 
 log = logging.getLogger("kubedns_py.serve")
+PROGRAMMING = "kubedns_kubernetes_dns_programming_duration_seconds"  # the API source's, when it runs
 
 
 class StoreCollector(Collector):
@@ -83,10 +86,13 @@ class ServeApp:
         self.acl = ClientAcl(config.allow_from) if config.allow_from else None
         self.answerer = Answerer(self.zone, WireZone(self.zone, self.store), self.stats, self.acl)
         self.registry.register(self.stats)
+        self.registry.register(SkyDnsCollector(self.stats))
         self.registry.register(RefusedClients("serve", self.acl))
         self.lameduck = config.lameduck
         self._draining = False
         self.registry.register(StoreCollector(self.store))
+        if config.coredns_metrics:
+            self._coredns_metrics()
         self.gc_pauses = GcPauses()
         self._settling = False
         self.registry.register(self.gc_pauses)
@@ -97,6 +103,16 @@ class ServeApp:
         self._tcp = TcpServer(self.answerer.answer_tcp, self.tcp_connections)
         self._http: list[web.AppRunner] = []
         self._tasks: list[asyncio.Task[None]] = []
+
+    def _coredns_metrics(self) -> None:
+        def dns_port() -> int:
+            return self._udp.port if self._udp is not None else self.config.dns_port
+
+        programming = {PROGRAMMING: "coredns_kubernetes_dns_programming_duration_seconds"}
+        self.registry.register(
+            CoreDnsCollector(self.stats, dns_port, self.config.dns_bind_address, "kubernetes")
+        )
+        self.registry.register(Renamed(self.registry, programming, {}))
 
     async def start(self) -> None:
         # The first sync builds a million long-lived objects, none in a reference cycle; the cycle

@@ -50,6 +50,7 @@ class ServeConfig:
     allow_from: tuple[Network, ...]  # empty: anyone may ask
     lameduck: float
     verbosity: int
+    coredns_metrics: bool = False  # also CoreDNS's series, for its dashboards and alerts
 
 
 def add_serve_flags(parser: argparse.ArgumentParser) -> None:
@@ -66,6 +67,7 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--http-bind-address", default="0.0.0.0", help="address for the health and metrics ports"
     )
+    parser.add_argument("--coredns-metrics", action="store_true", help="also export CoreDNS's metric names")
     parser.add_argument("--kubecfg-file", "--kubeconfig", dest="kubeconfig", default=None)
     parser.add_argument(
         "--kube-master-url", default=None, help="API server URL; environment variables expand"
@@ -162,4 +164,5 @@ def serve_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> S
         allow_from=allow_from,
         lameduck=args.lameduck,
         verbosity=args.v,
+        coredns_metrics=args.coredns_metrics,
     )

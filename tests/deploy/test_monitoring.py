@@ -258,7 +258,8 @@ def ask(name: str, rdtype: str, port: int) -> dns.message.Message:
 
 @pytest.fixture(scope="module")
 def exposition() -> Iterator[dict[str, str]]:
-    """/metrics of serve (following the API double), cache and probe after some real traffic."""
+    """/metrics of serve (following the API double), cache and probe after some real traffic; serve and
+    the cache with CoreDNS's series too."""
     loop = Loop()
     api = FakeApiServer(bookmark_interval=0.2)
     upstream = TestNameserver()
@@ -270,7 +271,7 @@ def exposition() -> Iterator[dict[str, str]]:
         for item in yaml.safe_load(DEMO_CLUSTER.read_text())["items"]:
             api.create(KINDS[item["kind"]], item)
         loop.run(upstream.start())
-        serve = start_serve("--kube-master-url", api.url, manifests=())
+        serve = start_serve("--kube-master-url", api.url, "--coredns-metrics", manifests=())
         running.append(serve)
         eventually(lambda: "kubedns_store_synced 1.0" in scrape(serve.metrics_port), "serve to sync")
         # A watched endpoint change with its trigger time: the DNS programming latency histogram.
@@ -289,6 +290,7 @@ def exposition() -> Iterator[dict[str, str]]:
             "--config-dir",
             config_dir.name,
             "--no-negcache",
+            "--coredns-metrics",
         )
         running.append(cache)
         for name in ("www.example.com.", "www.example.com.", "myservice.default.svc.cluster.local."):
@@ -353,6 +355,19 @@ def test_dashboard_and_alerts_use_only_exposed_metrics(exposition: dict[str, str
     for name in used:
         if name.endswith(("_bucket", "_sum", "_count")) and name in exposed:
             assert exposed[name] == "histogram", f"{name} is not part of a histogram"
+
+
+def test_coredns_programming_duration_is_exposed(exposition: dict[str, str]) -> None:
+    """CoreDNS's name for the DNS programming latency, with its buckets (1 ms doubling, 20 of them)
+    and service_kind, read from the API source's own histogram."""
+    name = "coredns_kubernetes_dns_programming_duration_seconds"
+    families = {f.name: f for f in text_string_to_metric_families(exposition["serve"])}
+    assert families[name].type == "histogram"
+    buckets = [s for s in families[name].samples if s.name == name + "_bucket"]
+    assert {s.labels["service_kind"] for s in buckets} == {"cluster_ip"}
+    assert [float(s.labels["le"]) for s in buckets][:-1] == [0.001 * 2**i for i in range(20)]
+    ours = families["kubedns_kubernetes_dns_programming_duration_seconds"].samples
+    assert [s.value for s in buckets] == [s.value for s in ours if s.name.endswith("_bucket")]
 
 
 def test_process_metrics_are_exposed(exposition: dict[str, str]) -> None:

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
+
 import dns.message
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
+from pytest import MonkeyPatch
 
 from kubedns_py.cluster.answers import WireZone
 from kubedns_py.cluster.objects import Kind, from_dict
 from kubedns_py.cluster.store import Store, Synced, Upsert
 from kubedns_py.cluster.zone import PodMode, Zone
-from kubedns_py.net.stats import DnsStats
+from kubedns_py.net import stats as stats_module
+from kubedns_py.net.stats import (
+    COREDNS_SIZE_BUCKETS,
+    SKYDNS_SIZE_BUCKETS,
+    DnsStats,
+    size_bucket,
+    size_histogram,
+)
 from kubedns_py.serve.answerer import Answerer
 
 
@@ -73,3 +83,31 @@ def test_malformed_queries_are_counted_by_the_readers_reason_and_others_by_their
         "qdcount": 1,
         "oversized": 7,
     }
+
+
+def test_size_buckets_are_exact_in_both_schemes() -> None:
+    """Sizes kept by bucket among both schemes' bounds give each scheme its exact histogram."""
+    sizes = [0, 1, 100, 101, 511, 512, 513, 1500, 1501, 8291, 8292, 64000, 65536, 65537]
+    kept: dict[int, int] = {}
+    for size in sizes:
+        kept[size_bucket(size)] = kept.get(size_bucket(size), 0) + 1
+    for bounds in (SKYDNS_SIZE_BUCKETS, COREDNS_SIZE_BUCKETS):
+        direct = [0] * (len(bounds) + 1)
+        for size in sizes:
+            direct[bisect_left(bounds, size)] += 1
+        assert size_histogram(bounds, kept.items()) == direct
+
+
+def test_tallies_of_the_same_size_buckets_are_shared_past_the_limit(monkeypatch: MonkeyPatch) -> None:
+    monkeypatch.setattr(stats_module, "MAX_TALLY_KEYS", 2)
+    stats = DnsStats("serve")
+    tallies = {stats.tally("udp", 1, 0, size, 40) for size in range(60, 70)}
+    assert len(tallies) == 1  # every size from 60 to 70 falls in the bucket up to 100
+    assert len(stats._tallies) == 2
+    other = stats.tally("udp", 1, 0, 120, 40)
+    assert other not in tallies
+    for tally in (*tallies, other):
+        tally.count(0.0)
+    counts = stats.counts()
+    assert sum(counts.reply_sizes.values()) == 2
+    assert counts.reply_bytes["udp", "auth"] == 60 + 120  # each tally keeps the size it was made for
