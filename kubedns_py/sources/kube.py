@@ -37,7 +37,7 @@ from kubedns_py.cluster.objects import EndpointSet, Kind, KubeObject, ObjectErro
 from kubedns_py.cluster.store import Delete, Event, Replace, Synced, Upsert
 from kubedns_py.ratelimit import RateLimitedLog
 from kubedns_py.sources.base import ApplyEvents
-from kubedns_py.sources.kube_metrics import KubeMetrics
+from kubedns_py.sources.kube_metrics import SERVICE_KINDS, KubeMetrics
 
 log = logging.getLogger(__name__)
 
@@ -341,7 +341,7 @@ class KubeSource:
         for endpoints in changes:
             if endpoints.trigger_time and endpoints.service:
                 headless = (endpoints.namespace, endpoints.service) in self._headless
-                kind = "headless_with_selector" if headless else "cluster_ip"
+                kind = SERVICE_KINDS[1] if headless else SERVICE_KINDS[0]
                 self.metrics.observe_programming(kind, endpoints.trigger_time, now)
 
 

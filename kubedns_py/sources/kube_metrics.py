@@ -13,6 +13,7 @@ from datetime import datetime
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 PROGRAMMING_BUCKETS = tuple(0.001 * 2**i for i in range(20))  # 1 ms doubling up to ~9 min
+SERVICE_KINDS = ("cluster_ip", "headless_with_selector")
 
 
 class KubeMetrics:
@@ -55,6 +56,10 @@ class KubeMetrics:
             buckets=PROGRAMMING_BUCKETS,
             registry=registry,
         )
+        # Exported at zero from the start: a series born at its first observation shows Prometheus no
+        # increase, so the first endpoint change after a restart would not reach rate() or the dashboard.
+        for kind in SERVICE_KINDS:
+            self.programming.labels(kind)
 
     def add_resource(self, resource: str) -> None:
         """Create a resource's series at zero, so they exist before the first failure."""

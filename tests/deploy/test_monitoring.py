@@ -5,7 +5,6 @@ double and a scripted upstream)."""
 
 from __future__ import annotations
 
-import asyncio
 import datetime
 import json
 import re
@@ -13,11 +12,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -30,16 +27,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from tests.deploy import DASHBOARD, PROMETHEUS_CONFIG, ROOT, RULES, RULES_TEST, metric_names
 from tests.support import apiserver_objects as objects
 from tests.support.apiserver import FakeApiServer
+from tests.support.eventloop import Loop
 from tests.support.nameservers import TestNameserver, answer
 from tests.support.processes import DEMO_CLUSTER, Running, start_cache, start_serve, stop
 
-KINDS = {
-    "Namespace": "namespaces",
-    "Service": "services",
-    "EndpointSlice": "endpointslices",
-    "Endpoints": "endpoints",
-    "Pod": "pods",
-}
 PROMETHEUS_GENERATED = {"up"}  # written by Prometheus for each target, never exposed by one
 # The k8s-dns-sidecar's histogram names, kept so kube-dns dashboards still work: promtool's lint
 # dislikes the "ms" in them, and nothing else is allowed to fail it.
@@ -197,25 +188,6 @@ def test_metric_name_extraction(expr: str, names: set[str]) -> None:
 # -- the real components -------------------------------------------------------------------------------
 
 
-class Loop:
-    """An event loop in a thread, for the API server double and the scripted upstream."""
-
-    def __init__(self) -> None:
-        self.loop = asyncio.new_event_loop()
-        self.thread = threading.Thread(target=self.loop.run_forever, name="deploy-test-loop", daemon=True)
-        self.thread.start()
-
-    def run(self, coro: Any, timeout: float = 10.0) -> Any:
-        future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
-        return future.result(timeout)
-
-    def close(self) -> None:
-        self.loop.call_soon_threadsafe(self.loop.stop)
-        self.thread.join(5)
-        if not self.thread.is_alive():
-            self.loop.close()
-
-
 def scrape(port: int) -> str:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
         text: str = reply.read().decode()
@@ -268,8 +240,8 @@ def exposition() -> Iterator[dict[str, str]]:
     config_dir = tempfile.TemporaryDirectory()
     try:
         loop.run(api.start())
-        for item in yaml.safe_load(DEMO_CLUSTER.read_text())["items"]:
-            api.create(KINDS[item["kind"]], item)
+        for resource, item in objects.manifest_objects(DEMO_CLUSTER):
+            api.create(resource, item)
         loop.run(upstream.start())
         serve = start_serve("--kube-master-url", api.url, "--coredns-metrics", manifests=())
         running.append(serve)

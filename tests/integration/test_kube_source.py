@@ -295,11 +295,14 @@ async def test_unusable_objects_are_skipped_and_logged_once(
 async def test_programming_latency_from_trigger_time(api: FakeApiServer) -> None:
     seed(api)
     async with running(settings_for(api)) as run:
+        name = "kubedns_kubernetes_dns_programming_duration_seconds"
+        # Exported at zero before the first change, so Prometheus sees that change as an increase.
+        for kind in ("cluster_ip", "headless_with_selector"):
+            assert run.registry.get_sample_value(f"{name}_count", {"service_kind": kind}) == 0
         trigger = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=2)
         stamp = trigger.strftime("%Y-%m-%dT%H:%M:%SZ")
         api.create("endpointslices", objects.endpoint_slice("db-2", "db", ["10.2.0.9"], trigger_time=stamp))
         api.create("endpointslices", objects.endpoint_slice("web-2", "web", ["10.1.0.9"], trigger_time=stamp))
-        name = "kubedns_kubernetes_dns_programming_duration_seconds"
         await eventually(lambda: run.metric(f"{name}_count", service_kind="cluster_ip") == 1)
         assert run.metric(f"{name}_count", service_kind="headless_with_selector") == 1
         assert 2 <= run.metric(f"{name}_sum", service_kind="headless_with_selector") < 10

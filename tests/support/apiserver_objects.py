@@ -3,9 +3,20 @@ as the real API serves them (only the fields DNS reads, plus what kubernetes-asy
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import yaml
+
 Obj = dict[str, Any]
+RESOURCE_OF_KIND = {
+    "Namespace": "namespaces",
+    "Service": "services",
+    "EndpointSlice": "endpointslices",
+    "Endpoints": "endpoints",
+    "Pod": "pods",
+}
 
 
 def _meta(name: str, namespace: str | None, **extra: Any) -> Obj:
@@ -81,3 +92,9 @@ def pod(name: str, ip: str, ns: str = "default") -> Obj:
         "spec": {"containers": [{"name": "main", "image": "registry.invalid/app"}]},
         "status": {"phase": "Running", "podIP": ip, "podIPs": [{"ip": ip}]},
     }
+
+
+def manifest_objects(path: Path) -> Iterator[tuple[str, Obj]]:
+    """(resource, object) for each item of a manifest List, to ``create`` in the API server double."""
+    for item in yaml.safe_load(path.read_text())["items"]:
+        yield RESOURCE_OF_KIND[item["kind"]], item
