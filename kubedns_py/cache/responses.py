@@ -24,7 +24,8 @@ from cachetools import LRUCache
 from dnslib import RCODE
 
 from kubedns_py.dnswire.query import AA_BIT, RA_BIT, RD_BIT, TC_BIT
-from kubedns_py.dnswire.reply import raw_opt
+from kubedns_py.dnswire.reply import FORWARDER_PAYLOAD
+from kubedns_py.dnswire.splice import raw_opt
 from kubedns_py.dnswire.walk import HEADER_SIZE, OPT, SOA, Walk, WireError, soa_minimum, walk
 from kubedns_py.net.stats import HitTally
 
@@ -43,8 +44,8 @@ class Policy:
     stale_ttl: float = 3600.0
 
 
-OPT_PLAIN = raw_opt()
-OPT_DO = raw_opt(dnssec_ok=True)
+OPT_PLAIN = raw_opt(FORWARDER_PAYLOAD)
+OPT_DO = raw_opt(FORWARDER_PAYLOAD, dnssec_ok=True)
 OPTS = (OPT_PLAIN, OPT_DO)  # indexed by the DO bit
 _HEADER_TAIL = struct.Struct("!HHHHH")  # flags and the four counts: the header after the ID
 _TTL = struct.Struct("!I")

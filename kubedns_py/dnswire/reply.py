@@ -4,27 +4,19 @@ answer or authority data had to go)."""
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Sequence
 
-from dnslib import EDNS0, QTYPE, RR, DNSHeader, DNSRecord
+from dnslib import EDNS0, RR, DNSHeader, DNSRecord
 
-from kubedns_py.dnswire.query import DO_BIT, MAX_UDP_PAYLOAD, Query
+from kubedns_py.dnswire.query import MAX_UDP_PAYLOAD, Query
 
 TCP_MAX = 65535
 # What the cache advertises, to clients and upstreams: the DNS Flag Day 2020 size, no IP fragmentation.
 FORWARDER_PAYLOAD = 1232
-_RAW_OPT = struct.Struct("!BHHIH")  # root name, type 41, class = payload, ttl = ext rcode/version/DO, rdlen
-BADVERS = 16
 
 
-def raw_opt(payload: int = FORWARDER_PAYLOAD, dnssec_ok: bool = False) -> bytes:
-    """An OPT record (version 0, no options) as bytes, for replies and queries built without dnslib."""
-    return _RAW_OPT.pack(0, QTYPE.OPT, payload, DO_BIT if dnssec_ok else 0, 0)
-
-
-def opt_record(extended_rcode: int = 0) -> RR:
-    return EDNS0(udp_len=MAX_UDP_PAYLOAD, ext_rcode=extended_rcode)
+def opt_record() -> RR:
+    return EDNS0(udp_len=MAX_UDP_PAYLOAD)
 
 
 def build_reply(
@@ -67,12 +59,3 @@ def build_reply(
         if len(wire) <= limit:
             return wire
     return pack((), (), (), True)
-
-
-def badvers_reply(query: Query) -> bytes:
-    """RFC 6891 6.1.3: an EDNS version we do not speak gets BADVERS (extended rcode 16) and our OPT."""
-    asked = query.record.header
-    reply = DNSRecord(DNSHeader(id=asked.id, qr=1, rd=asked.rd, rcode=BADVERS & 0xF), q=query.record.q)
-    reply.add_ar(opt_record(extended_rcode=BADVERS >> 4))
-    packed: bytes = reply.pack()
-    return packed
