@@ -13,12 +13,8 @@ their last process, so nothing is left on the host.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
-import shutil
-import signal
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,6 +23,7 @@ import pytest
 
 from tests.e2e.pod import alive
 from tests.e2e.upstream import WWW_ADDRESS
+from tests.support import namespaces
 from tests.support.processes import ROOT
 
 SCRIPT_TIMEOUT = 50.0
@@ -105,20 +102,7 @@ class Run:
 
 def namespaces_unavailable() -> str | None:
     """Why this test cannot run here, or None."""
-    for tool in ("unshare", "ip", "getent", "pgrep"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed"
-    if os.geteuid() != 0:
-        return "unshare -m -n needs root"
-    try:
-        tried = subprocess.run(
-            ["unshare", "-m", "-n", "true"], capture_output=True, text=True, timeout=10, check=False
-        )
-    except subprocess.TimeoutExpired:
-        return "unshare -m -n true did not finish"
-    if tried.returncode != 0:
-        return f"unshare -m -n is not permitted here: {tried.stderr.strip()}"
-    return None
+    return namespaces.unavailable(["-m", "-n"], ("ip", "getent", "pgrep"), ["true"])
 
 
 def hosts_line() -> str:
@@ -170,23 +154,12 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     (tmp / "pod.sh").write_text(script)
     host_resolv_conf = Path("/etc/resolv.conf").read_bytes()
     had_veth = Path("/sys/class/net/veth0").exists()
-    process = subprocess.Popen(
-        ["unshare", "-m", "-n", "--propagation", "private", "bash", str(tmp / "pod.sh")],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its own process group, so a timeout can end every process in it
+    output, returncode = namespaces.run_script(
+        tmp / "pod.sh", ["-m", "-n", "--propagation", "private"], SCRIPT_TIMEOUT
     )
-    try:
-        output, _ = process.communicate(timeout=SCRIPT_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        pytest.fail(f"the namespace script took over {SCRIPT_TIMEOUT}s:\n{output}\n{logs(tmp)}")
     result = parse(output)
-    assert "@@@ setup failed" not in output, f"{output}\n{logs(tmp)}"
-    assert process.returncode == 0 and "@@@ stopped" in output, f"{output}\n{logs(tmp)}"
+    assert "@@@ setup failed" not in output, f"{output}\n{namespaces.logs(tmp)}"
+    assert returncode == 0 and "@@@ stopped" in output, f"{output}\n{namespaces.logs(tmp)}"
     # Nothing leaked out of the namespaces.
     assert Path("/etc/resolv.conf").read_bytes() == host_resolv_conf
     assert Path("/sys/class/net/veth0").exists() == had_veth
@@ -194,10 +167,6 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
     still = [pid for pid in result.pids if alive(pid)]
     assert not still, f"still running after the script: {still}"
     return result
-
-
-def logs(tmp: Path) -> str:
-    return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(tmp.glob("*.log")))
 
 
 def result(run: Run, kind: str) -> Result:

@@ -7,17 +7,14 @@ and again after SIGTERM. The namespace dies with its last process, so nothing is
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
-import shutil
-import signal
-import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from tests.support import namespaces
 from tests.support.processes import ROOT
 
 SCRIPT_TIMEOUT = 60.0
@@ -71,20 +68,9 @@ section done
 
 def unavailable() -> str | None:
     """Why this test cannot run here, or None."""
-    for tool in ("unshare", "ip", "iptables", "iptables-save", "dnsmasq", "dig"):
-        if shutil.which(tool) is None:
-            return f"{tool} is not installed"
-    if os.geteuid() != 0:
-        return "network namespaces and iptables need root"
-    try:
-        tried = subprocess.run(
-            ["unshare", "-n", "iptables-save"], capture_output=True, text=True, timeout=10, check=False
-        )
-    except subprocess.TimeoutExpired:
-        return "unshare -n iptables-save did not finish"
-    if tried.returncode != 0:
-        return f"iptables in a new network namespace is not permitted here: {tried.stderr.strip()}"
-    return None
+    return namespaces.unavailable(
+        ["-n"], ("ip", "iptables", "iptables-save", "dnsmasq", "dig"), ["iptables-save"]
+    )
 
 
 def run_node(tmp: Path, *, skip_teardown: bool, upstream_known: bool) -> dict[str, str]:
@@ -103,21 +89,8 @@ def run_node(tmp: Path, *, skip_teardown: bool, upstream_known: bool) -> dict[st
         outside=OUTSIDE_ADDRESS,
     )
     (tmp / "node.sh").write_text(script)
-    process = subprocess.Popen(
-        ["unshare", "-n", "bash", str(tmp / "node.sh")],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,  # its own process group, so a timeout can end every process in it
-    )
-    try:
-        output, _ = process.communicate(timeout=SCRIPT_TIMEOUT)
-    except subprocess.TimeoutExpired:
-        os.killpg(process.pid, signal.SIGKILL)
-        output, _ = process.communicate()
-        pytest.fail(f"the namespace script took over {SCRIPT_TIMEOUT}s:\n{output}\n{logs(tmp)}")
-    assert "@@@ setup failed" not in output and "@@@ done" in output, f"{output}\n{logs(tmp)}"
+    output, _ = namespaces.run_script(tmp / "node.sh", ["-n"], SCRIPT_TIMEOUT)
+    assert "@@@ setup failed" not in output and "@@@ done" in output, f"{output}\n{namespaces.logs(tmp)}"
     sections: dict[str, str] = {}
     current = ""
     for line in output.splitlines():
@@ -127,10 +100,6 @@ def run_node(tmp: Path, *, skip_teardown: bool, upstream_known: bool) -> dict[st
         elif current:
             sections[current] += line + "\n"
     return sections
-
-
-def logs(tmp: Path) -> str:
-    return "\n".join(f"--- {p.name}\n{p.read_text()[-3000:]}" for p in sorted(tmp.glob("*.log")))
 
 
 def expected_rules(ip: str) -> set[str]:
