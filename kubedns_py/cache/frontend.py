@@ -199,21 +199,19 @@ class Frontend:
         refused = self._policy(data, q)
         if refused is not None:
             rcode = rcode_label(refused[3] & 0x0F)
-            self._stats.record("udp", qtype_label(q.qtype), rcode, monotonic() - now, len(refused), len(data))
+            self._record("udp", q, rcode, monotonic() - now, refused, data)
             return refused
         key = cache_key(q)
         entry = self._hit(data, q, key, now)
         if entry is not None:
             reply = entry.reply(data, q.end, q.edns, q.dnssec_ok, q.payload, now)
             rcode = rcode_label(entry.rcode)
-            self._stats.record("udp", qtype_label(q.qtype), rcode, monotonic() - now, len(reply), len(data))
+            self._record("udp", q, rcode, monotonic() - now, reply, data)
             return reply
         self.counters.misses += 1
         if len(self._tasks) >= self._max_waiting:
             failed = splice.empty_reply(data, q, SERVFAIL, RA_BIT, FORWARDER_PAYLOAD)
-            self._stats.record(
-                "udp", qtype_label(q.qtype), "SERVFAIL", monotonic() - now, len(failed), len(data)
-            )
+            self._record("udp", q, "SERVFAIL", monotonic() - now, failed, data)
             return failed
         task = asyncio.create_task(self._miss_udp(data, q, key, addr, send, now))
         self._tasks.add(task)
@@ -237,7 +235,7 @@ class Frontend:
                 self.counters.misses += 1
                 reply = await self._answer(data, q, key, TCP_MAX)
         rcode = rcode_label(reply[3] & 0x0F)
-        self._stats.record("tcp", qtype_label(q.qtype), rcode, monotonic() - now, len(reply), len(data))
+        self._record("tcp", q, rcode, monotonic() - now, reply, data)
         return reply
 
     def _hit(self, data: bytes, q: reader.Question, key: CacheKey, now: float) -> Entry | None:
@@ -265,7 +263,7 @@ class Frontend:
             # Chosen once per entry, with the sizes of the query that first found it fresh: later hits
             # differ only by our OPT record (present or not) and by the EDNS options their queries carry.
             size = entry.size + (OPT_SIZE if q.edns else 0)
-            entry.tally = self._stats.tally("udp", q.qtype, entry.rcode, size, len(data))
+            entry.tally = self._stats.tally("udp", q.qtype, entry.rcode, size, len(data), q.dnssec_ok)
         entry.ready(now, due)
         return True
 
@@ -301,6 +299,12 @@ class Frontend:
         self._stats.record(proto, "other", rcode, monotonic() - now, len(reply), len(data))
         return reply
 
+    def _record(
+        self, proto: str, q: reader.Question, rcode: str, seconds: float, reply: bytes, data: bytes
+    ) -> None:
+        qtype = qtype_label(q.qtype)
+        self._stats.record(proto, qtype, rcode, seconds, len(reply), len(data), q.dnssec_ok)
+
     @staticmethod
     def _question(data: bytes, q: reader.Question, key: CacheKey) -> Question:
         """What the resolver asks: the name for routing, the question section lower-cased."""
@@ -311,7 +315,7 @@ class Frontend:
     ) -> None:
         reply = await self._answer(data, q, key, q.payload)
         rcode = rcode_label(reply[3] & 0x0F)
-        self._stats.record("udp", qtype_label(q.qtype), rcode, monotonic() - start, len(reply), len(data))
+        self._record("udp", q, rcode, monotonic() - start, reply, data)
         send(reply, addr)
 
     async def _answer(self, data: bytes, q: reader.Question, key: CacheKey, limit: int) -> bytes:

@@ -29,6 +29,7 @@ from kubedns_py.net.stats import (
 
 ZONE = "."
 VIEW = ""
+WHERE_LABELS = ["server", "zone", "view"]  # where CoreDNS counts a query
 
 
 def server_label(port: int) -> str:
@@ -68,6 +69,14 @@ class CoreDnsCollector(Collector):
         for (proto, qtype), count in sorted(counts.requests.items()):
             requests.add_metric([*where, proto, self._family, qtype], count)
         yield requests
+        if counts.dnssec_ok:  # like CoreDNS: no series until a query sets DO
+            dnssec_ok = CounterMetricFamily(
+                "coredns_dns_do_requests",
+                "Counter of DNS requests with DO bit set per zone.",
+                labels=WHERE_LABELS,
+            )
+            dnssec_ok.add_metric(where, counts.dnssec_ok)
+            yield dnssec_ok
         responses = CounterMetricFamily(
             "coredns_dns_responses",
             "Counter of response status codes.",
@@ -79,7 +88,7 @@ class CoreDnsCollector(Collector):
         duration = HistogramMetricFamily(
             "coredns_dns_request_duration_seconds",
             "Histogram of the time (in seconds) each request took per zone.",
-            labels=["server", "zone", "view"],
+            labels=WHERE_LABELS,
         )
         duration.add_metric(where, cumulative(DURATION_BUCKETS, counts.buckets), counts.duration_sum)
         yield duration

@@ -82,8 +82,8 @@ def size_bucket(size: int) -> int:
     return bisect_left(SIZE_BOUNDS, size)
 
 
-# proto, qtype label, rcode label, seconds, reply bytes, query bytes
-Record = Callable[[str, str, str, float, int, int], None]
+# proto, qtype label, rcode label, seconds, reply bytes, query bytes, DNSSEC OK bit
+Record = Callable[[str, str, str, float, int, int, bool], None]
 
 
 class HitTally:
@@ -92,7 +92,7 @@ class HitTally:
     read it when scraped. The sizes are those of the answer the tally was chosen for; answers sharing
     a tally share its size buckets."""
 
-    __slots__ = ("asked", "hits", "proto", "qtype", "rcode", "record", "seconds", "size", "slow")
+    __slots__ = ("asked", "dnssec_ok", "hits", "proto", "qtype", "rcode", "record", "seconds", "size", "slow")
 
     def __init__(
         self,
@@ -102,6 +102,7 @@ class HitTally:
         record: Record | None = None,
         size: int = 0,
         asked: int = 0,
+        dnssec_ok: bool = False,
     ) -> None:
         self.proto = proto
         self.qtype = qtype
@@ -109,6 +110,7 @@ class HitTally:
         self.record = record
         self.size = size
         self.asked = asked
+        self.dnssec_ok = dnssec_ok
         self.hits = 0
         self.seconds = 0.0
         self.slow = 0  # answers of this kind that were recorded one by one instead
@@ -119,7 +121,7 @@ class HitTally:
             self.seconds += seconds
         else:  # a slow one (a pause, a busy machine) goes in its histogram bucket
             self.slow += 1
-            self.record(self.proto, self.qtype, self.rcode, seconds, self.size, self.asked)
+            self.record(self.proto, self.qtype, self.rcode, seconds, self.size, self.asked, self.dnssec_ok)
 
 
 @dataclass
@@ -137,10 +139,20 @@ class Counts:
     reply_bytes: dict[tuple[str, str], int] = field(default_factory=dict)  # (proto, system)
     query_sizes: dict[tuple[str, int], int] = field(default_factory=dict)  # (proto, bucket)
     query_bytes: dict[str, int] = field(default_factory=dict)
+    dnssec_ok: int = 0  # queries with the DO bit set
     malformed: dict[str, int] = field(default_factory=dict)
 
     def add(
-        self, proto: str, qtype: str, rcode: str, n: int, seconds: float, size: int, asked: int, fast: bool
+        self,
+        proto: str,
+        qtype: str,
+        rcode: str,
+        n: int,
+        seconds: float,
+        size: int,
+        asked: int,
+        fast: bool,
+        dnssec_ok: bool,
     ) -> None:
         """``n`` answers of one kind taking ``seconds`` in all: each faster than ``FAST`` when ``fast``,
         else a single answer."""
@@ -158,6 +170,8 @@ class Counts:
         _inc(self.reply_bytes, (proto, system), size * n)
         _inc(self.query_sizes, (proto, size_bucket(asked)), n)
         _inc(self.query_bytes, proto, asked * n)
+        if dnssec_ok:
+            self.dnssec_ok += n
 
     def copy(self) -> Counts:
         return Counts(
@@ -171,6 +185,7 @@ class Counts:
             dict(self.reply_bytes),
             dict(self.query_sizes),
             dict(self.query_bytes),
+            self.dnssec_ok,
             dict(self.malformed),
         )
 
@@ -186,8 +201,8 @@ class DnsStats(Collector):
     def __init__(self, server: str) -> None:
         self._server = server
         self._counts = Counts()
-        self._tallies: dict[tuple[str, int, int, int, int], HitTally] = {}
-        self._shared: dict[tuple[str, int, int, int, int], HitTally] = {}
+        self._tallies: dict[tuple[str, int, int, int, int, bool], HitTally] = {}
+        self._shared: dict[tuple[str, int, int, int, int, bool], HitTally] = {}
         self._malformed: dict[str, int] = {}
         self._malformed_elsewhere: dict[str, Callable[[], int]] = {}
 
@@ -207,16 +222,19 @@ class DnsStats(Collector):
             counts[kind] = counts.get(kind, 0) + count()
         return counts
 
-    def tally(self, proto: str, qtype: int, rcode: int, size: int = 0, asked: int = 0) -> HitTally:
+    def tally(
+        self, proto: str, qtype: int, rcode: int, size: int = 0, asked: int = 0, dnssec_ok: bool = False
+    ) -> HitTally:
         """The shared tally for answers of this kind (``size`` bytes, to a ``asked``-byte query), to
         keep next to what answers them."""
-        key = (proto, qtype, rcode, size, asked)
+        key = (proto, qtype, rcode, size, asked, dnssec_ok)
         tally = self._tallies.get(key)
         if tally is None:
-            shared = (proto, qtype, rcode, size_bucket(size), size_bucket(asked))
+            shared = (proto, qtype, rcode, size_bucket(size), size_bucket(asked), dnssec_ok)
             tally = self._shared.get(shared)
             if tally is None:
-                tally = HitTally(proto, qtype_label(qtype), rcode_label(rcode), self.record, size, asked)
+                labels = (proto, qtype_label(qtype), rcode_label(rcode))
+                tally = HitTally(*labels, self.record, size, asked, dnssec_ok)
                 self._shared[shared] = tally
             if len(self._tallies) < MAX_TALLY_KEYS:
                 self._tallies[key] = tally
@@ -230,16 +248,25 @@ class DnsStats(Collector):
         """Every answer counted through a ``HitTally``, fast or not."""
         return sum(t.hits + t.slow for t in list(self._shared.values()))
 
-    def record(self, proto: str, qtype: str, rcode: str, seconds: float, size: int, asked: int) -> None:
+    def record(
+        self,
+        proto: str,
+        qtype: str,
+        rcode: str,
+        seconds: float,
+        size: int,
+        asked: int,
+        dnssec_ok: bool = False,
+    ) -> None:
         """One ``size``-byte answer to an ``asked``-byte query."""
-        self._counts.add(proto, qtype, rcode, 1, seconds, size, asked, False)
+        self._counts.add(proto, qtype, rcode, 1, seconds, size, asked, False, dnssec_ok)
 
     def counts(self) -> Counts:
         """Everything counted so far, tallies included, as a copy."""
         counts = self._counts.copy()
         for t in list(self._shared.values()):
             if t.hits:
-                counts.add(t.proto, t.qtype, t.rcode, t.hits, t.seconds, t.size, t.asked, True)
+                counts.add(t.proto, t.qtype, t.rcode, t.hits, t.seconds, t.size, t.asked, True, t.dnssec_ok)
         counts.malformed = self.malformed_counts()
         return counts
 

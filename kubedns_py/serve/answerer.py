@@ -120,9 +120,8 @@ class Answerer:
                         heads, body, rcode, shorter = section
                         reply = head + heads[variant] + question + body + opt
                         if len(reply) <= limit:
-                            tally = self._tally(
-                                "tcp" if tcp else "udp", q.qtype, rcode, len(reply), len(data)
-                            )
+                            proto = "tcp" if tcp else "udp"
+                            tally = self._tally(proto, q.qtype, rcode, len(reply), len(data), q.dnssec_ok)
                             tally.count(perf_counter() - start)
                             if not tcp:
                                 self._remember(data, reply, source, tally)
@@ -136,7 +135,8 @@ class Answerer:
             general, qtype_name, rcode_name = header_only(data, RCODE.SERVFAIL), "other", "SERVFAIL"
         if general is not None:
             proto = "tcp" if tcp else "udp"
-            self._record(proto, qtype_name, rcode_name, perf_counter() - start, len(general), len(data))
+            seconds, dnssec_ok = perf_counter() - start, type(q) is Question and q.dnssec_ok
+            self._record(proto, qtype_name, rcode_name, seconds, len(general), len(data), dnssec_ok)
         return general
 
     def _remember(self, data: bytes, reply: bytes, source: Validity, tally: HitTally) -> None:

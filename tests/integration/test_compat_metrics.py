@@ -114,8 +114,8 @@ def floats(bounds: list[str]) -> list[str]:
     return [str(float(b)) for b in bounds]
 
 
-def ask(port: int, name: str, rdtype: str, tcp: bool = False) -> dns.message.Message:
-    query = dns.message.make_query(name, rdtype)
+def ask(port: int, name: str, rdtype: str, tcp: bool = False, dnssec: bool = False) -> dns.message.Message:
+    query = dns.message.make_query(name, rdtype, want_dnssec=dnssec)
     if tcp:
         return dns.query.tcp(query, "127.0.0.1", port=port, timeout=3)
     return dns.query.udp(query, "127.0.0.1", port=port, timeout=3)
@@ -214,16 +214,21 @@ def test_serve_exports_coredns_series_only_with_the_flag(served: tuple[Running, 
             ask(port, "kubernetes.default.svc.cluster.local.", "A")
         ask(port, "missing.default.svc.cluster.local.", "A")
         ask(port, "kubernetes.default.svc.cluster.local.", "SRV", tcp=True)
+        assert "coredns_dns_do_requests_total" not in scrape(running.metrics_port)  # as CoreDNS: none yet
+        for _ in range(6):  # answered from the wire zone, then from the memo
+            ask(port, "kube-dns.kube-system.svc.cluster.local.", "A", dnssec=True)
+        ask(port, "kube-dns.kube-system.svc.cluster.local.", "TXT", tcp=True, dnssec=True)
         text = scrape(running.metrics_port)
-    check_coredns_series(text, COREDNS_LABELS)
+    check_coredns_series(text, COREDNS_LABELS | {"coredns_dns_do_requests_total": CORE})
     where = {"server": f"dns://:{port}", "zone": ".", "view": ""}
-    assert value(text, "coredns_dns_requests_total", **where, proto="udp", family="1", type="A") == 4
+    assert value(text, "coredns_dns_do_requests_total", **where) == 7
+    assert value(text, "coredns_dns_requests_total", **where, proto="udp", family="1", type="A") == 10
     assert value(text, "coredns_dns_requests_total", **where, proto="tcp", family="1", type="SRV") == 1
-    assert value(text, "coredns_dns_responses_total", **where, rcode="NOERROR", plugin="kubernetes") == 4
+    assert value(text, "coredns_dns_responses_total", **where, rcode="NOERROR", plugin="kubernetes") == 11
     assert value(text, "coredns_dns_responses_total", **where, rcode="NXDOMAIN", plugin="kubernetes") == 1
-    assert value(text, "coredns_dns_request_duration_seconds_count", **where) == 5
-    assert value(text, "coredns_dns_request_size_bytes_count", **where, proto="udp") == 4
-    assert value(text, "coredns_dns_response_size_bytes_bucket", **where, proto="tcp", le="511") == 1
+    assert value(text, "coredns_dns_request_duration_seconds_count", **where) == 12
+    assert value(text, "coredns_dns_request_size_bytes_count", **where, proto="udp") == 10
+    assert value(text, "coredns_dns_response_size_bytes_bucket", **where, proto="tcp", le="511") == 2
     assert "skydns_skydns_dns_request_count_total" in text  # kube-dns's stay
     promtool_lint(text)
 
@@ -239,23 +244,28 @@ def test_cache_exports_coredns_series_with_the_flag() -> None:
         for name in ("www.example.test.", "www.example.test.", "www.example.test.", "gone.example.test."):
             ask(port, name, "A")
         ask(port, "gone.example.test.", "A")
+        for _ in range(3):  # a miss, then hits
+            ask(port, "signed.example.test.", "A", dnssec=True)
         text = scrape(c.metrics_port)
-    check_coredns_series(text, COREDNS_LABELS | COREDNS_CACHE_LABELS)
+    check_coredns_series(
+        text, COREDNS_LABELS | COREDNS_CACHE_LABELS | {"coredns_dns_do_requests_total": CORE}
+    )
+    assert value(text, "coredns_dns_do_requests_total", server=f"dns://:{port}", zone=".", view="") == 3
     where = {"server": f"dns://:{port}", "zones": ".", "view": ""}
-    assert value(text, "coredns_cache_requests_total", **where) == 5
-    assert value(text, "coredns_cache_misses_total", **where) == 2
-    assert value(text, "coredns_cache_hits_total", **where, type="success") == 2
+    assert value(text, "coredns_cache_requests_total", **where) == 8
+    assert value(text, "coredns_cache_misses_total", **where) == 3
+    assert value(text, "coredns_cache_hits_total", **where, type="success") == 4
     assert value(text, "coredns_cache_hits_total", **where, type="denial") == 1
-    assert value(text, "coredns_cache_entries", **where, type="success") == 1
+    assert value(text, "coredns_cache_entries", **where, type="success") == 2
     assert value(text, "coredns_cache_entries", **where, type="denial") == 1
     to = ns.address.replace("#", ":")
-    assert value(text, "coredns_forward_requests_total", to=to) == 2
+    assert value(text, "coredns_forward_requests_total", to=to) == 3
     assert value(text, "coredns_forward_responses_total", to=to, rcode="NXDOMAIN") == 1
     assert (
         value(
             text, "coredns_proxy_request_duration_seconds_count", proxy_name="forward", to=to, rcode="NOERROR"
         )
-        == 1
+        == 2
     )
     assert (
         value(
