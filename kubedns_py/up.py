@@ -52,6 +52,11 @@ def add_up_flags(parser: argparse.ArgumentParser) -> None:
         metavar="IP[#PORT]",
         help="upstream servers for other names (default: /etc/resolv.conf)",
     )
+    parser.add_argument(
+        "--coredns-metrics",
+        action="store_true",
+        help="serve and the cache also export CoreDNS's series, for its dashboards and alerts",
+    )
     add_logging_flags(parser)
 
 
@@ -75,6 +80,8 @@ def child_commands(args: argparse.Namespace) -> dict[str, list[str]]:
         serve += [f"--kube-master-url={args.kube_master_url}"] if args.kube_master_url else []
     else:
         serve += [f"--manifests={path}" for path in (args.manifests or [DEMO_CLUSTER])]
+    compat = ["--coredns-metrics"] if args.coredns_metrics else []
+    serve += compat
     to_serve = f"{address}#{args.serve_port}"
     cache = [
         sys.executable,
@@ -93,6 +100,7 @@ def child_commands(args: argparse.Namespace) -> dict[str, list[str]]:
         f"--server=/ip6.arpa/{to_serve}",
         f"--v={args.v}",
     ]
+    cache += compat
     if args.server:
         cache += ["--no-resolv", *(f"--server={server}" for server in args.server)]
     name = f"kubernetes.default.svc.{domain}"

@@ -10,7 +10,7 @@ import subprocess
 import pytest
 
 from tests.deploy import ENTRY_POINTS, ROOT, Container, containers, expand
-from tests.e2e.upstream_spec import DNSMASQ, KUBEDNS, KUBEDNS_ENV, SIDECAR
+from tests.e2e.upstream_spec import CONTAINERS, UpstreamContainer
 
 # What Kubernetes injects for the Services of the pod's namespace (enableServiceLinks): the node-local
 # cache finds kube-dns-upstream through it. Any address will do for a flag check.
@@ -61,14 +61,15 @@ def test_node_cache_warns_without_the_upstream_service() -> None:
     assert "KUBE_DNS_UPSTREAM_SERVICE_HOST is not set" in done.stderr
 
 
-@pytest.mark.parametrize("command", [KUBEDNS, DNSMASQ, SIDECAR], ids=["kubedns", "dnsmasq", "sidecar"])
-def test_the_upstream_addons_arguments_are_accepted(command: list[str]) -> None:
-    """kube-dns.yaml.in's args, unchanged (serve's master URL stands in for the service account)."""
-    program, *args = command
+@pytest.mark.parametrize("container", CONTAINERS, ids=lambda c: c.name)
+def test_the_upstream_addons_arguments_are_accepted(container: UpstreamContainer) -> None:
+    """kube-dns.yaml.in's args after our images' entry points, unchanged (serve's master URL stands in
+    for the service account)."""
+    program, *args = container.command
     extra = ["--kube-master-url=http://127.0.0.1:1"] if args[0] == "serve" else []
     done = subprocess.run(
         [*ENTRY_POINTS[program], *args, *extra, "--check-config"],
-        env={**os.environ, **KUBEDNS_ENV},
+        env={**os.environ, **container.env},
         cwd=ROOT,
         capture_output=True,
         text=True,

@@ -26,6 +26,7 @@ from tests.deploy import (
     find,
     pod_spec,
 )
+from tests.support import dockerfile
 
 # Schemas shipped by kubernetes-validate; 1.30 is the oldest release still commonly run that has every
 # field we use (the sysctl has been safe since 1.22, autoscaling/v2 and policy/v1 since 1.23).
@@ -361,29 +362,40 @@ def test_containers_run_our_image_and_entry_points() -> None:
         assert program in scripts or container.init, f"{container.id}: {program} is not an entry point"
 
 
-def _dockerfile() -> list[tuple[str, str]]:
-    text = (DEPLOY / "Dockerfile").read_text()
-    logical = re.sub(r"\\\n", " ", text)
-    lines = [line.strip() for line in logical.splitlines() if line.strip() and not line.startswith("#")]
-    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
-
-
 def test_dockerfile_is_one_slim_non_root_image_with_every_entry_point() -> None:
-    instructions = _dockerfile()
-    froms = [arg for op, arg in instructions if op == "FROM"]
-    assert froms and all(f.split()[0] == "python:3.11-slim" for f in froms)
-    for op, arg in instructions:
+    every = dockerfile.stages()
+    names = [stage.name for stage in every]
+    for index, stage in enumerate(every):
+        assert stage.base == "python:3.11-slim" or stage.base in names[:index], stage.base
+    for op, arg in dockerfile.instructions():
         if op == "COPY" and not arg.startswith("--from"):
             for source in arg.split()[:-1]:
                 assert (ROOT / source).exists(), f"COPY {source}: not in the build context"
-    runs = " ".join(arg for op, arg in instructions if op == "RUN")
+    runs = " ".join(arg for op, arg in dockerfile.instructions() if op == "RUN")
     assert "pip install" in runs and " ." in runs, "the project is installed with pip install ."
     assert "iproute2" in runs and "iptables" in runs, "kubedns-py nodelocal runs ip and iptables"
-    (user,) = [arg for op, arg in instructions if op == "USER"]
-    uid = user.split(":")[0]
+    default = every[-1]  # what a build without --target makes: the image our manifests use
+    uid = default.user.split(":")[0]
     assert uid.isdigit() and int(uid) != 0, "a numeric non-root user, checkable by runAsNonRoot"
     spec = pod_spec(find(KUBE_DNS, "Deployment", "kube-dns"))
     assert spec["securityContext"]["runAsUser"] == int(uid)
+
+
+def test_dockerfile_builds_the_addons_three_images() -> None:
+    """One target per Go image of the addon, each with the entry point its container's args are
+    written for; only the nanny's runs as root, as the nanny image did (see upstream_spec)."""
+    scripts = set(PYPROJECT["project"]["scripts"])
+    entry_points = {
+        name: dockerfile.target(name).entrypoint for name in ("kube-dns", "dnsmasq-nanny", "sidecar")
+    }
+    assert entry_points == {
+        "kube-dns": ["kubedns-py", "serve"],
+        "dnsmasq-nanny": ["kubedns-py", "cache"],
+        "sidecar": ["kubedns-probe"],
+    }
+    assert {program for program, *_ in entry_points.values()} <= scripts
+    roots = [stage.name for stage in dockerfile.stages() if stage.user.startswith("0")]
+    assert roots == ["dnsmasq-nanny"]
 
 
 def test_yaml_has_no_tabs_or_trailing_spaces() -> None:

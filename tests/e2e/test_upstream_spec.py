@@ -62,6 +62,16 @@ def test_every_container_ran_and_stopped_cleanly(report: dict[str, object]) -> N
     assert report["exits"] == [0, 0, 0]
 
 
+def test_each_container_runs_as_its_image_and_security_context_say(report: dict[str, object]) -> None:
+    """serve and the probe as uid 1001 with no capabilities; the cache as root (the nanny image's
+    user) with only NET_BIND_SERVICE (bit 10) and SETGID (bit 6): enough for port 53, nothing more."""
+    assert report["privileges"] == {
+        "kubedns": {"uid": "1001", "caps": f"{0:016x}"},
+        "dnsmasq": {"uid": "0", "caps": f"{1 << 10 | 1 << 6:016x}"},
+        "sidecar": {"uid": "1001", "caps": f"{0:016x}"},
+    }
+
+
 def test_the_nanny_flag_that_no_longer_applies_warns_once(report: dict[str, object]) -> None:
     logs = report["logs"]
     assert isinstance(logs, dict)

@@ -1,5 +1,6 @@
-"""The upstream kube-dns pod (``kube-dns.yaml.in``) with our images: its three containers' command lines
-verbatim, on the pod's own ports, in a network namespace of their own:
+"""The upstream kube-dns pod (``kube-dns.yaml.in``) with our three images: each container's args
+verbatim after its image's entry point (read from deploy/Dockerfile), on the pod's own ports, in a
+network namespace of their own:
 
     unshare -n python -m tests.e2e.upstream_spec WORK_DIR
 
@@ -19,61 +20,77 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import dns.asyncquery
 import dns.message
 import dns.rcode
+import yaml
 
 from tests.support import apiserver_objects as objects
+from tests.support import dockerfile
 from tests.support.apiserver import FakeApiServer
 from tests.support.processes import ROOT
 
 DOMAIN = "cluster.local"
-KUBEDNS = [
-    "kubedns-py",
-    "serve",
-    f"--domain={DOMAIN}.",
-    "--dns-port=10053",
-    "--config-dir=/kube-dns-config",
-    "--v=2",
-]
-KUBEDNS_ENV = {"PROMETHEUS_PORT": "10055"}
-DNSMASQ = [
-    "kubedns-py",
-    "cache",
-    "-v=2",
-    "-logtostderr",
-    "-configDir=/etc/k8s/dns/dnsmasq-nanny",
-    "-restartDnsmasq=true",
-    "--",
-    "-k",
-    "--cache-size=1000",
-    "--no-negcache",
-    "--dns-loop-detect",
-    "--log-facility=-",
-    f"--server=/{DOMAIN}/127.0.0.1#10053",
-    "--server=/in-addr.arpa/127.0.0.1#10053",
-    "--server=/ip6.arpa/127.0.0.1#10053",
-]
-SIDECAR = [
-    "kubedns-probe",
-    "--v=2",
-    "--logtostderr",
-    f"--probe=kubedns,127.0.0.1:10053,kubernetes.default.svc.{DOMAIN},5,SRV",
-    f"--probe=dnsmasq,127.0.0.1:53,kubernetes.default.svc.{DOMAIN},5,SRV",
-]
-# The pod's probes: container → (port, path).
-PROBES = {
-    "kubedns liveness": (10054, "/healthcheck/kubedns"),
-    "kubedns readiness": (8081, "/readiness"),
-    "dnsmasq liveness": (10054, "/healthcheck/dnsmasq"),
-    "sidecar liveness": (10054, "/metrics"),
-}
+# The addon's deployment with our three images (nothing else changed), and the values its template
+# variables get.
+SPEC = ROOT / "tests" / "data" / "kube-dns.yaml.in"
+TEMPLATE = {"__DNS__DOMAIN__": DOMAIN, "__DNS__MEMORY__LIMIT__": "170Mi"}
+IMAGE_PREFIX = "kubedns-py-"  # then the Dockerfile target the image is built from
+ENTRY_POINTS = {"kubedns-py": "kubedns_py", "kubedns-probe": "probe"}
 SERVICE_IP = "10.96.3.3"
 PROBE_DEADLINE = 30.0  # the sidecar's first probe comes within its 5 s interval
-ENTRY_POINTS = {"kubedns-py": "kubedns_py", "kubedns-probe": "probe"}
+
+
+@dataclass(frozen=True)
+class UpstreamContainer:
+    name: str
+    command: list[str]  # the image's entry point, then the container's args
+    env: dict[str, str]
+    uid: int  # the container's runAsUser, else its image's USER
+    gid: int
+    capabilities: list[str]  # all dropped but these
+    probes: dict[str, tuple[int, str]]  # liveness/readiness → (port, path)
+
+    def privileges(self) -> list[str]:
+        """setpriv's arguments to run a command as the container would: its user and group, and
+        what is left of the capabilities (a non-root user keeps none across exec anyway)."""
+        keep = "".join(f",+{cap.lower()}" for cap in self.capabilities)
+        ids = [] if self.uid == 0 else [f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups"]
+        return ["setpriv", *ids, f"--bounding-set=-all{keep}", "--"]
+
+
+def upstream_containers() -> list[UpstreamContainer]:
+    text = SPEC.read_text()
+    for variable, value in TEMPLATE.items():
+        text = text.replace(variable, value)
+    pod = yaml.safe_load(text)["spec"]["template"]["spec"]
+    containers = []
+    for spec in pod["containers"]:
+        image = spec["image"].rsplit(":", 1)[0]
+        stage = dockerfile.target(image.removeprefix(IMAGE_PREFIX))
+        probes = {
+            kind.removesuffix("Probe"): (spec[kind]["httpGet"]["port"], spec[kind]["httpGet"]["path"])
+            for kind in ("livenessProbe", "readinessProbe")
+            if kind in spec
+        }
+        env = {item["name"]: item["value"] for item in spec.get("env", [])}
+        context = spec.get("securityContext", {})
+        image_uid, _, image_gid = stage.user.partition(":")
+        uid = int(context.get("runAsUser", image_uid))
+        gid = int(context.get("runAsGroup", image_gid or uid))
+        added = context.get("capabilities", {}).get("add", [])
+        command = [*stage.entrypoint, *spec["args"]]
+        containers.append(UpstreamContainer(spec["name"], command, env, uid, gid, added, probes))
+    return containers
+
+
+CONTAINERS = upstream_containers()
+# The pod's probes: "container kind" → (port, path).
+PROBES = {f"{c.name} {kind}": where for c in CONTAINERS for kind, where in c.probes.items()}
 
 
 def argv(command: list[str]) -> list[str]:
@@ -124,17 +141,22 @@ async def ask(name: str, tcp: bool) -> list[str]:
 
 
 def start(work: Path, api_url: str) -> list[subprocess.Popen[bytes]]:
-    # In a cluster serve finds the API through its service account; here, the double's URL.
-    commands = [
-        ("kubedns", [*argv(KUBEDNS), f"--kube-master-url={api_url}"], KUBEDNS_ENV),
-        ("dnsmasq", argv(DNSMASQ), {}),
-        ("sidecar", argv(SIDECAR), {}),
-    ]
     children = []
-    for name, command, env in commands:
-        with (work / f"{name}.log").open("wb") as log:
-            children.append(subprocess.Popen(command, cwd=ROOT, stderr=log, env={**os.environ, **env}))
+    for container in CONTAINERS:
+        command = [*container.privileges(), *argv(container.command)]
+        if container.command[:2] == ["kubedns-py", "serve"]:
+            # In a cluster serve finds the API through its service account; here, the double's URL.
+            command.append(f"--kube-master-url={api_url}")
+        with (work / f"{container.name}.log").open("wb") as log:
+            env = {**os.environ, **container.env}
+            children.append(subprocess.Popen(command, cwd=ROOT, stderr=log, env=env))
     return children
+
+
+def privileges(pid: int) -> dict[str, str]:
+    """The real user and the effective capabilities (hex) a running process has."""
+    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    return {"uid": fields["Uid"].split()[0], "caps": fields["CapEff"].strip()}
 
 
 def stop(children: list[subprocess.Popen[bytes]]) -> list[int]:
@@ -154,6 +176,8 @@ async def drive(work: Path) -> dict[str, Any]:
             report["udp"] = await ask(name, tcp=False)
             report["tcp"] = await ask(name, tcp=True)
             report["running"] = [child.poll() is None for child in children]
+            pairs = zip(CONTAINERS, children, strict=True)
+            report["privileges"] = {c.name: privileges(child.pid) for c, child in pairs}
         finally:
             report["exits"] = await asyncio.to_thread(stop, children)
     return report
