@@ -1,5 +1,5 @@
 """The node's side of node-local DNS, as node-cache sets it up: the local IPs on an interface, and
-iptables rules that keep DNS to and from them out of conntrack (NOTRACK in the raw table, so kube-proxy's
+iptables rules (ip6tables for IPv6 local IPs) that keep DNS to and from them out of conntrack (NOTRACK in the raw table, so kube-proxy's
 DNAT for the kube-dns ClusterIP never applies and no UDP conntrack entries race) and let it through the
 filter table.
 
@@ -42,31 +42,35 @@ def _must(kind: str, argv: Sequence[str]) -> None:
 
 @dataclass(frozen=True)
 class Rule:
+    program: str  # iptables or ip6tables, by the local IP's family
     table: str
     chain: str
     spec: tuple[str, ...]
 
     def argv(self, action: str) -> list[str]:
-        return ["iptables", "-w", str(int(COMMAND_TIMEOUT)), "-t", self.table, action, self.chain, *self.spec]
+        wait = str(int(COMMAND_TIMEOUT))
+        return [self.program, "-w", wait, "-t", self.table, action, self.chain, *self.spec]
 
 
 def rules(local_ips: Sequence[str], health_port: int) -> list[Rule]:
     """node-cache's rules, per local IP: NOTRACK both ways for DNS, ACCEPT for DNS and /health."""
     out: list[Rule] = []
     for ip in local_ips:
+        program = "ip6tables" if _is_v6(ip) else "iptables"
         for proto in ("udp", "tcp"):
             to_dns = ("-p", proto, "-d", ip, "--dport", "53")
             from_dns = ("-p", proto, "-s", ip, "--sport", "53")
             out += [
-                Rule("raw", "PREROUTING", (*to_dns, "-j", "NOTRACK")),
-                Rule("raw", "OUTPUT", (*to_dns, "-j", "NOTRACK")),
-                Rule("raw", "OUTPUT", (*from_dns, "-j", "NOTRACK")),
-                Rule("filter", "INPUT", (*to_dns, "-j", "ACCEPT")),
-                Rule("filter", "OUTPUT", (*from_dns, "-j", "ACCEPT")),
+                Rule(program, "raw", "PREROUTING", (*to_dns, "-j", "NOTRACK")),
+                Rule(program, "raw", "OUTPUT", (*to_dns, "-j", "NOTRACK")),
+                Rule(program, "raw", "OUTPUT", (*from_dns, "-j", "NOTRACK")),
+                Rule(program, "filter", "INPUT", (*to_dns, "-j", "ACCEPT")),
+                Rule(program, "filter", "OUTPUT", (*from_dns, "-j", "ACCEPT")),
             ]
+        health = str(health_port)
         out += [
-            Rule("filter", "INPUT", ("-p", "tcp", "-d", ip, "--dport", str(health_port), "-j", "ACCEPT")),
-            Rule("filter", "OUTPUT", ("-p", "tcp", "-s", ip, "--sport", str(health_port), "-j", "ACCEPT")),
+            Rule(program, "filter", "INPUT", ("-p", "tcp", "-d", ip, "--dport", health, "-j", "ACCEPT")),
+            Rule(program, "filter", "OUTPUT", ("-p", "tcp", "-s", ip, "--sport", health, "-j", "ACCEPT")),
         ]
     return out
 
@@ -100,7 +104,10 @@ class NodeSetup:
         for ip in self.local_ips:
             prefix = _prefix(ip)
             if prefix not in shown:
-                _must("interface", ["ip", "addr", "add", prefix, "dev", self.interface])
+                # The same address on every node by design: duplicate address detection would only
+                # hold a v6 one back as tentative.
+                nodad = ["nodad"] if _is_v6(ip) else []
+                _must("interface", ["ip", "addr", "add", prefix, "dev", self.interface, *nodad])
                 log.info("added %s to %s", prefix, self.interface)
         _must("interface", ["ip", "link", "set", self.interface, "up"])
 
@@ -109,16 +116,16 @@ class NodeSetup:
         rule someone else appended later cannot drop or track DNS first."""
         if not self.manage_iptables:
             return
-        for rule in rules([ip for ip in self.local_ips if not _is_v6(ip)], self.health_port):
+        for rule in rules(self.local_ips, self.health_port):
             if _run("iptables", rule.argv("-C")).returncode != 0:
                 _must("iptables", rule.argv("-I"))
-                log.info("added iptables rule: -t %s -I %s %s", rule.table, rule.chain, " ".join(rule.spec))
+                log.info("added %s rule: -t %s -I %s %s", rule.program, rule.table, rule.chain, " ".join(rule.spec))
 
     def teardown(self) -> list[SetupError]:
         """Rules, addresses (and an interface we created) removed; every step tried, failures returned."""
         errors: list[SetupError] = []
         if self.manage_iptables:
-            for rule in rules([ip for ip in self.local_ips if not _is_v6(ip)], self.health_port):
+            for rule in rules(self.local_ips, self.health_port):
                 while _run("iptables", rule.argv("-C")).returncode == 0:
                     try:
                         _must("iptables", rule.argv("-D"))

@@ -1,7 +1,7 @@
 """``kubedns-py nodelocal`` as node-cache runs on a node, inside a network namespace the test makes
 (``unshare -n``): the interface pre-created as a veth (this kernel has no dummy link type), a Debian
 dnsmasq on 127.0.0.1:5353 standing in for kube-dns-upstream and for the node's upstream, then
-nodelocal on 169.254.20.10 and the kube-dns ClusterIP 10.0.0.10. A generated script prints what it
+nodelocal on 169.254.20.10, the kube-dns ClusterIP 10.0.0.10 and an IPv6 address (ip6tables rules). A generated script prints what it
 sees (iptables-save, the interface's addresses, dig answers, /health, /metrics) while nodelocal runs
 and again after SIGTERM. The namespace dies with its last process, so nothing is left on the host."""
 
@@ -18,7 +18,7 @@ from tests.support import namespaces
 from tests.support.processes import ROOT
 
 SCRIPT_TIMEOUT = 60.0
-LOCAL_IPS = ("169.254.20.10", "10.0.0.10")
+LOCAL_IPS = ("169.254.20.10", "10.0.0.10", "fd00:10::a")  # link-local, kube-dns ClusterIP, a v6 one
 CLUSTER_ADDRESS = "10.96.0.1"
 OUTSIDE_ADDRESS = "192.0.2.80"
 
@@ -43,7 +43,7 @@ NODELOCAL=$!
 for _ in $(seq 100); do get http://127.0.0.1:8080/health >/dev/null && break; sleep 0.1; done
 section health; get http://127.0.0.1:8080/health
 section pidfile; cat $D/nodelocal.pid
-section rules; iptables-save
+section rules; iptables-save; ip6tables-save
 section addresses; ip -o addr show dev nodelocaldns
 for ip in {ips_space}; do
   section "udp $ip"; dig +short +time=2 +tries=2 @$ip kubernetes.default.svc.cluster.local
@@ -59,7 +59,7 @@ for _ in $(seq 50); do back >/dev/null && break; sleep 0.1; done
 section restored; back
 section metrics; get http://127.0.0.1:9353/metrics | grep '^kubedns_nodelocal_setup_errors_total'
 kill -TERM $NODELOCAL; wait $NODELOCAL; section "exit $?"
-section "rules after"; iptables-save
+section "rules after"; iptables-save; ip6tables-save
 section "addresses after"; ip -o addr show dev nodelocaldns
 kill $UPSTREAM; wait $UPSTREAM
 section done
@@ -69,7 +69,7 @@ section done
 def unavailable() -> str | None:
     """Why this test cannot run here, or None."""
     return namespaces.unavailable(
-        ["-n"], ("ip", "iptables", "iptables-save", "dnsmasq", "dig"), ["iptables-save"]
+        ["-n"], ("ip", "iptables-save", "ip6tables-save", "dnsmasq", "dig"), ["ip6tables-save"]
     )
 
 
@@ -103,14 +103,15 @@ def run_node(tmp: Path, *, skip_teardown: bool, upstream_known: bool) -> dict[st
 
 
 def expected_rules(ip: str) -> set[str]:
-    """node-cache's rules for one local IP, as iptables-save prints them."""
+    """node-cache's rules for one local IP, as iptables-save (ip6tables-save) prints them."""
+    host = f"{ip}/128" if ":" in ip else f"{ip}/32"
     out = {
-        f"-A INPUT -d {ip}/32 -p tcp -m tcp --dport 8080 -j ACCEPT",
-        f"-A OUTPUT -s {ip}/32 -p tcp -m tcp --sport 8080 -j ACCEPT",
+        f"-A INPUT -d {host} -p tcp -m tcp --dport 8080 -j ACCEPT",
+        f"-A OUTPUT -s {host} -p tcp -m tcp --sport 8080 -j ACCEPT",
     }
     for proto in ("udp", "tcp"):
-        to_dns = f"-d {ip}/32 -p {proto} -m {proto} --dport 53"
-        from_dns = f"-s {ip}/32 -p {proto} -m {proto} --sport 53"
+        to_dns = f"-d {host} -p {proto} -m {proto} --dport 53"
+        from_dns = f"-s {host} -p {proto} -m {proto} --sport 53"
         out |= {
             f"-A PREROUTING {to_dns} -j NOTRACK",
             f"-A OUTPUT {to_dns} -j NOTRACK",
@@ -126,7 +127,7 @@ def rule_lines(text: str) -> set[str]:
 
 
 def addresses(text: str) -> set[str]:
-    return set(re.findall(r"inet (\S+)/32", text))
+    return set(re.findall(r"inet6? (\S+)/(?:32|128) ", text))
 
 
 @pytest.fixture(scope="module")
