@@ -1,7 +1,7 @@
 """The node's side of node-local DNS, as node-cache sets it up: the local IPs on an interface, and
-iptables rules (ip6tables for IPv6 local IPs) that keep DNS to and from them out of conntrack (NOTRACK in the raw table, so kube-proxy's
-DNAT for the kube-dns ClusterIP never applies and no UDP conntrack entries race) and let it through the
-filter table.
+iptables rules (ip6tables for IPv6 local IPs) that keep DNS to and from them out of conntrack (NOTRACK
+in the raw table, so kube-proxy's DNAT for the kube-dns ClusterIP never applies and no UDP conntrack
+entries race) and let it through the filter table.
 
 Every call runs ``ip`` or ``iptables`` and is idempotent: ``ensure`` checks each piece (``iptables -C``)
 and adds what is missing, so it doubles as the periodic re-check.
@@ -119,7 +119,8 @@ class NodeSetup:
         for rule in rules(self.local_ips, self.health_port):
             if _run("iptables", rule.argv("-C")).returncode != 0:
                 _must("iptables", rule.argv("-I"))
-                log.info("added %s rule: -t %s -I %s %s", rule.program, rule.table, rule.chain, " ".join(rule.spec))
+                spec = " ".join(rule.spec)
+                log.info("added %s rule: -t %s -I %s %s", rule.program, rule.table, rule.chain, spec)
 
     def teardown(self) -> list[SetupError]:
         """Rules, addresses (and an interface we created) removed; every step tried, failures returned."""

@@ -1,9 +1,10 @@
 """``kubedns-py nodelocal`` as node-cache runs on a node, inside a network namespace the test makes
 (``unshare -n``): the interface pre-created as a veth (this kernel has no dummy link type), a Debian
 dnsmasq on 127.0.0.1:5353 standing in for kube-dns-upstream and for the node's upstream, then
-nodelocal on 169.254.20.10, the kube-dns ClusterIP 10.0.0.10 and an IPv6 address (ip6tables rules). A generated script prints what it
-sees (iptables-save, the interface's addresses, dig answers, /health, /metrics) while nodelocal runs
-and again after SIGTERM. The namespace dies with its last process, so nothing is left on the host."""
+nodelocal on 169.254.20.10, the kube-dns ClusterIP 10.0.0.10 and an IPv6 address (ip6tables rules).
+A generated script prints what it sees (iptables-save, ip6tables-save, the interface's addresses, dig
+answers, /health, /metrics) while nodelocal runs and again after SIGTERM. The namespace dies with its
+last process, so nothing is left on the host."""
 
 from __future__ import annotations
 
