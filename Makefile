@@ -19,6 +19,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check kubedns_py probe tests
 	$(BIN)/ruff format --check kubedns_py probe tests
 	$(BIN)/mypy --strict kubedns_py probe
+	$(BIN)/lint-imports
 
 unit: $(STAMP)
 	$(BIN)/pytest -q

@@ -1,2 +1,6 @@
-"""Wire-format helpers over dnslib shared by serve and cache: reading a query without trusting it
-(query.py) and building replies with EDNS0 and truncation (reply.py)."""
+"""DNS messages on the wire, shared by serve, the cache and the probe: reading a query without
+trusting it (reader.py), walking records (walk.py), encoding records (encode.py), splicing replies
+from parts (splice.py), header bits and dnslib replies for the rare cases (query.py, reply.py).
+
+May use: dnslib and the standard library. Knows no cluster, no network and no event loop.
+"""
