@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from dnslib import RCODE
 
+from kubedns_py.dnswire.header import rcode_name
 from kubedns_py.ratelimit import RateLimitedLog
 from probe.config import ProbeSpec
 from probe.dnsquery import QueryError, ask
@@ -35,7 +36,7 @@ async def probe_once(spec: ProbeSpec, within: float) -> Outcome:
         return Outcome(False, time.perf_counter() - start, str(err), True)
     latency = time.perf_counter() - start
     if reply.header.rcode != RCODE.NOERROR:
-        return Outcome(False, latency, f"{spec.name} {spec.qtype}: {RCODE[reply.header.rcode]}", True)
+        return Outcome(False, latency, f"{spec.name} {spec.qtype}: {rcode_name(reply.header.rcode)}", True)
     if not reply.rr:
         return Outcome(False, latency, f"{spec.name} {spec.qtype}: no answer records", True)
     return Outcome(True, latency, "", True)

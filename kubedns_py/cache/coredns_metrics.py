@@ -12,10 +12,12 @@ from kubedns_py.cache.forwarder import Forwarder
 from kubedns_py.cache.frontend import Frontend
 from kubedns_py.cache.resolver import Resolver
 from kubedns_py.cache.responses import ResponseCache
+from kubedns_py.dnswire import header
+from kubedns_py.dnswire.header import rcode_name
 from kubedns_py.net.coredns import VIEW, ZONE, Renamed, server_label, to_label
 from kubedns_py.net.stats import DnsStats
 
-NXDOMAIN = "NXDOMAIN"
+NXDOMAIN = rcode_name(header.NXDOMAIN)
 
 
 class CoreDnsCacheCollector(Collector):

@@ -19,12 +19,12 @@ from dnslib import RCODE, DNSRecord
 from kubedns_py.cache.budget import ForwardBudget
 from kubedns_py.cache.routing import RouteTable, Upstream
 from kubedns_py.cache.upstream import BadReply, UpstreamClient, UpstreamError
+from kubedns_py.dnswire.header import rcode_name, reply_rcode
 from kubedns_py.dnswire.walk import OPT, Walk, WireError, walk
 
 log = logging.getLogger(__name__)
 
 Observer = Callable[[Upstream, float, str], None]  # upstream, seconds, rcode name or "error"
-RCODE_NAMES = {0: "NOERROR", 1: "FORMERR", 2: "SERVFAIL", 3: "NXDOMAIN", 4: "NOTIMP", 5: "REFUSED"}
 
 
 class Overloaded(Exception):
@@ -84,7 +84,11 @@ class Forwarder:
             raise Overloaded(route.name)
         try:
             reply, walked = await self._ask(route.servers, question, checking_disabled, dnssec_ok)
-            if route.domain is not None and route.fallthrough_on_refused and reply[3] & 0x0F == RCODE.REFUSED:
+            if (
+                route.domain is not None
+                and route.fallthrough_on_refused
+                and reply_rcode(reply) == RCODE.REFUSED
+            ):
                 reply, walked = await self._ask(self.routes.default, question, checking_disabled, dnssec_ok)
             return reply, walked
         finally:
@@ -110,9 +114,7 @@ class Forwarder:
                 failure = str(err)
                 log.debug("upstream failed: %s", err)
                 continue
-            self._observe(
-                client.upstream, time.perf_counter() - start, RCODE_NAMES.get(reply[3] & 0x0F, "other")
-            )
+            self._observe(client.upstream, time.perf_counter() - start, rcode_name(reply_rcode(reply)))
             return reply, walked
         raise NoAnswer(failure)
 

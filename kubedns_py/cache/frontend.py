@@ -30,12 +30,13 @@ from kubedns_py.cache.loopdetect import LoopDetector
 from kubedns_py.cache.resolver import PREFETCH_FRACTION, Answer, Question, Resolver
 from kubedns_py.cache.responses import NO_TALLY, OPTS, CacheKey, Entry, ResponseCache
 from kubedns_py.dnswire import reader, splice
-from kubedns_py.dnswire.query import RA_BIT, read_query
+from kubedns_py.dnswire.header import BADVERS, CD_BIT, RA_BIT, rcode_name, reply_rcode
+from kubedns_py.dnswire.query import read_query
 from kubedns_py.dnswire.reader import Question as Asked
 from kubedns_py.dnswire.reply import FORWARDER_PAYLOAD, TCP_MAX
 from kubedns_py.memo import Memo
 from kubedns_py.net.acl import ClientAcl
-from kubedns_py.net.stats import DnsStats, qtype_label, rcode_label
+from kubedns_py.net.stats import DnsStats, qtype_label
 from kubedns_py.net.tcp import Peer
 from kubedns_py.net.udp import Address, DatagramHandler
 from kubedns_py.ratelimit import RateLimitedLog
@@ -44,7 +45,6 @@ log = logging.getLogger(__name__)
 
 Send = Callable[[bytes, Address], None]
 SERVFAIL, REFUSED = RCODE.SERVFAIL, RCODE.REFUSED
-CD_BIT = 0x0010
 OPT_SIZE = len(OPTS[0])
 MIN_UDP_PAYLOAD = reader.MIN_UDP_PAYLOAD
 MEMO_LIMIT = 50_000
@@ -198,20 +198,20 @@ class Frontend:
         q = outcome
         refused = self._policy(data, q)
         if refused is not None:
-            rcode = rcode_label(refused[3] & 0x0F)
+            rcode = rcode_name(reply_rcode(refused))
             self._record("udp", q, rcode, monotonic() - now, refused, data)
             return refused
         key = cache_key(q)
         entry = self._hit(data, q, key, now)
         if entry is not None:
             reply = entry.reply(data, q.end, q.edns, q.dnssec_ok, q.payload, now)
-            rcode = rcode_label(entry.rcode)
+            rcode = rcode_name(entry.rcode)
             self._record("udp", q, rcode, monotonic() - now, reply, data)
             return reply
         self.counters.misses += 1
         if len(self._tasks) >= self._max_waiting:
             failed = splice.empty_reply(data, q, SERVFAIL, RA_BIT, FORWARDER_PAYLOAD)
-            self._record("udp", q, "SERVFAIL", monotonic() - now, failed, data)
+            self._record("udp", q, rcode_name(SERVFAIL), monotonic() - now, failed, data)
             return failed
         task = asyncio.create_task(self._miss_udp(data, q, key, addr, send, now))
         self._tasks.add(task)
@@ -234,7 +234,7 @@ class Frontend:
             else:
                 self.counters.misses += 1
                 reply = await self._answer(data, q, key, TCP_MAX)
-        rcode = rcode_label(reply[3] & 0x0F)
+        rcode = rcode_name(reply_rcode(reply))
         self._record("tcp", q, rcode, monotonic() - now, reply, data)
         return reply
 
@@ -290,12 +290,12 @@ class Frontend:
         """Dropped (None), or answered at once: FORMERR/NOTIMP header only, BADVERS with our OPT."""
         self._stats.malformed(outcome.reason)
         if isinstance(outcome, reader.BadVersion):
-            reply = splice.empty_reply(data, outcome.question, splice.BADVERS, RA_BIT, FORWARDER_PAYLOAD)
+            reply = splice.empty_reply(data, outcome.question, BADVERS, RA_BIT, FORWARDER_PAYLOAD)
         elif isinstance(outcome, reader.Rejected):
             reply = splice.header_only(data, outcome.rcode)
         else:
             return None
-        rcode = rcode_label(reply[3] & 0x0F)
+        rcode = rcode_name(reply_rcode(reply))
         self._stats.record(proto, "other", rcode, monotonic() - now, len(reply), len(data))
         return reply
 
@@ -314,7 +314,7 @@ class Frontend:
         self, data: bytes, q: reader.Question, key: CacheKey, addr: Address, send: Send, start: float
     ) -> None:
         reply = await self._answer(data, q, key, q.payload)
-        rcode = rcode_label(reply[3] & 0x0F)
+        rcode = rcode_name(reply_rcode(reply))
         self._record("udp", q, rcode, monotonic() - start, reply, data)
         send(reply, addr)
 

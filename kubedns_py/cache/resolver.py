@@ -19,6 +19,7 @@ from dnslib import QTYPE, RCODE, DNSRecord
 
 from kubedns_py.cache.forwarder import Forwarder, LocalOnly, NoAnswer, Overloaded
 from kubedns_py.cache.responses import CacheKey, Entry, ResponseCache
+from kubedns_py.dnswire.header import reply_rcode
 from kubedns_py.dnswire.walk import CNAME, Walk, question_key, walk
 from kubedns_py.ratelimit import RateLimitedLog
 
@@ -132,7 +133,7 @@ class Resolver:
         except NoAnswer as err:
             log.debug("%s: %s", question.name, err)
             return Answer(None, SERVFAIL)
-        if reply[3] & 0x0F == SERVFAIL and self._usable(question) is not None:
+        if reply_rcode(reply) == SERVFAIL and self._usable(question) is not None:
             return Answer(None, SERVFAIL)  # the answer held (fresh or expired) beats storing this one
         if question.qtype in (QTYPE.A, QTYPE.AAAA) and len(chain) < MAX_CHAIN:
             followed = await self._follow_cname(question, reply, walked, chain)

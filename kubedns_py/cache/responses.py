@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from cachetools import LRUCache
 from dnslib import RCODE
 
-from kubedns_py.dnswire.query import AA_BIT, RA_BIT, RD_BIT, TC_BIT
+from kubedns_py.dnswire.header import AA_BIT, RA_BIT, RD_BIT, TC_BIT, reply_rcode
 from kubedns_py.dnswire.reply import FORWARDER_PAYLOAD
 from kubedns_py.dnswire.splice import raw_opt
 from kubedns_py.dnswire.walk import HEADER_SIZE, OPT, SOA, Walk, WireError, soa_minimum, walk
@@ -105,7 +105,7 @@ class Entry:
         self.body = bytearray(wire[walked.question_end :])
         self.ttl_offsets = tuple(r.ttl_offset - walked.question_end for r in records)
         self.ttls = tuple(r.ttl for r in records)
-        self.rcode = wire[3] & 0x0F
+        self.rcode = reply_rcode(wire)
         self.lifetime = lifetime
         self.expires = now + lifetime
         self.stale_until = self.expires + stale_ttl
@@ -249,7 +249,7 @@ class ResponseCache:
         opt = walked.opt()
         if lifetime is None or lifetime <= 0 or (opt is not None and opt.end != len(wire)):
             return None
-        stale_ttl = self.policy.stale_ttl if (wire[3] & 0x0F) != RCODE.SERVFAIL else 0.0
+        stale_ttl = self.policy.stale_ttl if (reply_rcode(wire)) != RCODE.SERVFAIL else 0.0
         entry = Entry(wire, walked, lifetime, now, stale_ttl)
         replaced = self._entries.pop(key, None)
         if replaced is not None:

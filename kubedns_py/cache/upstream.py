@@ -16,7 +16,7 @@ import struct
 from dataclasses import dataclass, field
 
 from kubedns_py.cache.routing import Upstream
-from kubedns_py.dnswire.query import TC_BIT
+from kubedns_py.dnswire.header import CD_BIT, RD_BIT, TC_BIT
 from kubedns_py.dnswire.reply import FORWARDER_PAYLOAD
 from kubedns_py.dnswire.splice import raw_opt
 from kubedns_py.dnswire.walk import HEADER_SIZE, WireError, question_key
@@ -40,7 +40,7 @@ class BadReply(UpstreamError):
 
 def build_query(ident: int, question: bytes, checking_disabled: bool, dnssec_ok: bool) -> bytes:
     """Our query upstream: RD set, CD as the client asked, EDNS0 with our payload and the DO bit."""
-    flags = 0x0100 | (0x0010 if checking_disabled else 0)
+    flags = RD_BIT | (CD_BIT if checking_disabled else 0)
     header = struct.pack("!HHHHHH", ident, flags, 1, 0, 0, 1)
     return header + question + raw_opt(FORWARDER_PAYLOAD, dnssec_ok=dnssec_ok)
 

@@ -34,9 +34,9 @@ from kubedns_py.cluster.zone import (
 )
 from kubedns_py.dnswire import encode
 from kubedns_py.dnswire.encode import AAAA, POINTERS, PTR, SRV, A
+from kubedns_py.dnswire.header import AA_BIT, NOERROR, NXDOMAIN, QR_BIT, REFUSED, SERVFAIL, TC_BIT
 
 QR_AA = 0x8400
-NOERROR, SERVFAIL, NXDOMAIN, REFUSED = 0, 2, 3, 5
 _HEAD = struct.Struct("!HHHHH")  # flags, qdcount, ancount, nscount, arcount
 QUESTION_START = POINTERS[12]
 IN_ADDR = encode.name("in-addr.arpa")
@@ -65,7 +65,7 @@ def make_section(
     additional_from: int | None = None,
     truncated: bool = False,
 ) -> Section:
-    flags = 0x8000 | (0x0400 if authoritative else 0) | (0x0200 if truncated else 0) | rcode
+    flags = QR_BIT | (AA_BIT if authoritative else 0) | (TC_BIT if truncated else 0) | rcode
     ancount, nscount, arcount = counts
     heads = tuple(
         _HEAD.pack(flags | rd << 8, 1, ancount, nscount, arcount + edns) for edns in (0, 1) for rd in (0, 1)

@@ -12,14 +12,9 @@ from dataclasses import dataclass
 
 from dnslib import OPCODE, QTYPE, RCODE, DNSRecord
 
+from kubedns_py.dnswire.header import DO_BIT, OPCODE_MASK, QR_BIT, RCODE_MASK, RD_BIT
+
 HEADER = struct.Struct("!HHHHHH")
-QR_BIT = 0x8000
-OPCODE_MASK = 0x7800
-AA_BIT = 0x0400
-TC_BIT = 0x0200
-RD_BIT = 0x0100
-RA_BIT = 0x0080
-DO_BIT = 0x8000
 MIN_UDP_PAYLOAD = 512
 MAX_UDP_PAYLOAD = 4096
 
@@ -41,7 +36,7 @@ class Query:
 def error_reply(data: bytes, rcode: int) -> bytes:
     """A header-only reply for a packet whose body is not trusted: ID, opcode and RD echoed."""
     ident, flags = struct.unpack_from("!HH", data)
-    reply_flags = QR_BIT | (flags & (OPCODE_MASK | RD_BIT)) | (rcode & 0xF)
+    reply_flags = QR_BIT | (flags & (OPCODE_MASK | RD_BIT)) | (rcode & RCODE_MASK)
     return HEADER.pack(ident, reply_flags, 0, 0, 0, 0)
 
 

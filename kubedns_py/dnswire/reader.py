@@ -15,14 +15,14 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
+from kubedns_py.dnswire.header import DO_BIT, FORMERR, NOTIMP, QR_BIT
+
 HEADER_SIZE = 12
 MAX_NAME = 255  # RFC 1035 2.3.4, in wire bytes including the length bytes
 MAX_LABEL = 63
 OPT_TYPE = 41
 MIN_UDP_PAYLOAD = 512
 MAX_UDP_PAYLOAD = 4096
-FORMERR = 1
-NOTIMP = 4
 
 
 class Question(NamedTuple):
@@ -76,7 +76,7 @@ def read(data: bytes) -> Outcome:
     if size < HEADER_SIZE:
         return SHORT
     flags = data[2] << 8 | data[3]
-    if flags & 0x8000:
+    if flags & QR_BIT:
         return RESPONSE
     if flags & 0x7800:
         return OPCODE
@@ -152,7 +152,7 @@ def _with_records(
     rclass, ttl, rdlength = opt
     payload = min(max(rclass, MIN_UDP_PAYLOAD), MAX_UDP_PAYLOAD)
     question = Question(
-        flags, name_end, end, key, qtype, qclass, True, payload, bool(ttl & 0x8000), rdlength > 0
+        flags, name_end, end, key, qtype, qclass, True, payload, bool(ttl & DO_BIT), rdlength > 0
     )
     version = (ttl >> 16) & 0xFF
     if version:

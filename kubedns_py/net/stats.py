@@ -14,9 +14,11 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from dnslib import QTYPE, RCODE
+from dnslib import QTYPE
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from kubedns_py.dnswire.header import rcode_name
 
 # CoreDNS's request-duration buckets: 0.25 ms doubling 16 times (to ~8 s).
 DURATION_BUCKETS = tuple(0.00025 * 2**k for k in range(16))
@@ -65,11 +67,6 @@ MAX_TALLY_KEYS = 50_000
 
 def qtype_label(qtype: int) -> str:
     return QTYPE_LABELS.get(qtype, "other")
-
-
-def rcode_label(rcode: int) -> str:
-    name: str = RCODE.get(rcode, str(rcode))
-    return name
 
 
 def system_label(qtype: str) -> str:
@@ -233,7 +230,7 @@ class DnsStats(Collector):
             shared = (proto, qtype, rcode, size_bucket(size), size_bucket(asked), dnssec_ok)
             tally = self._shared.get(shared)
             if tally is None:
-                labels = (proto, qtype_label(qtype), rcode_label(rcode))
+                labels = (proto, qtype_label(qtype), rcode_name(rcode))
                 tally = HitTally(*labels, self.record, size, asked, dnssec_ok)
                 self._shared[shared] = tally
             if len(self._tallies) < MAX_TALLY_KEYS:

@@ -19,13 +19,14 @@ from dnslib import QTYPE, RCODE, DNSRecord
 
 from kubedns_py.cluster.answers import Validity, WireZone
 from kubedns_py.cluster.zone import Zone
+from kubedns_py.dnswire.header import BADVERS, rcode_name
 from kubedns_py.dnswire.query import Query
 from kubedns_py.dnswire.reader import BadVersion, Drop, Outcome, Question, Rejected, read
 from kubedns_py.dnswire.reply import TCP_MAX, build_reply
-from kubedns_py.dnswire.splice import BADVERS, empty_reply, header_only, raw_opt, refusal
+from kubedns_py.dnswire.splice import empty_reply, header_only, raw_opt, refusal
 from kubedns_py.memo import Memo
 from kubedns_py.net.acl import ClientAcl
-from kubedns_py.net.stats import DnsStats, HitTally, qtype_label, rcode_label
+from kubedns_py.net.stats import DnsStats, HitTally, qtype_label
 from kubedns_py.net.tcp import Peer
 from kubedns_py.net.udp import Address, DatagramHandler
 from kubedns_py.ratelimit import RateLimitedLog
@@ -129,14 +130,18 @@ class Answerer:
                         if shorter is None:
                             break
                         section = shorter  # too large for the client: drop what may be dropped
-            general, qtype_name, rcode_name = self._general(data, q, TCP_MAX if tcp else None)
+            general, qtype_name, rcode_text = self._general(data, q, TCP_MAX if tcp else None)
         except Exception:  # never a query without an answer: SERVFAIL, and a (rate-limited) log line
             self._failures.exception("answer", "answering a %d-byte query failed", len(data))
-            general, qtype_name, rcode_name = header_only(data, RCODE.SERVFAIL), "other", "SERVFAIL"
+            general, qtype_name, rcode_text = (
+                header_only(data, RCODE.SERVFAIL),
+                "other",
+                rcode_name(RCODE.SERVFAIL),
+            )
         if general is not None:
             proto = "tcp" if tcp else "udp"
             seconds, dnssec_ok = perf_counter() - start, type(q) is Question and q.dnssec_ok
-            self._record(proto, qtype_name, rcode_name, seconds, len(general), len(data), dnssec_ok)
+            self._record(proto, qtype_name, rcode_text, seconds, len(general), len(data), dnssec_ok)
         return general
 
     def _remember(self, data: bytes, reply: bytes, source: Validity, tally: HitTally) -> None:
@@ -153,7 +158,7 @@ class Answerer:
                 return self._from_zone(data, outcome, tcp_limit)
             case Rejected(rcode, reason):
                 self._malformed(reason)
-                return header_only(data, rcode), "other", rcode_label(rcode)
+                return header_only(data, rcode), "other", rcode_name(rcode)
             case BadVersion(question, _, reason):
                 self._malformed(reason)
                 reply = empty_reply(data, question, BADVERS, 0, OUR_PAYLOAD)
@@ -176,4 +181,4 @@ class Answerer:
         limit = tcp_limit if tcp_limit is not None else q.payload
         answer, authority, additional = result.answer, result.authority, result.additional
         wire = build_reply(query, result.rcode, answer, authority, additional, result.authoritative, limit)
-        return wire, label, rcode_label(result.rcode)
+        return wire, label, rcode_name(result.rcode)

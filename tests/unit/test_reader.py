@@ -14,7 +14,8 @@ from dnslib import EDNS0, DNSHeader, DNSLabel, DNSQuestion, DNSRecord, EDNSOptio
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from kubedns_py.dnswire.query import DO_BIT, QR_BIT, RD_BIT, Query, read_query
+from kubedns_py.dnswire.header import DO_BIT, QR_BIT, RD_BIT
+from kubedns_py.dnswire.query import Query, read_query
 from kubedns_py.dnswire.reader import (
     BAD_POINTER,
     COMPRESSED_QUESTION,
