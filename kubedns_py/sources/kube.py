@@ -33,7 +33,15 @@ from kubernetes_asyncio.config import incluster_config, kube_config
 from prometheus_client import CollectorRegistry
 
 from kubedns_py import __version__
-from kubedns_py.cluster.objects import EndpointSet, Kind, KubeObject, ObjectError, Service, from_dict
+from kubedns_py.cluster.objects import (
+    EndpointSet,
+    Kind,
+    KubeObject,
+    ObjectError,
+    Service,
+    from_dict,
+    raw_object_key,
+)
 from kubedns_py.cluster.store import Delete, Event, Replace, Synced, Upsert
 from kubedns_py.ratelimit import RateLimitedLog
 from kubedns_py.sources.base import ApplyEvents
@@ -176,18 +184,6 @@ async def _get(client: ApiClient, path: str, query: Mapping[str, str], limits: a
     return response
 
 
-def _raw_key(kind: Kind, obj: Any) -> tuple[str, str] | None:
-    """(namespace, name) of a raw object, spelled as ``objects.from_dict`` spells them."""
-    meta = obj.get("metadata") if isinstance(obj, Mapping) else None
-    if not isinstance(meta, Mapping) or not isinstance(meta.get("name"), str) or not meta["name"]:
-        return None
-    name: str = meta["name"].lower()
-    if kind is Kind.NAMESPACE:
-        return "", name
-    namespace = meta.get("namespace")
-    return (namespace.lower() if isinstance(namespace, str) and namespace else "default"), name
-
-
 def _list_page(body: bytes) -> tuple[list[Any], dict[str, Any]]:
     """The items and metadata of one LIST page."""
     page = json.loads(body)
@@ -306,7 +302,7 @@ class KubeSource:
         try:
             converted = from_dict(kind, obj)
         except ObjectError as exc:
-            namespace, name = _raw_key(kind, obj) or ("", "?")
+            namespace, name = raw_object_key(kind, obj) or ("", "?")
             if self._bad.get((kind, namespace, name)) != str(exc):
                 self.limited.warning(
                     f"bad {kind.value}", "kubernetes: skipping %s %s/%s: %s", kind.value, namespace, name, exc
@@ -314,7 +310,7 @@ class KubeSource:
                 self._bad[(kind, namespace, name)] = str(exc)
             return None
         if self._bad:
-            self.forget_bad(kind, _raw_key(kind, obj))
+            self.forget_bad(kind, raw_object_key(kind, obj))
         return converted
 
     def forget_bad(self, kind: Kind, key: tuple[str, str] | None) -> None:
@@ -483,9 +479,9 @@ class _Reflector:
                     changes.append(converted)
                 if converted is not None:
                     events.append(Upsert(converted))
-                elif key := _raw_key(kind, obj):
+                elif key := raw_object_key(kind, obj):
                     events.append(Delete(kind, *key))  # drop the last good version, as a relist would
-            elif event_type == "DELETED" and (key := _raw_key(kind, obj)):
+            elif event_type == "DELETED" and (key := raw_object_key(kind, obj)):
                 events.append(Delete(kind, *key))
                 self.source.forget_bad(kind, key)
             meta = obj.get("metadata")
