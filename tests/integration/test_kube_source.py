@@ -19,13 +19,9 @@ from prometheus_client import CollectorRegistry
 
 from kubedns_py.cluster.objects import Kind
 from kubedns_py.cluster.store import Event, Replace, Store, Synced
-from kubedns_py.sources.kube import (
-    KubeSettings,
-    KubeSource,
-    backoff_delay,
-    client_configuration,
-    have_cluster_config,
-)
+from kubedns_py.sources.kube.client import KubeSettings, client_configuration, have_cluster_config
+from kubedns_py.sources.kube.reflector import Reflector, backoff_delay
+from kubedns_py.sources.kube.source import KubeSource
 from tests.support import apiserver_objects as objects
 from tests.support.apiserver import FakeApiServer
 
@@ -399,19 +395,17 @@ async def test_in_cluster_token_rotation_is_picked_up(
 async def test_an_unexpected_failure_is_retried_not_fatal(
     api: FakeApiServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kubedns_py.sources.kube import _Reflector
-
     seed(api)
-    original = _Reflector.list_all
+    original = Reflector.list_all
     failed: list[str] = []
 
-    async def surprising(self: _Reflector) -> None:
+    async def surprising(self: Reflector) -> None:
         if self.resource.name == "services" and not failed:
             failed.append("once")
             raise RuntimeError("a surprise")
         await original(self)
 
-    monkeypatch.setattr(_Reflector, "list_all", surprising)
+    monkeypatch.setattr(Reflector, "list_all", surprising)
     async with running(settings_for(api)) as run:
         api.create("services", objects.service("after", cluster_ip="10.0.0.77"))
         await eventually(lambda: run.store.service("default", "after") is not None)
