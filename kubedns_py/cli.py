@@ -71,7 +71,8 @@ def make_source(config: ServeConfig, registry: CollectorRegistry) -> Source | st
         from kubedns_py.sources.manifests import ManifestSource
 
         return ManifestSource(config.manifests)
-    from kubedns_py.sources.kube import KubeSettings, KubeSource, have_cluster_config
+    from kubedns_py.sources.kube.client import KubeSettings, have_cluster_config
+    from kubedns_py.sources.kube.source import KubeSource
 
     try:
         settings = KubeSettings(
@@ -109,7 +110,7 @@ def run_serve(config: ServeConfig, check_only: bool) -> int:
 
 def cluster_problems(manifests: Sequence[Path], kubeconfig: str | None, master_url: str | None) -> list[str]:
     from kubedns_py.checks import kubeconfig_problem, manifest_problems
-    from kubedns_py.sources.kube import KubeSettings
+    from kubedns_py.sources.kube.client import KubeSettings
 
     if manifests:
         return manifest_problems(manifests)

@@ -293,6 +293,18 @@ def from_dict(kind: Kind, obj: Mapping[str, Any]) -> KubeObject:
     return CONVERTERS[kind](obj)
 
 
+def raw_object_key(kind: Kind, obj: Any) -> tuple[str, str] | None:
+    """(namespace, name) of a raw object as ``from_dict`` would key it, even when the rest of it does
+    not convert; None without a usable name. What a source needs to delete an object it cannot read."""
+    if not isinstance(obj, Mapping):
+        return None
+    try:
+        namespace, name, _ = _metadata(obj, namespaced=kind is not Kind.NAMESPACE)
+    except ObjectError:
+        return None
+    return namespace, name
+
+
 def _hostname(value: Any) -> str | None:
     return value.lower() if isinstance(value, str) and value else None
 

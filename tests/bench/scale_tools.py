@@ -23,7 +23,8 @@ from collections.abc import Sequence
 from prometheus_client import CollectorRegistry
 
 from kubedns_py.cluster.store import Store
-from kubedns_py.sources.kube import KubeSettings, KubeSource
+from kubedns_py.sources.kube.client import KubeSettings
+from kubedns_py.sources.kube.source import KubeSource
 from tests.bench import api_scale, cluster_gen
 from tests.support.apiserver import FakeApiServer
 from tests.support.processes import ROOT
@@ -127,7 +128,7 @@ print(f"{time.perf_counter() - start:.2f} s, RSS {rss:.1f} MiB")
 IMPORT_SETS = {
     "python alone": [],
     "serve with --manifests": ["kubedns_py.cli", "kubedns_py.serve.app", "kubedns_py.sources.manifests"],
-    "serve with the API": ["kubedns_py.cli", "kubedns_py.serve.app", "kubedns_py.sources.kube"],
+    "serve with the API": ["kubedns_py.cli", "kubedns_py.serve.app", "kubedns_py.sources.kube.source"],
     "kubernetes_asyncio alone": ["kubernetes_asyncio.client"],
 }
 

@@ -1,4 +1,5 @@
-"""KubeSource against the API server double over loopback, feeding a real Store."""
+"""KubeSource against the API server double over loopback, feeding a real Store; its streams layer
+alone, against the double and against scripted chunks."""
 
 from __future__ import annotations
 
@@ -19,13 +20,17 @@ from prometheus_client import CollectorRegistry
 
 from kubedns_py.cluster.objects import Kind
 from kubedns_py.cluster.store import Event, Replace, Store, Synced
-from kubedns_py.sources.kube import (
+from kubedns_py.sources.kube import streams
+from kubedns_py.sources.kube.client import (
+    ApiError,
+    Gone,
     KubeSettings,
-    KubeSource,
-    backoff_delay,
     client_configuration,
     have_cluster_config,
+    session,
 )
+from kubedns_py.sources.kube.reflector import Reflector, backoff_delay
+from kubedns_py.sources.kube.source import KubeSource
 from tests.support import apiserver_objects as objects
 from tests.support.apiserver import FakeApiServer
 
@@ -399,20 +404,103 @@ async def test_in_cluster_token_rotation_is_picked_up(
 async def test_an_unexpected_failure_is_retried_not_fatal(
     api: FakeApiServer, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from kubedns_py.sources.kube import _Reflector
-
     seed(api)
-    original = _Reflector.list_all
+    original = Reflector.list_all
     failed: list[str] = []
 
-    async def surprising(self: _Reflector) -> None:
+    async def surprising(self: Reflector) -> None:
         if self.resource.name == "services" and not failed:
             failed.append("once")
             raise RuntimeError("a surprise")
         await original(self)
 
-    monkeypatch.setattr(_Reflector, "list_all", surprising)
+    monkeypatch.setattr(Reflector, "list_all", surprising)
     async with running(settings_for(api)) as run:
         api.create("services", objects.service("after", cluster_ip="10.0.0.77"))
         await eventually(lambda: run.store.service("default", "after") is not None)
     assert failed == ["once"]
+
+
+# -- the streams layer ---------------------------------------------------------------------------------
+
+
+def watch_line(type_: str, name: str | None, rv: int) -> bytes:
+    meta: dict[str, Any] = {"resourceVersion": str(rv)}
+    if name is not None:
+        meta["name"] = name
+    return json.dumps({"type": type_, "object": {"metadata": meta}}).encode() + b"\n"
+
+
+ERROR_410 = b'{"type":"ERROR","object":{"kind":"Status","code":410,"message":"too old"}}\n'
+
+
+async def framed(*chunks: bytes) -> AsyncIterator[list[streams.WatchEvent]]:
+    async def stream() -> AsyncIterator[bytes]:
+        for chunk in chunks:
+            yield chunk
+
+    async for batch in streams.framed(stream()):
+        yield batch
+
+
+async def test_watch_lines_split_across_chunks_are_framed_whole() -> None:
+    added, bookmark = watch_line("ADDED", "web", 5), watch_line("BOOKMARK", None, 7)
+    deleted = watch_line("DELETED", "web", 8)
+    # A batch per chunk that completes lines: none for a chunk inside a line or of blank lines only.
+    chunks = [added[:10], added[10:] + bookmark[:3], bookmark[3:], b"\n", deleted[:-1], deleted[-1:]]
+    batches = [[(e.type, e.resource_version) for e in b] async for b in framed(*chunks)]
+    assert batches == [[("ADDED", "5")], [("BOOKMARK", "7")], [("DELETED", "8")]]
+    together = [b async for b in framed(added + b"\n" + bookmark)]
+    assert [[e.type for e in b] for b in together] == [["ADDED", "BOOKMARK"]]
+    assert together[0][0].object["metadata"]["name"] == "web"
+
+
+async def test_watch_error_raises_after_the_events_before_it() -> None:
+    received: list[list[streams.WatchEvent]] = []
+    with pytest.raises(Gone, match="too old"):
+        async for batch in framed(watch_line("ADDED", "web", 5) + ERROR_410 + watch_line("ADDED", "db", 6)):
+            received.append(batch)
+    assert [[e.object["metadata"]["name"] for e in b] for b in received] == [["web"]]
+    other = ERROR_410.replace(b"410", b"500")
+    with pytest.raises(ApiError, match="HTTP 500") as raised:
+        [b async for b in framed(other)]
+    assert not isinstance(raised.value, Gone)
+
+
+@pytest.mark.parametrize(
+    ("chunks", "message"),
+    [
+        ((b'{"type":"ADDED","object":{"metadata":{}}}\n{"type":"MODI',), "in the middle of an event"),
+        ((b"not json\n",), "a malformed watch event"),
+        ((b'{"type":"ADDED"}\n',), "a malformed watch event"),
+    ],
+)
+async def test_broken_watch_streams_raise(chunks: tuple[bytes, ...], message: str) -> None:
+    with pytest.raises(ApiError, match=message):
+        [b async for b in framed(*chunks)]
+
+
+async def test_streams_list_watch_gone_and_stall(api: FakeApiServer) -> None:
+    seed(api)
+    settings = settings_for(api, stall_timeout=0.3)
+    configuration, loader = await client_configuration(settings)
+    async with session(settings, configuration, loader) as client:
+        pages = [p async for p in streams.list_pages(client, "/api/v1/services", None, page_size=1)]
+        assert [len(p.items) for p in pages] == [1, 1] and pages[-1].resource_version
+        watch = streams.watch(client, "/api/v1/services", None, pages[-1].resource_version, 60)
+        async with contextlib.aclosing(watch):
+            assert await anext(watch) == []  # open, before anything arrived
+            api.create("services", objects.service("new"))
+            async with asyncio.timeout(5):
+                async for batch in watch:  # bookmarks may come first
+                    if any(e.type == "ADDED" and e.object["metadata"]["name"] == "new" for e in batch):
+                        break
+            api.faults.hang_watches()
+            with pytest.raises(streams.Stalled):
+                async for _ in watch:
+                    pass
+        api.faults.hang_watches(False)
+        api.compact()
+        with pytest.raises(Gone):
+            async for _ in streams.watch(client, "/api/v1/services", None, pages[-1].resource_version, 60):
+                pass

@@ -12,6 +12,8 @@ from kubedns_py.cluster.objects import (
     Port,
     from_dict,
     normalize_ip,
+    object_key,
+    raw_object_key,
 )
 
 
@@ -146,3 +148,13 @@ def test_addresses_with_odd_characters_are_not_addresses() -> None:
     assert normalize_ip("10.96.9.9\x00") is None
     assert normalize_ip("10.96.9.9\udc80") is None
     assert normalize_ip(" 10.96.9.9 ") == "10.96.9.9"
+
+
+def test_raw_key_is_the_key_of_the_converted_object_even_when_the_rest_is_unusable() -> None:
+    service = {"metadata": {"name": "Web", "namespace": "Shop"}, "spec": {"clusterIP": "10.0.0.1"}}
+    assert raw_object_key(Kind.SERVICE, service) == object_key(from_dict(Kind.SERVICE, service))[1:]
+    assert raw_object_key(Kind.SERVICE, {**service, "spec": "x"}) == ("shop", "web")
+    assert raw_object_key(Kind.POD, {"metadata": {"name": "p"}}) == ("default", "p")
+    assert raw_object_key(Kind.NAMESPACE, {"metadata": {"name": "Kube-System"}}) == ("", "kube-system")
+    for unnamed in ({}, {"metadata": {"name": ""}}, {"metadata": {"name": "x", "namespace": 7}}, []):
+        assert raw_object_key(Kind.SERVICE, unnamed) is None

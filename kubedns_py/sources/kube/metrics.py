@@ -7,10 +7,13 @@ The programming-latency histogram matches CoreDNS's ``coredns_kubernetes_dns_pro
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from kubedns_py.cluster.objects import EndpointSet, Kind, Service
+from kubedns_py.cluster.store import Delete, Event, Replace, Upsert
 
 PROGRAMMING_BUCKETS = tuple(0.001 * 2**i for i in range(20))  # 1 ms doubling up to ~9 min
 SERVICE_KINDS = ("cluster_ip", "headless_with_selector")
@@ -76,3 +79,32 @@ class KubeMetrics:
         except ValueError:
             return
         self.programming.labels(service_kind).observe(max(0.0, now - changed))
+
+
+class ProgrammingLatency:
+    """Reads the events of every resource as they go to the store: remembers which services are
+    headless (the ``service_kind`` label) and times each endpoint change that a watch delivers (an
+    ``Upsert``; what a LIST delivers is old news)."""
+
+    def __init__(self, metrics: KubeMetrics) -> None:
+        self._metrics = metrics
+        self._headless: set[tuple[str, str]] = set()
+
+    def observe(self, events: Sequence[Event]) -> None:
+        now = time.time()
+        for event in events:
+            match event:
+                case Replace(kind=Kind.SERVICE, objects=objects):
+                    self._headless = {
+                        (s.namespace, s.name) for s in objects if isinstance(s, Service) and s.headless
+                    }
+                case Upsert(obj=Service() as service) if service.headless:
+                    self._headless.add((service.namespace, service.name))
+                case Upsert(obj=Service() as service):
+                    self._headless.discard((service.namespace, service.name))
+                case Delete(kind=Kind.SERVICE, namespace=namespace, name=name):
+                    self._headless.discard((namespace, name))
+                case Upsert(obj=EndpointSet(trigger_time=str(trigger), service=str(service)) as endpoints):
+                    headless = (endpoints.namespace, service) in self._headless
+                    kind = SERVICE_KINDS[1] if headless else SERVICE_KINDS[0]
+                    self._metrics.observe_programming(kind, trigger, now)
