@@ -28,6 +28,7 @@ from kubedns_py.serve.config import OBSOLETE as SERVE_OBSOLETE
 from kubedns_py.serve.config import ServeConfig, add_serve_flags, serve_config
 from kubedns_py.sources.base import Source
 from kubedns_py.up import add_up_flags, supervise
+from kubedns_py.up import check as check_up
 
 log = logging.getLogger("kubedns_py")
 
@@ -189,12 +190,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "nodelocal":
             return run_nodelocal(nodelocal_config(args, sub), args.check_config)
         if args.command == "up":
-            if args.check_config:  # with neither, up serves the demo cluster
-                given = args.manifests or args.kubeconfig
-                problems = (
-                    cluster_problems(args.manifests, args.kubeconfig, args.kube_master_url) if given else []
-                )
-                return _report("up", problems)
+            if args.check_config:
+                return _report("up", check_up(args))
             return asyncio.run(supervise(args))
     except OSError as err:  # a port in use, an address not on this host
         print(f"kubedns-py {args.command}: {err}", file=sys.stderr)

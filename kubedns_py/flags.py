@@ -54,6 +54,17 @@ def duration(text: str) -> float:
     return total
 
 
+_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
+
+
+def dns_domain(text: str) -> str:
+    """A cluster domain, lower-cased, without the trailing dot (``cluster.local.`` → ``cluster.local``)."""
+    domain = text.strip().rstrip(".").lower()
+    if not domain or not all(_DNS1123_LABEL.match(label) for label in domain.split(".")):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a valid DNS domain")
+    return domain
+
+
 def port(text: str) -> int:
     try:
         value = int(text)

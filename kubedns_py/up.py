@@ -12,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import signal
+import subprocess
 import sys
 import time
 import urllib.error
@@ -20,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 from kubedns_py.flags import add_logging_flags, port
+from kubedns_py.serve.config import add_cluster_flags
 
 DEMO_CLUSTER = Path(__file__).resolve().parent.parent / "deploy" / "examples" / "demo-cluster.yaml"
 READY_WITHIN = 30.0
 STOP_WITHIN = 10.0
+CHECK_WITHIN = 60.0
 
 
 def add_up_flags(parser: argparse.ArgumentParser) -> None:
@@ -34,17 +37,7 @@ def add_up_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--serve-metrics-port", type=port, default=10055)
     parser.add_argument("--cache-metrics-port", type=port, default=9153)
     parser.add_argument("--probe-port", type=port, default=10054)
-    parser.add_argument("--domain", default="cluster.local")
-    parser.add_argument(
-        "--manifests",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="PATH",
-        help="cluster objects to serve (default: the demo cluster, unless a cluster is given)",
-    )
-    parser.add_argument("--kubecfg-file", "--kubeconfig", dest="kubeconfig", default=None)
-    parser.add_argument("--kube-master-url", default=None)
+    add_cluster_flags(parser)  # serve's own: with neither manifests nor a cluster, the demo cluster
     parser.add_argument(
         "--server",
         action="append",
@@ -52,16 +45,11 @@ def add_up_flags(parser: argparse.ArgumentParser) -> None:
         metavar="IP[#PORT]",
         help="upstream servers for other names (default: /etc/resolv.conf)",
     )
-    parser.add_argument(
-        "--coredns-metrics",
-        action="store_true",
-        help="serve and the cache also export CoreDNS's series, for its dashboards and alerts",
-    )
     add_logging_flags(parser)
 
 
 def child_commands(args: argparse.Namespace) -> dict[str, list[str]]:
-    address, domain = args.address, args.domain.strip(".")
+    address, domain = args.address, args.domain
     serve = [
         sys.executable,
         "-m",
@@ -143,6 +131,23 @@ async def _wait_ready(urls: list[str], children: dict[str, asyncio.subprocess.Pr
             return True
         await asyncio.sleep(0.2)
     return False
+
+
+def check(args: argparse.Namespace) -> list[str]:
+    """``--check-config``: each child's own check of the command line up would give it, so up's
+    flags mean what serve's, the cache's and the probe's say. The problems found, by child."""
+    problems = []
+    for name, command in child_commands(args).items():
+        done = subprocess.run(
+            [*command, "--check-config"], capture_output=True, text=True, timeout=CHECK_WITHIN, check=False
+        )
+        if done.returncode != 0:
+            said = [line for line in done.stderr.splitlines() if line.strip() and not line[0].isspace()]
+            lines = (
+                line.removeprefix(f"kubedns-py {name}: ") for line in said if not line.startswith("usage:")
+            )
+            problems += [f"{name}: {line}" for line in lines]
+    return problems
 
 
 def banner(args: argparse.Namespace) -> str:

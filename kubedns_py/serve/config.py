@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,6 +14,7 @@ from kubedns_py.flags import (
     add_lameduck_flag,
     add_logging_flags,
     add_tcp_flags,
+    dns_domain,
     duration,
     non_negative_int,
     port,
@@ -24,7 +24,6 @@ from kubedns_py.net.acl import Network, parse_networks
 # serve's TCP clients are caches: a node-local cache asks over TCP, one connection per question, with up
 # to its --dns-forward-max (150) in flight.
 MAX_PER_CLIENT = 256
-_DNS1123_LABEL = re.compile(r"[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 
 @dataclass(frozen=True)
@@ -53,8 +52,28 @@ class ServeConfig:
     coredns_metrics: bool = False  # also CoreDNS's series, for its dashboards and alerts
 
 
+def add_cluster_flags(parser: argparse.ArgumentParser) -> None:
+    """Which cluster serve answers for and how it reports it: shared by ``serve`` and ``up``."""
+    parser.add_argument(
+        "--domain", type=dns_domain, default="cluster.local", help="cluster domain (default cluster.local.)"
+    )
+    parser.add_argument("--kubecfg-file", "--kubeconfig", dest="kubeconfig", default=None)
+    parser.add_argument(
+        "--kube-master-url", default=None, help="API server URL; environment variables expand"
+    )
+    parser.add_argument(
+        "--manifests",
+        action="append",
+        type=Path,
+        default=[],
+        metavar="PATH",
+        help="YAML/JSON file or directory of cluster objects, instead of the API (repeatable; reloaded)",
+    )
+    parser.add_argument("--coredns-metrics", action="store_true", help="also export CoreDNS's metric names")
+
+
 def add_serve_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--domain", default="cluster.local.", help="cluster domain (default cluster.local.)")
+    add_cluster_flags(parser)
     parser.add_argument("--dns-bind-address", default="0.0.0.0", help="address for DNS over UDP and TCP")
     parser.add_argument("--dns-port", type=port, default=10053)
     parser.add_argument("--healthz-port", type=port, default=8081, help="serves /readiness and /healthz")
@@ -66,11 +85,6 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--http-bind-address", default="0.0.0.0", help="address for the health and metrics ports"
-    )
-    parser.add_argument("--coredns-metrics", action="store_true", help="also export CoreDNS's metric names")
-    parser.add_argument("--kubecfg-file", "--kubeconfig", dest="kubeconfig", default=None)
-    parser.add_argument(
-        "--kube-master-url", default=None, help="API server URL; environment variables expand"
     )
     parser.add_argument(
         "--config-dir",
@@ -89,14 +103,6 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
     compat.add_argument("--federations", default=None, help="federation DNS is gone")
     compat.add_argument("--profiling", nargs="?", const="true", default=None, help="no pprof in Python")
     parser.add_argument("--initial-sync-timeout", type=duration, default=60.0, metavar="DURATION")
-    parser.add_argument(
-        "--manifests",
-        action="append",
-        type=Path,
-        default=[],
-        metavar="PATH",
-        help="YAML/JSON file or directory of cluster objects, instead of the API (repeatable; reloaded)",
-    )
     parser.add_argument("--pods", choices=[m.value for m in PodMode], default=PodMode.INSECURE.value)
     parser.add_argument(
         "--ttl", type=non_negative_int, default=30, help="TTL of every record, and the SOA minimum"
@@ -125,9 +131,6 @@ OBSOLETE = {
 
 
 def serve_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> ServeConfig:
-    domain = args.domain.strip().rstrip(".").lower()
-    if not domain or not all(_DNS1123_LABEL.match(label) for label in domain.split(".")):
-        parser.error(f"--domain {args.domain!r} is not a valid DNS domain")
     if args.ttl > 2**31 - 1:
         parser.error("--ttl is too large")
     metrics_port = args.metrics_port
@@ -143,7 +146,7 @@ def serve_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> S
         parser.error(f"--allow-from: {err}")
     master = args.kube_master_url or None  # environment variables expand where it is used
     return ServeConfig(
-        domain=domain,
+        domain=args.domain,
         dns_bind_address=args.dns_bind_address,
         dns_port=args.dns_port,
         healthz_port=args.healthz_port,

@@ -171,3 +171,11 @@ def test_up_check_config_reads_the_manifests(tmp_path: Path) -> None:
     missing = tmp_path / "cluster.yaml"
     done = run("up", "--manifests", str(missing), "--check-config")
     assert done.returncode == 1 and f"--manifests {missing}: no such file" in done.stderr
+
+
+def test_up_check_config_is_each_childs_own_check() -> None:
+    """up hands its flags to the cache and serve: their own checks judge them, named by child."""
+    done = run("up", "--server=192.0.2.1#notaport", "--check-config")
+    assert done.returncode != 0 and "kubedns-py up: cache: " in done.stderr, done.stderr
+    done = run("up", "--domain=bad_domain", "--check-config")
+    assert done.returncode == 2 and "'bad_domain' is not a valid DNS domain" in done.stderr
