@@ -45,11 +45,10 @@ class StatsPoller:
             await asyncio.sleep(self._interval)
 
     async def poll(self) -> None:
-        namespace = self._metrics.namespace
         try:
             values = {stat: await self._read(name) for stat, name in STATS.items()}
         except (QueryError, ValueError) as err:
-            self._metrics.legacy.add(f"{namespace}_dnsmasq_errors")
+            self._metrics.dnsmasq_errors += 1
             if not self.failing:
                 self._limited.warning("poll failed", "polling the cache's statistics failed: %s", err)
             self.failing = True
@@ -59,12 +58,10 @@ class StatsPoller:
         self.failing = False
         for stat, value in values.items():
             if stat == "max_size":
-                self._metrics.legacy.values[f"{namespace}_dnsmasq_max_size"] = value
+                self._metrics.dnsmasq[stat] = value
                 continue
             previous = self._last.get(stat, 0)
-            self._metrics.legacy.add(
-                f"{namespace}_dnsmasq_{stat}", value - previous if value >= previous else value
-            )
+            self._metrics.dnsmasq[stat] += value - previous if value >= previous else value
             self._last[stat] = value
 
     async def _read(self, name: str) -> int:

@@ -220,5 +220,5 @@ async def test_cache_counters_that_fall_back_mean_a_restart_and_count_anew() -> 
     exported = []
     for _ in range(4):
         await poller.poll()
-        exported.append(metrics.legacy.values["kubedns_dnsmasq_hits"])
+        exported.append(metrics.dnsmasq["hits"])
     assert exported == [100, 150, 190, 210]  # 40 new hits after the restart, then 20 more
