@@ -7,78 +7,114 @@ The programming-latency histogram matches CoreDNS's ``coredns_kubernetes_dns_pro
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from bisect import bisect_left
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 from kubedns_py.cluster.objects import EndpointSet, Kind, Service
 from kubedns_py.cluster.store import Delete, Event, Replace, Upsert
+from kubedns_py.net.stats import cumulative
 
 PROGRAMMING_BUCKETS = tuple(0.001 * 2**i for i in range(20))  # 1 ms doubling up to ~9 min
 SERVICE_KINDS = ("cluster_ip", "headless_with_selector")
 
 
-class KubeMetrics:
+class KubeMetrics(Collector):
+    """Plain counts kept by the reflectors, turned into families when scraped."""
+
     def __init__(self, registry: CollectorRegistry, last_contact: Callable[[], float | None]) -> None:
-        started = time.time()
-        self.watch_events = Counter(
-            "kubedns_kubernetes_watch_events",
-            "Watch events received from the API server, by resource and event type.",
-            ("resource", "type"),
-            registry=registry,
-        )
-        self.relists = Counter(
-            "kubedns_kubernetes_relists",
-            "LISTs after the first one of a resource (410 Gone: the watch fell too far behind).",
-            ("resource",),
-            registry=registry,
-        )
-        self.reconnects = Counter(
-            "kubedns_kubernetes_reconnects",
-            "Failed or stalled LIST/WATCH requests, each retried after a backoff.",
-            ("resource",),
-            registry=registry,
-        )
-        self.last_contact = Gauge(
-            "kubedns_kubernetes_last_contact_timestamp_seconds",
-            "Unix time of the last successful answer (LIST page, watch event or bookmark) per resource.",
-            ("resource",),
-            registry=registry,
-        )
-        since = Gauge(
-            "kubedns_kubernetes_since_last_contact_seconds",
-            "Seconds since the last successful answer from the API server (since start-up if none yet).",
-            registry=registry,
-        )
-        since.set_function(lambda: time.time() - (last_contact() or started))
-        self.programming = Histogram(
-            "kubedns_kubernetes_dns_programming_duration_seconds",
-            "From an endpoint change (the last-change-trigger-time annotation) to its arrival in DNS.",
-            ("service_kind",),
-            buckets=PROGRAMMING_BUCKETS,
-            registry=registry,
-        )
+        self._started = time.time()
+        self._last_contact_any = last_contact
+        self.watch_events: Counter[tuple[str, str]] = Counter()  # (resource, event type)
+        self.relists: Counter[str] = Counter()
+        self.reconnects: Counter[str] = Counter()
+        self.last_contact: dict[str, float] = {}
         # Exported at zero from the start: a series born at its first observation shows Prometheus no
         # increase, so the first endpoint change after a restart would not reach rate() or the dashboard.
-        for kind in SERVICE_KINDS:
-            self.programming.labels(kind)
+        self._programming = {kind: [0] * (len(PROGRAMMING_BUCKETS) + 1) for kind in SERVICE_KINDS}
+        self._programming_sums = dict.fromkeys(SERVICE_KINDS, 0.0)
+        registry.register(self)
 
     def add_resource(self, resource: str) -> None:
         """Create a resource's series at zero, so they exist before the first failure."""
-        self.relists.labels(resource)
-        self.reconnects.labels(resource)
+        self.relists[resource] += 0
+        self.reconnects[resource] += 0
 
     def count_events(self, resource: str, types: Mapping[str, int]) -> None:
         for event_type, count in types.items():
-            self.watch_events.labels(resource, event_type).inc(count)
+            self.watch_events[resource, event_type] += count
 
     def observe_programming(self, service_kind: str, trigger_time: str, now: float) -> None:
         try:
             changed = datetime.fromisoformat(trigger_time).timestamp()
         except ValueError:
             return
-        self.programming.labels(service_kind).observe(max(0.0, now - changed))
+        seconds = max(0.0, now - changed)
+        self._programming[service_kind][bisect_left(PROGRAMMING_BUCKETS, seconds)] += 1
+        self._programming_sums[service_kind] += seconds
+
+    def describe(self) -> Iterator[Metric]:
+        # The names, so a restricted view of the registry (CoreDNS's names for the histogram) finds
+        # them; read when registered, before the source is whole.
+        return self._families(0.0)
+
+    def collect(self) -> Iterator[Metric]:
+        return self._families(time.time() - (self._last_contact_any() or self._started))
+
+    def _families(self, since_last_contact: float) -> Iterator[Metric]:
+        events = CounterMetricFamily(
+            "kubedns_kubernetes_watch_events",
+            "Watch events received from the API server, by resource and event type.",
+            labels=["resource", "type"],
+        )
+        for (resource, event_type), count in sorted(self.watch_events.items()):
+            events.add_metric([resource, event_type], count)
+        yield events
+        yield _by_resource(
+            "kubedns_kubernetes_relists",
+            "LISTs after the first one of a resource (410 Gone: the watch fell too far behind).",
+            self.relists,
+        )
+        yield _by_resource(
+            "kubedns_kubernetes_reconnects",
+            "Failed or stalled LIST/WATCH requests, each retried after a backoff.",
+            self.reconnects,
+        )
+        contact = GaugeMetricFamily(
+            "kubedns_kubernetes_last_contact_timestamp_seconds",
+            "Unix time of the last successful answer (LIST page, watch event or bookmark) per resource.",
+            labels=["resource"],
+        )
+        for resource, stamp in sorted(self.last_contact.items()):
+            contact.add_metric([resource], stamp)
+        yield contact
+        yield GaugeMetricFamily(
+            "kubedns_kubernetes_since_last_contact_seconds",
+            "Seconds since the last successful answer from the API server (since start-up if none yet).",
+            value=since_last_contact,
+        )
+        programming = HistogramMetricFamily(
+            "kubedns_kubernetes_dns_programming_duration_seconds",
+            "From an endpoint change (the last-change-trigger-time annotation) to its arrival in DNS.",
+            labels=["service_kind"],
+        )
+        for kind, buckets in self._programming.items():
+            programming.add_metric(
+                [kind], cumulative(PROGRAMMING_BUCKETS, buckets), self._programming_sums[kind]
+            )
+        yield programming
+
+
+def _by_resource(name: str, documentation: str, counts: Mapping[str, int]) -> Metric:
+    family = CounterMetricFamily(name, documentation, labels=["resource"])
+    for resource, count in sorted(counts.items()):
+        family.add_metric([resource], count)
+    return family
 
 
 class ProgrammingLatency:

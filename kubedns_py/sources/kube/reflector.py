@@ -83,13 +83,13 @@ class Reflector:
                 failure = exc
             except _TRANSIENT as exc:
                 failure = exc
-                self.metrics.reconnects.labels(self.resource.name).inc()
+                self.metrics.reconnects[self.resource.name] += 1
             except Exception as exc:  # a surprise must not end the watch for good: log it, retry
                 self.limited.exception(
                     f"surprise {self.resource.name}", "kubernetes: %s: unexpected failure", self.resource.name
                 )
                 failure = exc
-                self.metrics.reconnects.labels(self.resource.name).inc()
+                self.metrics.reconnects[self.resource.name] += 1
             if self.progressed:
                 attempt = 0
             if failure is None and self.progressed:
@@ -110,12 +110,12 @@ class Reflector:
 
     def touch(self) -> None:
         self.last_contact = time.time()
-        self.metrics.last_contact.labels(self.resource.name).set(self.last_contact)
+        self.metrics.last_contact[self.resource.name] = self.last_contact
         self.healthy = True
 
     async def list_all(self) -> None:
         if self.lists:
-            self.metrics.relists.labels(self.resource.name).inc()
+            self.metrics.relists[self.resource.name] += 1
         self.lists += 1
         objects: list[KubeObject] = []
         rv = ""
