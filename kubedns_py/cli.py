@@ -6,7 +6,7 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import uvloop
@@ -33,6 +33,12 @@ from kubedns_py.up import check as check_up
 log = logging.getLogger("kubedns_py")
 
 SHORT_FLAGS = frozenset({"-k"})  # dnsmasq's keep-in-foreground stays a short flag
+COMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None]], ...] = (
+    ("serve", "answer the cluster zone authoritatively (the kubedns container)", add_serve_flags),
+    ("cache", "the caching forwarder in front of serve (the dnsmasq container)", add_cache_flags),
+    ("nodelocal", "the cache on every node, set up as NodeLocal DNSCache's node-cache", add_nodelocal_flags),
+    ("up", "run serve, cache and probe together on this machine, wired as in the pod", add_up_flags),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -41,28 +47,8 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"kubedns-py {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    serve = commands.add_parser(
-        "serve", help="answer the cluster zone authoritatively (the kubedns container)", allow_abbrev=False
-    )
-    add_serve_flags(serve)
-    cache = commands.add_parser(
-        "cache",
-        help="the caching forwarder in front of serve (the dnsmasq container)",
-        allow_abbrev=False,
-    )
-    add_cache_flags(cache)
-    nodelocal = commands.add_parser(
-        "nodelocal",
-        help="the cache on every node, set up as NodeLocal DNSCache's node-cache",
-        allow_abbrev=False,
-    )
-    add_nodelocal_flags(nodelocal)
-    up = commands.add_parser(
-        "up",
-        help="run serve, cache and probe together on this machine, wired as in the pod",
-        allow_abbrev=False,
-    )
-    add_up_flags(up)
+    for name, what, add_flags in COMMANDS:
+        add_flags(commands.add_parser(name, help=what, allow_abbrev=False))
     return parser
 
 

@@ -8,12 +8,19 @@ rewrites both into argparse's spelling so those manifests work unchanged.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import logging
 import re
 import sys
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import prometheus_client
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+C = TypeVar("C", bound="DataclassInstance")
 
 _DURATION = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h)?")
 _UNITS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -38,6 +45,13 @@ def normalize_argv(argv: Sequence[str], short_flags: frozenset[str] = frozenset(
         name, eq, value = arg.partition("=")
         out.append(name.replace("_", "-") + eq + value)
     return out
+
+
+def config_from_args(config: type[C], args: argparse.Namespace, **derived: Any) -> C:
+    """A command's configuration dataclass from its parsed flags: each field from the flag of the same
+    name, except those ``derived`` gives (renamed, parsed further or computed)."""
+    taken = {f.name: getattr(args, f.name) for f in dataclasses.fields(config) if f.name not in derived}
+    return config(**taken, **derived)
 
 
 def duration(text: str) -> float:

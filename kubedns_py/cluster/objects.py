@@ -216,16 +216,21 @@ def endpoint_slice_from_dict(obj: Mapping[str, Any]) -> EndpointSet:
         addresses = _unique(normalize_ip(a) for a in _list(item.get("addresses"), f"{what}: addresses"))
         hostname = item.get("hostname")
         endpoints.append(Endpoint(addresses, _hostname(hostname), ready))
-    annotations = meta.get("annotations") or {}
-    trigger = annotations.get(TRIGGER_TIME_ANNOTATION) if isinstance(annotations, Mapping) else None
     return EndpointSet(
         kind=Kind.ENDPOINT_SLICE,
         namespace=namespace,
         name=name,
         service=sys.intern(service.lower()) if isinstance(service, str) and service else None,
         groups=(EndpointGroup(tuple(endpoints), _ports(obj.get("ports"), f"{what}: ports")),),
-        trigger_time=trigger if isinstance(trigger, str) else None,
+        trigger_time=_trigger_time(meta),
     )
+
+
+def _trigger_time(meta: Mapping[str, Any]) -> str | None:
+    """When the endpoints last changed (the controller's annotation), for the programming latency."""
+    annotations = meta.get("annotations") or {}
+    trigger = annotations.get(TRIGGER_TIME_ANNOTATION) if isinstance(annotations, Mapping) else None
+    return trigger if isinstance(trigger, str) else None
 
 
 def endpoints_from_dict(obj: Mapping[str, Any]) -> EndpointSet:
@@ -244,15 +249,13 @@ def endpoints_from_dict(obj: Mapping[str, Any]) -> EndpointSet:
                 if ip is not None:
                     endpoints.append(Endpoint((ip,), _hostname(address.get("hostname")), ready))
         groups.append(EndpointGroup(tuple(endpoints), _ports(subset.get("ports"), f"{what}: ports")))
-    annotations = meta.get("annotations") or {}
-    trigger = annotations.get(TRIGGER_TIME_ANNOTATION) if isinstance(annotations, Mapping) else None
     return EndpointSet(
         kind=Kind.ENDPOINTS,
         namespace=namespace,
         name=name,
         service=name,
         groups=tuple(groups),
-        trigger_time=trigger if isinstance(trigger, str) else None,
+        trigger_time=_trigger_time(meta),
     )
 
 

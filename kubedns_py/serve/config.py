@@ -14,6 +14,7 @@ from kubedns_py.flags import (
     add_lameduck_flag,
     add_logging_flags,
     add_tcp_flags,
+    config_from_args,
     dns_domain,
     duration,
     non_negative_int,
@@ -145,27 +146,13 @@ def serve_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> S
     except ValueError as err:
         parser.error(f"--allow-from: {err}")
     master = args.kube_master_url or None  # environment variables expand where it is used
-    return ServeConfig(
-        domain=args.domain,
-        dns_bind_address=args.dns_bind_address,
-        dns_port=args.dns_port,
-        healthz_port=args.healthz_port,
+    return config_from_args(
+        ServeConfig,
+        args,
         metrics_port=metrics_port,
-        http_bind_address=args.http_bind_address,
-        kubeconfig=args.kubeconfig,
         kube_master_url=master,
-        config_dir=args.config_dir,
-        nameservers=args.nameservers,
-        initial_sync_timeout=args.initial_sync_timeout,
         manifests=tuple(args.manifests),
         pods=PodMode(args.pods),
-        ttl=args.ttl,
-        endpoints_api=args.endpoints_api,
-        watch_stall_timeout=args.watch_stall_timeout,
-        tcp_max_connections=args.tcp_max_connections,
-        tcp_max_per_client=args.tcp_max_per_client,
         allow_from=allow_from,
-        lameduck=args.lameduck,
         verbosity=args.v,
-        coredns_metrics=args.coredns_metrics,
     )
