@@ -26,7 +26,7 @@ from kubedns_py.cluster.store import Store
 from kubedns_py.sources.kube import KubeSettings, KubeSource
 from tests.bench import api_scale, cluster_gen
 from tests.support.apiserver import FakeApiServer
-from tests.support.processes import ROOT
+from tests.support.paths import ROOT
 
 SYNC_DEADLINE = 60.0
 

@@ -20,15 +20,15 @@ import dns.rcode
 import pytest
 import yaml
 
-from tests.deploy import DASHBOARD, PROMETHEUS_CONFIG, RULES
-from tests.e2e.pod import Process, start_module
-from tests.e2e.upstream import nameserver
 from tests.support import apiserver_objects as objects
 from tests.support.apiserver import FakeApiServer
-from tests.support.dnsmasq import free_port
 from tests.support.eventloop import Loop
+from tests.support.internet import nameserver
 from tests.support.nameservers import TestNameserver, servfail
-from tests.support.processes import DEMO_CLUSTER, stop
+from tests.support.paths import DASHBOARD, DEMO_CLUSTER, PROMETHEUS_CONFIG, RULES
+from tests.support.ports import free_port
+from tests.support.processes import Running as Process
+from tests.support.processes import start_module, stop
 from tests.support.prometheus import Prometheus, running_prometheus
 
 # Grafana's variables as the dashboard's "All" selects them; 30s spans the whole run at 1s scrapes.

@@ -28,7 +28,7 @@ import dns.rcode
 
 from tests.support import apiserver_objects as objects
 from tests.support.apiserver import FakeApiServer
-from tests.support.processes import ROOT
+from tests.support.paths import ROOT
 
 DOMAIN = "cluster.local"
 KUBEDNS = [
