@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint unit bench fuzz clean
+.PHONY: run test lint unit suite bench fuzz clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -21,10 +21,15 @@ lint: $(STAMP)
 	$(BIN)/mypy --strict kubedns_py probe
 	$(BIN)/lint-imports
 
+# tests/unit only: no sockets, no processes, under 30 s.
 unit: $(STAMP)
+	$(BIN)/pytest -q tests/unit
+
+# Every level: unit, integration, e2e, deploy (tests/README.md).
+suite: $(STAMP)
 	$(BIN)/pytest -q
 
-test: lint unit
+test: lint suite
 
 bench: $(STAMP)
 	$(BIN)/python -m tests.bench

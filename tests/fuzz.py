@@ -32,7 +32,7 @@ from kubedns_py.net.stats import DnsStats
 from kubedns_py.serve.answerer import Answerer
 from kubedns_py.sources.manifests import ManifestSource
 from tests.support.junk import check, expected, named, packets
-from tests.support.processes import DEMO_CLUSTER
+from tests.support.paths import DEMO_CLUSTER
 
 SHOWN_FAILURES = 10
 MISS_TURNS = 20

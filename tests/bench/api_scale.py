@@ -45,7 +45,6 @@ import dns.rdatatype
 
 from tests.bench import cluster_gen
 from tests.bench.tools import (
-    HOST,
     BenchError,
     GcPauses,
     cpu_seconds,
@@ -55,6 +54,7 @@ from tests.bench.tools import (
     write_results,
 )
 from tests.support.apiserver import FakeApiServer
+from tests.support.ports import HOST
 from tests.support.processes import Running, start_serve, stop
 
 NAME = "api"

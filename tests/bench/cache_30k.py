@@ -18,7 +18,6 @@ from typing import Any
 
 from tests.bench import cache_qps
 from tests.bench.tools import (
-    HOST,
     MAX_SECONDS,
     OURS,
     THEIRS,
@@ -42,7 +41,8 @@ from tests.bench.tools import (
     write_hosts_file,
     write_query_file,
 )
-from tests.support.dnsmasq import chaos_number
+from tests.support.dnsclient import chaos_number
+from tests.support.ports import HOST
 
 NAME = "cache-30k"
 TARGET_RATIO = 0.8

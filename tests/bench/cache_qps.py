@@ -22,7 +22,6 @@ import dns.message
 import dns.query
 
 from tests.bench.tools import (
-    HOST,
     OURS,
     THEIRS,
     BenchError,
@@ -42,6 +41,7 @@ from tests.bench.tools import (
     write_query_file,
     write_results,
 )
+from tests.support.ports import HOST
 
 NAME = "cache"
 TARGET_RATIO = 0.5

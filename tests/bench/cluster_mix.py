@@ -33,8 +33,8 @@ from tests.bench.tools import (
     BenchError,
     Dnsmasq,
     Lookup,
-    dig,
     dnsmasq,
+    lookup,
     pin,
     wait_until_answers,
     write_hosts_file,
@@ -162,7 +162,7 @@ def spot_check(mix: ClusterMix, ports: dict[str, int], per_kind: int = 4) -> int
             addresses = None
             if q.qtype == "A" and has_answer:
                 addresses = frozenset(mix.records.get(q.name.lower(), ()))
-            got = dig(port, q.name, q.qtype)
+            got = lookup(port, q.name, q.qtype)
             if not _as_expected(got, status, has_answer, addresses):
                 want = f"{status} {'with' if has_answer else 'without'} answers"
                 seen = f"{got.status}, {got.records} records {sorted(got.addresses)}"

@@ -19,17 +19,16 @@ from typing import Any
 
 from tests.bench import cluster_gen, cluster_mix
 from tests.bench.tools import (
-    HOST,
     OURS,
     THEIRS,
     BenchError,
     DnsperfOptions,
     cache_pair,
     cpu_split,
-    dig,
     dnsmasq_process,
     load_parser,
     log_problems,
+    lookup,
     measure_rounds,
     parse_load_args,
     pin,
@@ -44,7 +43,8 @@ from tests.bench.tools import (
     write_hosts_file,
     write_query_file,
 )
-from tests.support.dnsmasq import chaos_number
+from tests.support.dnsclient import chaos_number
+from tests.support.ports import HOST
 from tests.support.processes import serve
 
 NAME = "ndots-storm"
@@ -88,7 +88,7 @@ def spot_check(ports: dict[str, int], records: dict[str, tuple[str, str]], names
         expected += [(name, "A", "NOERROR", frozenset({v4})), (name, "AAAA", "NOERROR", frozenset({v6}))]
         for qname, qtype, status, addresses in expected:
             for server, port in ports.items():
-                got = dig(port, qname, qtype)
+                got = lookup(port, qname, qtype)
                 if (got.status, got.addresses) != (status, addresses):
                     seen = f"{got.status} {sorted(got.addresses)}"
                     wrong.append(f"{server}: {qname} {qtype} -> {seen}, want {status} {sorted(addresses)}")

@@ -27,7 +27,7 @@ from kubedns_py.sources.kube.client import KubeSettings
 from kubedns_py.sources.kube.source import KubeSource
 from tests.bench import api_scale, cluster_gen
 from tests.support.apiserver import FakeApiServer
-from tests.support.processes import ROOT
+from tests.support.paths import ROOT
 
 SYNC_DEADLINE = 60.0
 

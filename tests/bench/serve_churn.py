@@ -34,10 +34,10 @@ from tests.bench.tools import (
     Measured,
     cpu_seconds,
     cpu_split,
-    dig,
     gc_pauses,
     load_parser,
     log_problems,
+    lookup,
     parse_load_args,
     pin,
     print_qps_table,
@@ -51,7 +51,7 @@ from tests.bench.tools import (
     write_query_file,
 )
 from tests.support.apiserver import FakeApiServer
-from tests.support.dnsmasq import metric, scrape
+from tests.support.metrics import scrape
 from tests.support.processes import Running, stop
 
 NAME = "serve-churn"
@@ -222,7 +222,7 @@ async def caught_up(metrics_port: int, changes: int) -> int:
     deadline = time.monotonic() + CATCH_UP_SECONDS
     while True:
         samples = await asyncio.to_thread(scrape, metrics_port)
-        events = metric(samples, WATCH_EVENTS, resource="endpointslices", type="MODIFIED")
+        events = samples.get(WATCH_EVENTS, resource="endpointslices", type="MODIFIED")
         received = int(events)
         if received >= changes or time.monotonic() > deadline:
             return received
@@ -243,7 +243,7 @@ async def check_last_change(api: FakeApiServer, churn: Churn, port: int) -> list
         for address in endpoint["addresses"]
     }
     name = api_scale.fqdn(namespace, service)
-    got = await asyncio.to_thread(dig, port, name)
+    got = await asyncio.to_thread(lookup, port, name)
     if got.addresses == expected:
         return []
     return [f"{name} answered {sorted(got.addresses)} after the changes, want {sorted(expected)}"]

@@ -29,9 +29,9 @@ from tests.bench.tools import (
     DnsperfOptions,
     Verdict,
     cpu_split,
-    dig,
     dnsmasq,
     log_problems,
+    lookup,
     measure_rounds,
     pin,
     print_qps_table,
@@ -85,7 +85,7 @@ def spot_check(workload: Workload, ports: dict[str, int]) -> int:
         addresses = workload.records.get(name, ())
         expected = ("NOERROR" if addresses else "NXDOMAIN", frozenset(addresses))
         for server, port in ports.items():
-            got = dig(port, name)
+            got = lookup(port, name)
             if (got.status, got.addresses) != expected:
                 want = f"{expected[0]} {sorted(expected[1])}"
                 wrong.append(f"{server}: {name} -> {got.status} {sorted(got.addresses)}, expected {want}")

@@ -13,17 +13,20 @@ import resource
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from tests.support.dnsmasq import free_port, metric, scrape
-from tests.support.processes import ROOT, Running, cache
+from tests.support.dig import dig
+from tests.support.metrics import scrape
+from tests.support.paths import ROOT
+from tests.support.ports import HOST, free_port
+from tests.support.processes import Running, cache
+from tests.support.procfs import cpu_seconds as process_cpu_seconds
+from tests.support.waiting import wait_until
 
-HOST = "127.0.0.1"
 RESULTS_DIR = ROOT / "bench-results"
 
 
@@ -102,13 +105,11 @@ def pin(pid: int, cpus: Collection[int]) -> None:
 
 
 def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far, from /proc (fields 14 and 15 of stat)."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError as err:
-        raise BenchError(f"process {pid} is gone") from err
-    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may contain spaces
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    """User + system CPU time of a process so far."""
+    seconds = process_cpu_seconds(pid)
+    if seconds is None:
+        raise BenchError(f"process {pid} is gone")
+    return seconds
 
 
 # -- dig -----------------------------------------------------------------------------------------
@@ -121,24 +122,10 @@ class Lookup:
     records: int = 0  # answer records of any type
 
 
-_STATUS = re.compile(r"status: (\w+)")
-DIG_OPTIONS = ("+time=1", "+tries=1", "+noall", "+comments", "+answer")
-
-
-def dig(port: int, name: str, qtype: str = "A") -> Lookup:
+def lookup(port: int, name: str, qtype: str = "A") -> Lookup:
     require("dig")
-    done = subprocess.run(
-        ["dig", f"@{HOST}", "-p", str(port), *DIG_OPTIONS, name, qtype],
-        capture_output=True,
-        text=True,
-        timeout=10,
-        check=False,
-    )
-    status = _STATUS.search(done.stdout)
-    lines = done.stdout.splitlines()
-    answers = [parts for line in lines if not line.startswith(";") and (parts := line.split())]
-    addresses = frozenset(parts[4] for parts in answers if len(parts) == 5 and parts[3] == qtype)
-    return Lookup(status.group(1) if status else "", addresses, len(answers))
+    reply = dig(name, qtype, port=port)
+    return Lookup(reply.status, frozenset(reply.data(qtype)), len(reply.answer))
 
 
 def wait_until_answers(
@@ -150,18 +137,17 @@ def wait_until_answers(
 ) -> None:
     """Poll until ``name`` gets one of ``statuses`` (None: any reply at all). serve answers SERVFAIL
     until its data has loaded, so waiting for its port to open is not enough."""
-    deadline = time.monotonic() + timeout
-    last = Lookup("", frozenset())
-    while time.monotonic() < deadline:
+
+    def answered() -> bool:
         if process.poll() is not None:
             raise BenchError(f"the server on port {port} exited with status {process.returncode}")
-        last = dig(port, name)
-        if last.status and (statuses is None or last.status in statuses):
-            return
-        time.sleep(0.1)
-    raise BenchError(
-        f"port {port} gave {name} no wanted answer in {timeout:.0f}s (last: {last.status or 'none'})"
-    )
+        status = lookup(port, name).status
+        return bool(status) and (statuses is None or status in statuses)
+
+    try:
+        wait_until(answered, timeout, f"port {port} answering {name}", interval=0.1)
+    except AssertionError as failed:
+        raise BenchError(str(failed)) from None
 
 
 # -- dnsmasq -------------------------------------------------------------------------------------
@@ -592,7 +578,7 @@ class GcPauses:
 
 def gc_pauses(metrics_port: int) -> GcPauses:
     samples = scrape(metrics_port)
-    total = metric(samples, "kubedns_gc_pause_seconds_count")
-    within = metric(samples, "kubedns_gc_pause_seconds_bucket", le=str(TARGET_GC_PAUSE_MS / 1000))
-    longest = metric(samples, "kubedns_gc_pause_longest_seconds") * 1000
+    total = samples.get("kubedns_gc_pause_seconds_count")
+    within = samples.get("kubedns_gc_pause_seconds_bucket", le=str(TARGET_GC_PAUSE_MS / 1000))
+    longest = samples.get("kubedns_gc_pause_longest_seconds") * 1000
     return GcPauses(longest, int(total), int(total - within))

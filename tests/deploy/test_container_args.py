@@ -9,8 +9,9 @@ import subprocess
 
 import pytest
 
-from tests.deploy import ENTRY_POINTS, ROOT, Container, containers, expand
 from tests.e2e.upstream_spec import CONTAINERS, UpstreamContainer
+from tests.support.manifests import Container, containers, expand
+from tests.support.processes import ENTRY_POINTS, run_entry_point
 
 # What Kubernetes injects for the Services of the pod's namespace (enableServiceLinks): the node-local
 # cache finds kube-dns-upstream through it. Any address will do for a flag check.
@@ -23,22 +24,12 @@ OURS = [c for c in containers() if c.spec["command"][0] in ENTRY_POINTS]
 def check_config(container: Container, service_env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     env = {**service_env, **{k: expand(v, service_env) for k, v in container.env.items()}}
     program, *args = (expand(arg, env) for arg in container.argv)
-    argv = [*ENTRY_POINTS[program], *args]
     if args[:1] == ["serve"]:
         # In the pod, serve finds the API through the service account (KUBERNETES_SERVICE_HOST and
         # the token file under /var/run/secrets, which a test cannot create). Any master URL stands
         # in for it: --check-config validates the flags and never connects.
-        argv.append("--kube-master-url=http://127.0.0.1:1")
-    argv.append("--check-config")
-    return subprocess.run(
-        argv,
-        env={**os.environ, **env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+        args.append("--kube-master-url=http://127.0.0.1:1")
+    return run_entry_point(program, *args, "--check-config", env={**os.environ, **env})
 
 
 def test_every_container_is_checked() -> None:
@@ -67,13 +58,5 @@ def test_the_upstream_addons_arguments_are_accepted(container: UpstreamContainer
     for the service account)."""
     program, *args = container.command
     extra = ["--kube-master-url=http://127.0.0.1:1"] if args[0] == "serve" else []
-    done = subprocess.run(
-        [*ENTRY_POINTS[program], *args, *extra, "--check-config"],
-        env={**os.environ, **container.env},
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=False,
-    )
+    done = run_entry_point(program, *args, *extra, "--check-config", env={**os.environ, **container.env})
     assert done.returncode == 0, done.stderr

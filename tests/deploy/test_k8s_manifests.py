@@ -13,26 +13,16 @@ import pytest
 
 from kubedns_py.cache.app import FINISH_WITHIN
 from kubedns_py.flags import duration
-from tests.deploy import (
-    DEPLOY,
-    ENTRY_POINTS,
-    KUBERNETES,
-    MANIFESTS,
-    ROOT,
-    Obj,
-    by_name,
-    containers,
-    documents,
-    find,
-    pod_spec,
-)
 from tests.support import dockerfile
+from tests.support.manifests import Obj, by_name, containers, documents, find, pod_spec
+from tests.support.paths import DEPLOY, DEPLOY_KUBERNETES, MANIFESTS, ROOT
+from tests.support.processes import ENTRY_POINTS
 
 # Schemas shipped by kubernetes-validate; 1.30 is the oldest release still commonly run that has every
 # field we use (the sysctl has been safe since 1.22, autoscaling/v2 and policy/v1 since 1.23).
 KUBERNETES_VERSION = "1.30"
-KUBE_DNS = KUBERNETES / "kube-dns.yaml"
-NODELOCAL = KUBERNETES / "nodelocal.yaml"
+KUBE_DNS = DEPLOY_KUBERNETES / "kube-dns.yaml"
+NODELOCAL = DEPLOY_KUBERNETES / "nodelocal.yaml"
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())
 IMAGE = f"kubedns-py:{PYPROJECT['project']['version']}"
 _IANA_SVC_NAME = re.compile(r"^(?=.*[a-z])(?!.*--)[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
@@ -327,7 +317,7 @@ def test_node_local_daemonset() -> None:
 
 
 def test_autoscalers_target_the_kube_dns_deployment() -> None:
-    autoscaler = KUBERNETES / "autoscaler.yaml"
+    autoscaler = DEPLOY_KUBERNETES / "autoscaler.yaml"
     params = find(autoscaler, "ConfigMap", "kube-dns-autoscaler")["data"]["linear"]
     linear = json.loads(params)
     assert linear["min"] >= 2 and linear["coresPerReplica"] > 0 and linear["nodesPerReplica"] > 0
@@ -338,7 +328,7 @@ def test_autoscalers_target_the_kube_dns_deployment() -> None:
     assert "--configmap=kube-dns-autoscaler" in command
     default = next(c for c in command if c.startswith("--default-params="))
     json.loads(default.split("=", 1)[1])
-    hpa = find(KUBERNETES / "hpa.yaml", "HorizontalPodAutoscaler", "kube-dns")
+    hpa = find(DEPLOY_KUBERNETES / "hpa.yaml", "HorizontalPodAutoscaler", "kube-dns")
     assert hpa["spec"]["scaleTargetRef"] == {
         "apiVersion": "apps/v1",
         "kind": "Deployment",

@@ -5,45 +5,34 @@ double and a scripted upstream)."""
 
 from __future__ import annotations
 
-import datetime
 import json
 import re
 import shutil
-import subprocess
-import sys
 import tempfile
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import dns.message
-import dns.query
 import pytest
 import yaml
-from prometheus_client.parser import text_string_to_metric_families
 
-from tests.deploy import DASHBOARD, PROMETHEUS_CONFIG, ROOT, RULES, RULES_TEST, metric_names
 from tests.support import apiserver_objects as objects
 from tests.support.apiserver import FakeApiServer
+from tests.support.dnsclient import ask
 from tests.support.eventloop import Loop
+from tests.support.metrics import Metrics, scrape
 from tests.support.nameservers import TestNameserver, answer
-from tests.support.processes import DEMO_CLUSTER, Running, start_cache, start_serve, stop
+from tests.support.paths import DASHBOARD, DEMO_CLUSTER, PROMETHEUS_CONFIG, RULES, RULES_TEST
+from tests.support.processes import Running, start_cache, start_probe, start_serve, stop
+from tests.support.prometheus import promtool
+from tests.support.promql import metric_names
+from tests.support.waiting import wait_until
 
 PROMETHEUS_GENERATED = {"up"}  # written by Prometheus for each target, never exposed by one
 # The k8s-dns-sidecar's histogram names, kept so kube-dns dashboards still work: promtool's lint
 # dislikes the "ms" in them, and nothing else is allowed to fail it.
 LEGACY_LINT = re.compile(r"^kubedns_probe_\w+_latency_ms metric names should not contain abbreviated units$")
 PANEL_TOPICS = ("type", "protocol", "rcode", "hit ratio", "cache size", "upstream", "probe", "memory", "cpu")
-
-
-def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
-    if shutil.which("promtool") is None:
-        pytest.skip("promtool is not installed (Debian package prometheus)")
-    return subprocess.run(
-        ["promtool", *args], input=stdin, capture_output=True, text=True, timeout=30, check=False
-    )
 
 
 # -- rules and configuration ---------------------------------------------------------------------------
@@ -188,48 +177,8 @@ def test_metric_name_extraction(expr: str, names: set[str]) -> None:
 # -- the real components -------------------------------------------------------------------------------
 
 
-def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as reply:
-        text: str = reply.read().decode()
-        return text
-
-
-def samples(text: str) -> dict[str, str]:
-    """Every sample name in an exposition, with the type of its family."""
-    found = {}
-    for family in text_string_to_metric_families(text):
-        for sample in family.samples:
-            found[sample.name] = family.type
-    return found
-
-
-def eventually(check: Any, what: str, within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not check():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
-
-
-def start_probe(*args: str) -> Running:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "probe", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-        cwd=ROOT,
-    )
-    running = Running(process)
-    running.metrics_port = int(running.wait_for_log(r"health and metrics on port (\d+)").group(1))
-    return running
-
-
-def ask(name: str, rdtype: str, port: int) -> dns.message.Message:
-    return dns.query.udp(dns.message.make_query(name, rdtype), "127.0.0.1", port=port, timeout=3)
-
-
 @pytest.fixture(scope="module")
-def exposition() -> Iterator[dict[str, str]]:
+def exposition() -> Iterator[dict[str, Metrics]]:
     """/metrics of serve (following the API double), cache and probe after some real traffic; serve and
     the cache with CoreDNS's series too."""
     loop = Loop()
@@ -245,16 +194,10 @@ def exposition() -> Iterator[dict[str, str]]:
         loop.run(upstream.start())
         serve = start_serve("--kube-master-url", api.url, "--coredns-metrics", manifests=())
         running.append(serve)
-        eventually(lambda: "kubedns_store_synced 1.0" in scrape(serve.metrics_port), "serve to sync")
+        wait_until(lambda: scrape(serve.metrics_port).get("kubedns_store_synced") == 1, 10, "serve to sync")
         # A watched endpoint change with its trigger time: the DNS programming latency histogram.
-        trigger = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=1)
-        stamp = trigger.strftime("%Y-%m-%dT%H:%M:%SZ")
-        slice_ = objects.endpoint_slice("myservice-x", "myservice", ["10.244.9.9"], trigger_time=stamp)
-
-        async def create() -> None:
-            api.create("endpointslices", slice_)
-
-        loop.run(create())
+        slice_ = objects.changed_endpoint_slice("myservice-x", "myservice", "10.244.9.9", ago=1.0)
+        loop.call(api.create, "endpointslices", slice_)
         cache = start_cache(
             *(f"--server=/{zone}/127.0.0.1#{serve.dns_port}" for zone in ("cluster.local", "in-addr.arpa")),
             "--no-resolv",
@@ -275,16 +218,11 @@ def exposition() -> Iterator[dict[str, str]]:
             str(cache.dns_port),
             "--dnsmasq-poll-interval-ms",
             "200",
-            "--prometheus-addr",
-            "127.0.0.1",
-            "--prometheus-port",
-            "0",
         )
         running.append(probe)
-        passing = ('kubedns_probe_up{probe="kubedns"} 1.0', 'kubedns_probe_up{probe="dnsmasq"} 1.0')
-        eventually(lambda: all(p in scrape(probe.metrics_port) for p in passing), "both probes to pass")
+        wait_until(lambda: passing(scrape(probe.metrics_port)), 10, "both probes to pass")
         programming = "kubedns_kubernetes_dns_programming_duration_seconds_count"
-        eventually(lambda: programming in scrape(serve.metrics_port), "the programming latency")
+        wait_until(lambda: programming in scrape(serve.metrics_port).names(), 10, "the programming latency")
         yield {
             name: scrape(r.metrics_port) for name, r in zip(("serve", "cache", "probe"), running, strict=True)
         }
@@ -295,6 +233,10 @@ def exposition() -> Iterator[dict[str, str]]:
         loop.run(api.stop())
         loop.close()
         config_dir.cleanup()
+
+
+def passing(probe: Metrics) -> bool:
+    return all(probe.get("kubedns_probe_up", probe=label) == 1 for label in ("kubedns", "dnsmasq"))
 
 
 def used_metrics() -> dict[str, set[str]]:
@@ -312,10 +254,10 @@ def used_metrics() -> dict[str, set[str]]:
     return used
 
 
-def test_dashboard_and_alerts_use_only_exposed_metrics(exposition: dict[str, str]) -> None:
+def test_dashboard_and_alerts_use_only_exposed_metrics(exposition: dict[str, Metrics]) -> None:
     exposed: dict[str, str] = {}
-    for text in exposition.values():
-        exposed.update(samples(text))
+    for metrics in exposition.values():
+        exposed.update(metrics.sample_types)
     used = used_metrics()
     assert len(used) >= 20, sorted(used)
     missing = {
@@ -329,34 +271,34 @@ def test_dashboard_and_alerts_use_only_exposed_metrics(exposition: dict[str, str
             assert exposed[name] == "histogram", f"{name} is not part of a histogram"
 
 
-def test_coredns_programming_duration_is_exposed(exposition: dict[str, str]) -> None:
+def test_coredns_programming_duration_is_exposed(exposition: dict[str, Metrics]) -> None:
     """CoreDNS's name for the DNS programming latency, with its buckets (1 ms doubling, 20 of them)
     and service_kind, read from the API source's own histogram."""
     name = "coredns_kubernetes_dns_programming_duration_seconds"
-    families = {f.name: f for f in text_string_to_metric_families(exposition["serve"])}
-    assert families[name].type == "histogram"
-    buckets = [s for s in families[name].samples if s.name == name + "_bucket"]
+    serve = exposition["serve"]
+    assert serve.types[name] == "histogram"
+    buckets = [s for s in serve.families[name] if s.name == name + "_bucket"]
     assert {s.labels["service_kind"] for s in buckets} == {"cluster_ip", "headless_with_selector"}
     assert [float(s.labels["le"]) for s in buckets if s.labels["service_kind"] == "cluster_ip"][:-1] == [
         0.001 * 2**i for i in range(20)
     ]
-    ours = families["kubedns_kubernetes_dns_programming_duration_seconds"].samples
+    ours = serve.families["kubedns_kubernetes_dns_programming_duration_seconds"]
     assert [s.value for s in buckets] == [s.value for s in ours if s.name.endswith("_bucket")]
 
 
-def test_process_metrics_are_exposed(exposition: dict[str, str]) -> None:
+def test_process_metrics_are_exposed(exposition: dict[str, Metrics]) -> None:
     """The dashboard's memory and CPU panels read process_resident_memory_bytes and
     process_cpu_seconds_total, which prometheus_client's ProcessCollector provides on Linux, but only
     in the registry it is registered with."""
     wanted = {name for name in used_metrics() if name.startswith("process_")}
     assert wanted == {"process_resident_memory_bytes", "process_cpu_seconds_total"}
-    lacking = sorted(c for c, text in exposition.items() if not wanted <= set(samples(text)))
+    lacking = sorted(c for c, metrics in exposition.items() if not wanted <= metrics.names())
     assert not lacking, f"{', '.join(lacking)} export no process_* metrics"
 
 
 @pytest.mark.parametrize("component", ["serve", "cache", "probe"])
-def test_live_metrics_pass_promtool(exposition: dict[str, str], component: str) -> None:
-    done = promtool("check", "metrics", stdin=exposition[component])
+def test_live_metrics_pass_promtool(exposition: dict[str, Metrics], component: str) -> None:
+    done = promtool("check", "metrics", stdin=exposition[component].text)
     problems = [
         line.strip()
         for line in (done.stdout + done.stderr).splitlines()

@@ -7,7 +7,6 @@ so does every panel query of the CoreDNS dashboard, and no alert fires."""
 
 from __future__ import annotations
 
-import datetime
 import json
 import math
 import re
@@ -21,15 +20,14 @@ import dns.rcode
 import pytest
 import yaml
 
-from tests.deploy import DASHBOARD, PROMETHEUS_CONFIG, RULES
-from tests.e2e.pod import Process, start_module
-from tests.e2e.upstream import nameserver
 from tests.support import apiserver_objects as objects
 from tests.support.apiserver import FakeApiServer
-from tests.support.dnsmasq import free_port
 from tests.support.eventloop import Loop
+from tests.support.internet import nameserver
 from tests.support.nameservers import TestNameserver, servfail
-from tests.support.processes import DEMO_CLUSTER, ROOT, stop
+from tests.support.paths import DASHBOARD, DEMO_CLUSTER, PROMETHEUS_CONFIG, ROOT, RULES
+from tests.support.ports import free_port
+from tests.support.processes import Running, start_module, stop
 from tests.support.prometheus import Prometheus, running_prometheus
 
 # Grafana's variables as the dashboard's "All" selects them; 30s spans the whole run at 1s scrapes.
@@ -121,7 +119,7 @@ def traffic(cache_port: int) -> dict[str, int]:
     return rcodes
 
 
-def start_up(api: FakeApiServer, upstream: TestNameserver, ports: dict[str, int]) -> Process:
+def start_up(api: FakeApiServer, upstream: TestNameserver, ports: dict[str, int]) -> Running:
     args = [
         "up",
         "--address=127.0.0.1",
@@ -159,7 +157,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
     ports: dict[str, int] = {}
     while len(set(ports.values())) < len(PORTS):
         ports = {name: free_port() for name in PORTS}
-    up: Process | None = None
+    up: Running | None = None
     try:
         loop.run(api.start())
         loop.run(upstream.start())
@@ -175,14 +173,8 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
             assert ask(ports["dns"], f"kubernetes.default.{CLUSTER}", "DO A", tcp=True) == dns.rcode.NOERROR
             prom.wait_for_scrapes(prom.scrapes() + 2)
             # An endpoint change with its trigger time, for the DNS programming latency.
-            changed = datetime.datetime.now(datetime.UTC) - datetime.timedelta(milliseconds=200)
-            stamp = changed.strftime("%Y-%m-%dT%H:%M:%SZ")
-            slice_ = objects.endpoint_slice("myservice-live", "myservice", ["10.244.9.9"], trigger_time=stamp)
-
-            async def create() -> None:
-                api.create("endpointslices", slice_)
-
-            loop.run(create())
+            slice_ = objects.changed_endpoint_slice("myservice-live", "myservice", "10.244.9.9", ago=0.2)
+            loop.call(api.create, "endpointslices", slice_)
             rcodes = traffic(ports["dns"])
             assert rcodes.keys() == {"NOERROR", "NXDOMAIN"}, rcodes
             prom.wait_for_scrapes(prom.scrapes() + 3)

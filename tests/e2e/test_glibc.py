@@ -21,10 +21,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.pod import alive
-from tests.e2e.upstream import WWW_ADDRESS
 from tests.support import namespaces
-from tests.support.processes import ROOT
+from tests.support.internet import WWW_ADDRESS
+from tests.support.paths import ROOT
+from tests.support.procfs import alive
 
 SCRIPT_TIMEOUT = 50.0
 QUERY_TIMEOUT = 10  # seconds; glibc alone would retry each search domain for much longer
@@ -68,7 +68,7 @@ stop_all() {{
     echo "@@@ stopped"
 }}
 trap stop_all EXIT
-{python} -m tests.e2e.upstream $D/upstream.port 2>$D/upstream.log &
+{python} -m tests.support.internet $D/upstream.port 2>$D/upstream.log &
 NS=$!
 for i in $(seq 100); do [ -s $D/upstream.port ] && break; sleep 0.1; done
 [ -s $D/upstream.port ] || {{ echo "@@@ setup failed: no upstream"; exit 1; }}

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from tests.support import namespaces
-from tests.support.processes import ROOT
+from tests.support.paths import ROOT
 
 SCRIPT_TIMEOUT = 60.0
 LOCAL_IPS = ("169.254.20.10", "10.0.0.10", "fd00:10::a")  # link-local, kube-dns ClusterIP, a v6 one

@@ -14,21 +14,14 @@ from dataclasses import dataclass
 
 import pytest
 
-from tests.e2e.pod import (
-    KUBERNETES,
-    Dig,
-    Process,
-    dig,
-    health,
-    probe,
-    scrape,
-    wait_for_health,
-    wait_for_metrics,
-)
-from tests.e2e.upstream import WWW_ADDRESS, nameserver
-from tests.support.dnsmasq import free_port
+from tests.support.dig import Dig, dig
+from tests.support.dnsclient import KUBERNETES
+from tests.support.http import health, wait_for_health
+from tests.support.internet import WWW_ADDRESS, nameserver
+from tests.support.metrics import scrape, wait_for_metrics
 from tests.support.nameservers import run_in_thread
-from tests.support.processes import Running, cache, start_serve, stop
+from tests.support.ports import free_port
+from tests.support.processes import Running, cache, probe, start_serve, stop
 
 SVC = "svc.cluster.local"
 SOA = "ns.dns.cluster.local. hostmaster.cluster.local."
@@ -39,7 +32,7 @@ class Pod:
     serve: Running
     serve_port: int
     cache: Running
-    probe: Process
+    probe: Running
 
     @property
     def cache_port(self) -> int:

@@ -14,7 +14,7 @@ import sys
 import pytest
 
 from tests.e2e.upstream_spec import PROBES, SERVICE_IP
-from tests.support.processes import ROOT
+from tests.support.paths import ROOT
 
 RUN_TIMEOUT = 90
 

@@ -32,7 +32,8 @@ import yaml
 from tests.support import apiserver_objects as objects
 from tests.support import dockerfile
 from tests.support.apiserver import FakeApiServer
-from tests.support.processes import ROOT
+from tests.support.paths import ROOT
+from tests.support.processes import ENTRY_POINTS
 
 DOMAIN = "cluster.local"
 # The addon's deployment with our three images (nothing else changed), and the values its template
@@ -40,7 +41,6 @@ DOMAIN = "cluster.local"
 SPEC = ROOT / "tests" / "data" / "kube-dns.yaml.in"
 TEMPLATE = {"__DNS__DOMAIN__": DOMAIN, "__DNS__MEMORY__LIMIT__": "170Mi"}
 IMAGE_PREFIX = "kubedns-py-"  # then the Dockerfile target the image is built from
-ENTRY_POINTS = {"kubedns-py": "kubedns_py", "kubedns-probe": "probe"}
 SERVICE_IP = "10.96.3.3"
 PROBE_DEADLINE = 30.0  # the sidecar's first probe comes within its 5 s interval
 
@@ -96,7 +96,7 @@ PROBES = {f"{c.name} {kind}": where for c in CONTAINERS for kind, where in c.pro
 def argv(command: list[str]) -> list[str]:
     """The command as the image runs it: the program is our package's entry point."""
     program, *args = command
-    return [sys.executable, "-m", ENTRY_POINTS[program], *args]
+    return [*ENTRY_POINTS[program], *args]
 
 
 def load_cluster(api: FakeApiServer) -> None:

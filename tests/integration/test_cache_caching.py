@@ -22,17 +22,17 @@ import dns.rdataclass
 import dns.rdatatype
 import pytest
 
-from tests.support.dnsclient import HOST, answers, ask
-from tests.support.dnsmasq import chaos_number, free_port, metric, scrape
+from tests.support.dnsclient import answers, ask, chaos_number
+from tests.support.metrics import scrape
 from tests.support.nameservers import (
     TestNameserver,
     answer,
     dead,
     nodata,
     nxdomain,
-    run_in_thread,
     servfail,
 )
+from tests.support.ports import HOST, free_port
 from tests.support.processes import Running, cache
 from tests.support.waiting import wait_until
 
@@ -74,12 +74,6 @@ class TruncatingUpstream:
         self._stop.set()
         self._thread.join(2)
         self.sock.close()
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[TestNameserver]:
-    with run_in_thread(TestNameserver(default=answer("{qname} 300 IN A 192.0.2.1"))) as ns:
-        yield ns
 
 
 @pytest.fixture(scope="module")
@@ -265,7 +259,7 @@ def test_serve_stale_when_every_upstream_fails(cached: Running, upstream: TestNa
     for name in names:
         upstream.script(name, "A", answer(f"{name} 1 IN A 192.0.2.5"))
         ask(name, "A", cached.dns_port)
-    before = metric(scrape(cached.metrics_port), "kubedns_cache_served_stale_total")
+    before = scrape(cached.metrics_port).get("kubedns_cache_served_stale_total")
     time.sleep(1.1)  # expire both
     upstream.script(names[0], "A", servfail())
     upstream.script(names[1], "A", dead())
@@ -276,13 +270,13 @@ def test_serve_stale_when_every_upstream_fails(cached: Running, upstream: TestNa
         assert answers(reply) == {f"{name} A 192.0.2.5"}
         assert ttls(reply) == [30]
         assert upstream_asked(upstream, name) == 2
-    assert metric(scrape(cached.metrics_port), "kubedns_cache_served_stale_total") - before == 2
+    assert scrape(cached.metrics_port).get("kubedns_cache_served_stale_total") - before == 2
 
 
 def test_popular_entries_are_prefetched_before_they_expire(cached: Running, upstream: TestNameserver) -> None:
     name = "popular.cache.test."
     upstream.script(name, "A", answer(f"{name} 2 IN A 192.0.2.6"))
-    misses = metric(scrape(cached.metrics_port), "kubedns_cache_misses_total")
+    misses = scrape(cached.metrics_port).get("kubedns_cache_misses_total")
     start = time.monotonic()
     while time.monotonic() - start < 2.5:
         reply = ask(name, "A", cached.dns_port)
@@ -290,8 +284,8 @@ def test_popular_entries_are_prefetched_before_they_expire(cached: Running, upst
         time.sleep(0.05)
     first, second = (q.time for q in upstream.queries_for(name, "A")[:2])
     assert second - first < 2.0, "refreshed only after the entry had expired"
-    assert metric(scrape(cached.metrics_port), "kubedns_cache_misses_total") - misses == 1
-    assert metric(scrape(cached.metrics_port), "kubedns_cache_prefetch_total") >= 1
+    assert scrape(cached.metrics_port).get("kubedns_cache_misses_total") - misses == 1
+    assert scrape(cached.metrics_port).get("kubedns_cache_prefetch_total") >= 1
 
 
 # -- other flag sets ---------------------------------------------------------------------------------
@@ -315,9 +309,9 @@ def test_capacity_evicts_the_least_recently_used(small: Running, upstream: TestN
     for name in names:
         ask(name, "A", small.dns_port)
     samples = scrape(small.metrics_port)
-    assert metric(samples, "kubedns_cache_entries") == 3
-    assert metric(samples, "kubedns_cache_evictions_total") == 2
-    assert metric(samples, "kubedns_cache_insertions_total") == 5
+    assert samples.get("kubedns_cache_entries") == 3
+    assert samples.get("kubedns_cache_evictions_total") == 2
+    assert samples.get("kubedns_cache_insertions_total") == 5
     assert chaos_number(small.dns_port, "evictions") == 2
     assert chaos_number(small.dns_port, "cachesize") == 3
     ask(names[-1], "A", small.dns_port)  # still there

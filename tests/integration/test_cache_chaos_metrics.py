@@ -12,19 +12,14 @@ from collections.abc import Iterator
 import dns.rcode
 import pytest
 
-from tests.support.dnsclient import ask, dig
-from tests.support.dnsmasq import Samples, chaos, chaos_number, free_port, metric, scrape
-from tests.support.nameservers import TestNameserver, answer, nxdomain, run_in_thread
+from tests.support.dig import run_dig
+from tests.support.dnsclient import ask, chaos, chaos_number
+from tests.support.metrics import Metrics, scrape
+from tests.support.nameservers import TestNameserver, nxdomain
+from tests.support.ports import free_port
 from tests.support.processes import Running, cache
 
 STATS = ("cachesize", "insertions", "evictions", "misses", "hits", "auth")
-
-
-@pytest.fixture(scope="module")
-def upstream() -> Iterator[TestNameserver]:
-    with run_in_thread(TestNameserver(default=answer("{qname} 300 IN A 192.0.2.1"))) as ns:
-        ns.script("missing.stats.test", None, nxdomain(zone="stats.test."))
-        yield ns
 
 
 @pytest.fixture(scope="module")
@@ -35,6 +30,7 @@ def closed() -> str:
 
 @pytest.fixture(scope="module")
 def running(upstream: TestNameserver, closed: str) -> Iterator[Running]:
+    upstream.script("missing.stats.test", None, nxdomain(zone="stats.test."))
     with cache(
         "--no-resolv", "--cache-size=500", f"--server=/down.test/{closed}", f"--server={upstream.address}"
     ) as c:
@@ -49,7 +45,7 @@ def test_cachesize_and_auth(running: Running) -> None:
     assert chaos_number(running.dns_port, "cachesize") == 500
     assert chaos_number(running.dns_port, "auth") == 0
     # As the kube-dns sidecar asks: dig, CH class, TXT, over UDP and over TCP.
-    assert dig(running.dns_port, "CH", "TXT", "cachesize.bind", "+short").strip() == '"500"'
+    assert run_dig("CH", "TXT", "cachesize.bind", "+short", port=running.dns_port).strip() == '"500"'
     assert chaos(running.dns_port, "cachesize.bind", tcp=True) == ["500"]
 
 
@@ -90,8 +86,8 @@ def test_servers_bind_lists_each_upstream_with_queries_and_errors(
     assert after[closed][1] - before[closed][1] == 1
 
 
-def delta(before: Samples, after: Samples, name: str, **labels: str) -> float:
-    return metric(after, name, **labels) - metric(before, name, **labels)
+def delta(before: Metrics, after: Metrics, name: str, **labels: str) -> float:
+    return after.get(name, **labels) - before.get(name, **labels)
 
 
 def test_metrics_follow_the_traffic(running: Running, upstream: TestNameserver, closed: str) -> None:
@@ -118,7 +114,7 @@ def test_metrics_follow_the_traffic(running: Running, upstream: TestNameserver, 
     assert moved("kubedns_cache_insertions_total") == 3
     assert moved("kubedns_cache_entries") == 3
     assert moved("kubedns_cache_evictions_total") == 0
-    assert metric(after, "kubedns_cache_capacity") == 500
+    assert after.get("kubedns_cache_capacity") == 500
     assert moved("kubedns_forward_requests_total", to=upstream.address) == 3
     assert moved("kubedns_forward_requests_total", to=closed) == 1
     assert moved("kubedns_forward_failures_total", to=closed) == 1
@@ -127,18 +123,16 @@ def test_metrics_follow_the_traffic(running: Running, upstream: TestNameserver, 
     assert moved(histogram, to=upstream.address, rcode="NOERROR") == 2
     assert moved(histogram, to=upstream.address, rcode="NXDOMAIN") == 1
     assert moved(histogram, to=closed, rcode="error") == 1
-    assert (
-        metric(after, "kubedns_forward_request_duration_seconds_bucket", to=upstream.address, le="+Inf") >= 3
-    )
-    assert metric(after, "kubedns_forward_upstream_up", to=upstream.address) == 1
-    assert metric(after, "kubedns_forward_inflight") == 0
+    assert after.get("kubedns_forward_request_duration_seconds_bucket", to=upstream.address, le="+Inf") >= 3
+    assert after.get("kubedns_forward_upstream_up", to=upstream.address) == 1
+    assert after.get("kubedns_forward_inflight") == 0
     # The CHAOS view agrees with /metrics.
-    assert chaos_number(port, "hits") == metric(after, "kubedns_cache_hits_total")
-    assert chaos_number(port, "misses") == metric(after, "kubedns_cache_misses_total")
+    assert chaos_number(port, "hits") == after.get("kubedns_cache_hits_total")
+    assert chaos_number(port, "misses") == after.get("kubedns_cache_misses_total")
 
 
 def test_every_counter_family_is_exported(running: Running) -> None:
-    names = {name for name, _ in scrape(running.metrics_port)}
+    names = scrape(running.metrics_port).names()
     for family in (
         "kubedns_cache_deduplicated_total",
         "kubedns_cache_forward_rejected_total",

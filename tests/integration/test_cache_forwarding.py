@@ -23,8 +23,10 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.support.dnsclient import HOST, answers, ask, dig
-from tests.support.dnsmasq import Dnsmasq, dnsmasq, free_port, metric, scrape
+from tests.support.dig import run_dig
+from tests.support.dnsclient import answers, ask
+from tests.support.dnsmasq import Dnsmasq, dnsmasq
+from tests.support.metrics import scrape
 from tests.support.nameservers import (
     TestNameserver,
     answer,
@@ -37,7 +39,8 @@ from tests.support.nameservers import (
     truncate,
     wrong_id,
 )
-from tests.support.processes import Running, cache, serve
+from tests.support.ports import HOST, free_port
+from tests.support.processes import Running, cache
 from tests.support.waiting import wait_until
 
 UPSTREAM_TIMEOUT = 2.0
@@ -79,12 +82,6 @@ def good() -> Iterator[TestNameserver]:
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Running]:
-    with serve() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def main(cluster: Running, good: TestNameserver) -> Iterator[Running]:
     kubedns = f"127.0.0.1#{cluster.dns_port}"
     with cache(
@@ -99,13 +96,13 @@ def main(cluster: Running, good: TestNameserver) -> Iterator[Running]:
 def test_identical_concurrent_misses_make_one_upstream_query(main: Running, good: TestNameserver) -> None:
     name = "dedupe.fwd.test."
     good.script(name, "A", slow(1.0, answer(a_record("192.0.2.11"))))
-    before = metric(scrape(main.metrics_port), "kubedns_cache_deduplicated_total")
+    before = scrape(main.metrics_port).get("kubedns_cache_deduplicated_total")
     results = timed(main.dns_port, [name] * 20)
     for reply, _ in results:
         assert isinstance(reply, dns.message.Message)
         assert answers(reply) == {f"{name} A 192.0.2.11"}
     assert len(good.queries_for(name)) == 1
-    assert metric(scrape(main.metrics_port), "kubedns_cache_deduplicated_total") - before == 19
+    assert scrape(main.metrics_port).get("kubedns_cache_deduplicated_total") - before == 19
 
 
 def test_truncated_upstream_answer_is_asked_again_over_tcp(main: Running, good: TestNameserver) -> None:
@@ -127,7 +124,7 @@ def test_tc_is_passed_to_udp_clients_and_tcp_gets_everything(main: Running, good
     edns_udp = ask(name, "A", main.dns_port, use_edns=0, payload=4096)
     assert not edns_udp.flags & dns.flags.TC and len(answers(edns_udp)) == 200
     # dig retries over TCP by itself when it sees TC.
-    assert len(dig(main.dns_port, "+noedns", "+short", name, "A").split()) == 200
+    assert len(run_dig("+noedns", "+short", name, "A", port=main.dns_port).split()) == 200
     assert [q.transport for q in good.queries_for(name)] == ["udp", "tcp"]  # then all from the cache
 
 
@@ -226,7 +223,7 @@ def test_misses_beyond_forward_max_get_servfail_at_once(limited: Running, good: 
     ]
     assert len(quick_failures) >= 8
     assert len(quick_failures) + len(answered) == 10
-    assert metric(scrape(limited.metrics_port), "kubedns_cache_forward_rejected_total", route=".") >= 8
+    assert scrape(limited.metrics_port).get("kubedns_cache_forward_rejected_total", route=".") >= 8
     # The slots are free again afterwards; the rejected answers were not cached.
     rejected_name = next(
         name
@@ -259,7 +256,7 @@ def pair(first: TestNameserver, second: TestNameserver) -> Iterator[Running]:
 
 
 def up(running: Running, ns: TestNameserver) -> float:
-    return metric(scrape(running.metrics_port), "kubedns_forward_upstream_up", to=ns.address)
+    return scrape(running.metrics_port).get("kubedns_forward_upstream_up", to=ns.address)
 
 
 def test_bad_replies_are_skipped_and_the_right_one_taken(
@@ -301,7 +298,7 @@ def test_dead_upstream_fails_over_is_marked_down_and_probed_back(
         assert answers(reply) == {f"{name} A 192.0.2.32"}
         assert seconds <= UPSTREAM_TIMEOUT + 1.0
     assert up(pair, first) == 0
-    assert metric(scrape(pair.metrics_port), "kubedns_forward_failures_total", to=first.address) >= 2
+    assert scrape(pair.metrics_port).get("kubedns_forward_failures_total", to=first.address) >= 2
     # Down: the next miss goes to the second server first, with no timeout.
     reply, seconds = timed(pair.dns_port, ["while-down.fwd.test."])[0]
     assert isinstance(reply, dns.message.Message) and seconds < 1.0
@@ -342,7 +339,7 @@ def test_loop_detect_disables_an_upstream_that_forwards_back(
 ) -> None:
     line = loop_detecting.wait_for_log(r"forwarding loop").string
     assert loop.address in line
-    assert metric(scrape(loop_detecting.metrics_port), "kubedns_forward_upstream_up", to=loop.address) == 0
+    assert scrape(loop_detecting.metrics_port).get("kubedns_forward_upstream_up", to=loop.address) == 0
     names = [f"after-loop{i}.fwd.test." for i in range(3)]
     for name, (reply, seconds) in zip(names, timed(loop_detecting.dns_port, names), strict=True):
         assert isinstance(reply, dns.message.Message), reply

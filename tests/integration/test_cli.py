@@ -8,19 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import DEMO_CLUSTER, ROOT, serve
+from tests.support.paths import DEMO_CLUSTER, ROOT
+from tests.support.processes import run_entry_point, serve
 
 
 def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "kubedns_py", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=ROOT,
-        env=env,
-        check=False,
-    )
+    return run_entry_point("kubedns-py", *args, env=env)
 
 
 def test_no_cluster_source_exits_with_a_clear_message() -> None:

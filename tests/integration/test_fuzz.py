@@ -19,8 +19,9 @@ import dns.rcode
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.dnsclient import HOST, answers, ask
+from tests.support.dnsclient import answers, ask
 from tests.support.junk import HEADER_SIZE, check, expected, header, named, packets, record
+from tests.support.ports import HOST
 from tests.support.processes import Running, cache, serve
 
 UDP_PACKETS = 12_000

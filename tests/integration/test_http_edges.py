@@ -10,8 +10,7 @@ from contextlib import AbstractContextManager, contextmanager
 
 import pytest
 
-from tests.e2e.pod import start_probe
-from tests.support.processes import Logged, cache, serve
+from tests.support.processes import Logged, cache, serve, start_probe
 from tests.support.processes import stop as stop_process
 
 BAD_REQUESTS = {

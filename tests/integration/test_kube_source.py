@@ -9,7 +9,7 @@ import datetime
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,12 +33,7 @@ from kubedns_py.sources.kube.reflector import Reflector, backoff_delay
 from kubedns_py.sources.kube.source import KubeSource
 from tests.support import apiserver_objects as objects
 from tests.support.apiserver import FakeApiServer
-
-
-@pytest.fixture
-async def api() -> AsyncIterator[FakeApiServer]:
-    async with FakeApiServer(bookmark_interval=0.05) as server:
-        yield server
+from tests.support.waiting import eventually
 
 
 def settings_for(api: FakeApiServer, **overrides: Any) -> KubeSettings:
@@ -85,13 +80,6 @@ async def running(settings: KubeSettings, synced: bool = True) -> AsyncIterator[
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task  # re-raises anything the source crashed with
-
-
-async def eventually(predicate: Callable[[], bool], within: float = 5.0) -> None:
-    """Poll: predicates read the store, the metrics and the double, so there is no one event to await."""
-    async with asyncio.timeout(within):
-        while not predicate():  # noqa: ASYNC110
-            await asyncio.sleep(0.01)
 
 
 def seed(api: FakeApiServer) -> None:

@@ -8,18 +8,16 @@ import signal
 import socket
 import subprocess
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator
 from pathlib import Path
 
 import dns.message
 import dns.query
 import pytest
 
-from tests.support.dnsclient import HOST
+from tests.support.http import http_get
 from tests.support.nameservers import TestNameserver, answer, run_in_thread, slow
-from tests.support.processes import Running, cache, serve, start_cache, start_serve, stop
+from tests.support.ports import HOST
+from tests.support.processes import Running, cache, start_cache, start_serve, stop
 
 LAMEDUCK = 2.0
 DNSPERF_SECONDS = 1  # sent right after SIGTERM, so it ends well inside the lame-duck window
@@ -32,11 +30,7 @@ NAMES = [
 
 
 def readiness(port: int) -> int:
-    try:
-        with urllib.request.urlopen(f"http://{HOST}:{port}/readiness", timeout=2) as reply:
-            return int(reply.status)
-    except urllib.error.HTTPError as err:
-        return err.code
+    return http_get(port, "/readiness", timeout=2)[0]
 
 
 def sigterm_under_load(running: Running, port: int, health_port: int, tmp_path: Path) -> None:
@@ -77,12 +71,6 @@ def test_serve_answers_every_query_through_its_lame_duck_period(tmp_path: Path) 
         sigterm_under_load(running, running.dns_port, running.health_port, tmp_path)
     finally:
         stop(running)
-
-
-@pytest.fixture(scope="module")
-def cluster() -> Iterator[Running]:
-    with serve() as running:
-        yield running
 
 
 def test_cache_answers_every_query_through_its_lame_duck_period(cluster: Running, tmp_path: Path) -> None:

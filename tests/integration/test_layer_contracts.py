@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.processes import ROOT
+from tests.support.paths import ROOT
 
 LINT_IMPORTS = Path(sys.executable).with_name("lint-imports")
 # (module, import added to it, contract it breaks)

@@ -12,22 +12,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.e2e.pod import (
-    HOST,
-    KUBERNETES,
-    WAITING,
-    Process,
-    health,
-    http_get,
-    probe,
-    scrape,
-    start_module,
-    wait_for_health,
-    wait_for_metrics,
-)
-from tests.support.dnsclient import ask
-from tests.support.dnsmasq import chaos_number, free_port
-from tests.support.processes import Running, cache, serve, stop
+from tests.support.dnsclient import KUBERNETES, ask, chaos_number
+from tests.support.http import WAITING, health, http_get, wait_for_health
+from tests.support.metrics import scrape, wait_for_metrics
+from tests.support.ports import HOST, free_port
+from tests.support.processes import Running, cache, probe, start_module, stop
 
 CACHE_SIZE = 321
 YEAR = 365 * 24 * 3600
@@ -35,14 +24,8 @@ DNSMASQ_STATS = ("hits", "misses", "evictions", "insertions", "max_size", "error
 
 
 @pytest.fixture(scope="module")
-def server() -> Iterator[Running]:
-    with serve() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
-def front(server: Running) -> Iterator[Running]:
-    to_serve = f"127.0.0.1#{server.dns_port}"
+def front(cluster: Running) -> Iterator[Running]:
+    to_serve = f"127.0.0.1#{cluster.dns_port}"
     with cache(
         f"--server=/cluster.local/{to_serve}",
         f"--server=/in-addr.arpa/{to_serve}",
@@ -58,11 +41,11 @@ def dead_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def sidecar(server: Running, front: Running, dead_port: int) -> Iterator[Process]:
+def sidecar(cluster: Running, front: Running, dead_port: int) -> Iterator[Running]:
     with probe(
-        f"--probe=kubedns,127.0.0.1:{server.dns_port},{KUBERNETES},1,SRV",
+        f"--probe=kubedns,127.0.0.1:{cluster.dns_port},{KUBERNETES},1,SRV",
         f"--probe=dnsmasq,127.0.0.1:{front.dns_port},{KUBERNETES},1,SRV",
-        f"--probe=later,127.0.0.1:{server.dns_port},{KUBERNETES},{YEAR}",
+        f"--probe=later,127.0.0.1:{cluster.dns_port},{KUBERNETES},{YEAR}",
         f"--probe=dead,127.0.0.1:{dead_port},{KUBERNETES},1",
         f"--dnsmasq-port={front.dns_port}",
         "--dnsmasq-poll-interval-ms=100",
@@ -73,7 +56,7 @@ def sidecar(server: Running, front: Running, dead_port: int) -> Iterator[Process
 # -- health checks -------------------------------------------------------------------------------------
 
 
-def test_health_check_before_the_first_probe(sidecar: Process) -> None:
+def test_health_check_before_the_first_probe(sidecar: Running) -> None:
     status, body = health(sidecar.http_port, "later")
     assert status == 503
     assert body == {"IsOk": False, "LatencySeconds": 0, "Err": WAITING}
@@ -82,7 +65,7 @@ def test_health_check_before_the_first_probe(sidecar: Process) -> None:
     assert (status, body["Err"]) in {(503, WAITING), (200, "")}
 
 
-def test_passing_probe_answers_200_with_its_latency(sidecar: Process) -> None:
+def test_passing_probe_answers_200_with_its_latency(sidecar: Running) -> None:
     for label in ("kubedns", "dnsmasq"):
         body = wait_for_health(sidecar.http_port, label, 200, 5)
         assert set(body) == {"IsOk", "LatencySeconds", "Err"}
@@ -90,7 +73,7 @@ def test_passing_probe_answers_200_with_its_latency(sidecar: Process) -> None:
         assert isinstance(body["LatencySeconds"], float) and 0 < body["LatencySeconds"] < 1
 
 
-def test_probe_of_a_dead_port_fails_and_counts_errors(sidecar: Process, dead_port: int) -> None:
+def test_probe_of_a_dead_port_fails_and_counts_errors(sidecar: Running, dead_port: int) -> None:
     body = wait_for_health(sidecar.http_port, "dead", 503, 5)
     assert body["IsOk"] is False and f"127.0.0.1:{dead_port}" in body["Err"]
     first = scrape(sidecar.http_port).value("kubedns_probe_dead_errors")
@@ -106,13 +89,13 @@ def test_probe_of_a_dead_port_fails_and_counts_errors(sidecar: Process, dead_por
     assert metrics.value("kubedns_probe_dead_latency_ms_count") == 0  # only passing runs are timed
 
 
-def test_unknown_label_is_404(sidecar: Process) -> None:
+def test_unknown_label_is_404(sidecar: Running) -> None:
     status, body = health(sidecar.http_port, "nosuch")
     assert status == 404
     assert body["IsOk"] is False and "nosuch" in body["Err"]
 
 
-def test_healthz(sidecar: Process) -> None:
+def test_healthz(sidecar: Running) -> None:
     status, body = http_get(sidecar.http_port, "/healthz")
     assert status == 200
     assert re.fullmatch(r"ok \(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ\)\n", body), body
@@ -121,7 +104,7 @@ def test_healthz(sidecar: Process) -> None:
 # -- metrics -------------------------------------------------------------------------------------------
 
 
-def test_legacy_metric_names(sidecar: Process) -> None:
+def test_legacy_metric_names(sidecar: Running) -> None:
     wait_for_health(sidecar.http_port, "kubedns", 200, 5)
     metrics = scrape(sidecar.http_port)
     for label in ("kubedns", "dnsmasq", "later", "dead"):
@@ -142,7 +125,7 @@ def test_legacy_metric_names(sidecar: Process) -> None:
     assert metrics.value("kubedns_probe_kubedns_errors") == 0
 
 
-def test_modern_metric_names(sidecar: Process) -> None:
+def test_modern_metric_names(sidecar: Running) -> None:
     for label in ("kubedns", "dnsmasq"):
         wait_for_health(sidecar.http_port, label, 200, 5)
     metrics = scrape(sidecar.http_port)
@@ -160,7 +143,7 @@ def test_modern_metric_names(sidecar: Process) -> None:
     assert metrics.value("kubedns_probe_errors_total", probe="later") == 0
 
 
-def test_cache_statistics_move_with_the_cache(sidecar: Process, front: Running) -> None:
+def test_cache_statistics_move_with_the_cache(sidecar: Running, front: Running) -> None:
     metrics = wait_for_metrics(
         sidecar.http_port, lambda m: m.get("kubedns_dnsmasq_max_size") == CACHE_SIZE, 5, "max_size polled"
     )
@@ -183,10 +166,10 @@ def test_cache_statistics_move_with_the_cache(sidecar: Process, front: Running) 
 # -- flags ---------------------------------------------------------------------------------------------
 
 
-def test_custom_path_namespace_and_a_failing_statistics_poll(server: Running) -> None:
+def test_custom_path_namespace_and_a_failing_statistics_poll(cluster: Running) -> None:
     no_cache = free_port()
     with probe(
-        f"--probe=kubedns,127.0.0.1:{server.dns_port},{KUBERNETES},1,SRV",
+        f"--probe=kubedns,127.0.0.1:{cluster.dns_port},{KUBERNETES},1,SRV",
         "--prometheus-path=/custom/metrics",
         "--prometheus-namespace=foo",
         f"--dnsmasq-port={no_cache}",

@@ -3,38 +3,22 @@
 from __future__ import annotations
 
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 
 import dns.rcode
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.dnsclient import ask
-from tests.support.processes import DEMO_CLUSTER, serve
-
-
-def get(port: int, path: str) -> tuple[int, str]:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=5) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as err:
-        return err.code, err.read().decode()
-
-
-def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
+from tests.support.http import http_get
+from tests.support.metrics import parse_metrics
+from tests.support.paths import DEMO_CLUSTER
+from tests.support.processes import serve
 
 
 def test_before_the_first_sync_cluster_names_get_servfail_and_readiness_is_503(tmp_path: Path) -> None:
     later = tmp_path / "cluster.yaml"  # does not exist yet: no complete sync
     with serve(manifests=[later], ready=False) as server:
-        assert get(server.health_port, "/readiness")[0] == 503
-        assert get(server.health_port, "/healthz") == (200, "ok\n")
+        assert http_get(server.health_port, "/readiness")[0] == 503
+        assert http_get(server.health_port, "/healthz") == (200, "ok\n")
         for name, rdtype in [
             ("myservice.default.svc.cluster.local.", "A"),
             ("nothing.svc.cluster.local.", "A"),
@@ -44,7 +28,7 @@ def test_before_the_first_sync_cluster_names_get_servfail_and_readiness_is_503(t
         assert ask("example.com.", "A", server.dns_port).rcode() == dns.rcode.REFUSED
         later.write_text(DEMO_CLUSTER.read_text())
         deadline = time.monotonic() + 2.0  # the source polls files every 0.25 s
-        while get(server.health_port, "/readiness")[0] != 200:
+        while http_get(server.health_port, "/readiness")[0] != 200:
             assert time.monotonic() < deadline, "not ready 2 s after the file appeared"
         assert ask("myservice.default.svc.cluster.local.", "A", server.dns_port).rcode() == dns.rcode.NOERROR
 
@@ -55,9 +39,9 @@ def test_metrics_count_queries_by_type_protocol_and_rcode() -> None:
             ask("myservice.default.svc.cluster.local.", "A", server.dns_port)
         ask("myservice.default.svc.cluster.local.", "AAAA", server.dns_port, tcp=True)
         ask("nope.default.svc.cluster.local.", "SRV", server.dns_port)
-        status, text = get(server.metrics_port, "/metrics")
+        status, text = http_get(server.metrics_port, "/metrics")
         assert status == 200
-        values = samples(text)
+        values = parse_metrics(text).samples
         assert (
             values[("kubedns_dns_requests_total", (("proto", "udp"), ("server", "serve"), ("type", "A")))]
             == 3

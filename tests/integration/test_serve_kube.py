@@ -4,10 +4,7 @@ records as from manifest files, changes within moments, and no wrong answer thro
 from __future__ import annotations
 
 import asyncio
-import time
-import urllib.error
-import urllib.request
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import dns.asyncquery
@@ -18,8 +15,12 @@ import yaml
 
 from tests.support import apiserver_objects as objects
 from tests.support.apiserver import FakeApiServer
-from tests.support.dnsclient import HOST, answers
-from tests.support.processes import DEMO_CLUSTER, Running, serve, start_serve, stop
+from tests.support.dnsclient import answers
+from tests.support.http import http_get
+from tests.support.paths import DEMO_CLUSTER
+from tests.support.ports import HOST
+from tests.support.processes import Running, serve, start_serve, stop
+from tests.support.waiting import eventually
 
 RESOURCES = {
     "Service": "services",
@@ -67,21 +68,8 @@ async def summary(name: str, rdtype: str, port: int) -> tuple[str, frozenset[str
     return dns.rcode.to_text(reply.rcode()), frozenset(answers(reply))
 
 
-async def eventually(check: Callable[[], Any], within: float = 5.0) -> float:
-    """Await until ``check()`` (a coroutine function) returns true; how long it took."""
-    start = time.monotonic()
-    while not await check():
-        assert time.monotonic() - start < within, "condition not met in time"
-        await asyncio.sleep(0.01)
-    return time.monotonic() - start
-
-
 def readiness(server: Running) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{server.health_port}/readiness", timeout=3) as reply:
-            return int(reply.status)
-    except urllib.error.HTTPError as err:
-        return err.code
+    return http_get(server.health_port, "/readiness")[0]
 
 
 def mirrored_slice(endpoints: dict[str, Any]) -> dict[str, Any]:

@@ -17,8 +17,11 @@ import dns.rcode
 import dns.rdataclass
 import pytest
 
-from tests.support.dnsclient import HOST, answers, ask, dig
-from tests.support.processes import DEMO_CLUSTER, Running, serve
+from tests.support.dig import run_dig
+from tests.support.dnsclient import answers, ask
+from tests.support.paths import DEMO_CLUSTER
+from tests.support.ports import HOST
+from tests.support.processes import Running, serve
 
 BIG = "big.default.svc.cluster.local."
 ENDPOINTS = 1000
@@ -107,7 +110,7 @@ def test_tcp_returns_the_whole_answer(server: Running) -> None:
 
 
 def test_dig_retries_over_tcp_after_truncation(server: Running) -> None:
-    out = dig(server.dns_port, BIG, "A", "+noall", "+answer")
+    out = run_dig(BIG, "A", "+noall", "+answer", port=server.dns_port)
     assert len([line for line in out.splitlines() if line.strip()]) == ENDPOINTS
 
 

@@ -3,24 +3,21 @@
 from __future__ import annotations
 
 import shutil
-import time
 from pathlib import Path
 
 from tests.support.dnsclient import answers, ask
-from tests.support.processes import DEMO_CLUSTER, serve
+from tests.support.paths import DEMO_CLUSTER
+from tests.support.processes import serve
+from tests.support.waiting import wait_until
 
 NAME = "myservice.default.svc.cluster.local."
 
 
 def wait_for_answer(port: int, name: str, expected: set[str], deadline: float = 1.0) -> float:
-    """Ask until the answer matches; returns how long it took. Bounded by the deadline plus one query."""
-    start = time.monotonic()
-    while True:
-        got = answers(ask(name, "A", port))
-        elapsed = time.monotonic() - start
-        if got == expected:
-            return elapsed
-        assert elapsed < deadline, f"still {got} after {elapsed:.2f}s"
+    """Ask until the answer matches; returns how long it took."""
+    return wait_until(
+        lambda: answers(ask(name, "A", port)) == expected, deadline, f"{name} answering {expected}", 0
+    )
 
 
 def test_change_is_served_within_one_second(tmp_path: Path) -> None:

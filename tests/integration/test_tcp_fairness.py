@@ -16,8 +16,8 @@ import dns.query
 import dns.rcode
 import pytest
 
-from tests.support.dnsclient import HOST
-from tests.support.dnsmasq import metric, scrape
+from tests.support.metrics import scrape
+from tests.support.ports import HOST
 from tests.support.processes import Running, cache, serve
 from tests.support.waiting import wait_until
 
@@ -133,7 +133,7 @@ def close_all(socks: list[socket.socket]) -> None:
 
 
 def tcp_metric(running: Running, name: str, **labels: str) -> float:
-    return metric(scrape(running.metrics_port), name, **labels)
+    return scrape(running.metrics_port).get(name, **labels)
 
 
 def test_a_client_over_its_limit_does_not_keep_another_from_its_answers() -> None:
@@ -168,10 +168,10 @@ def test_idle_connections_make_room_and_are_reclaimed_near_the_limit() -> None:
                 wait_until(lambda: tcp_metric(running, "kubedns_tcp_connections") == BUSY, 5)
             assert asking.failure is None and asking.rounds > 0
             samples = scrape(running.metrics_port)
-            closed = metric(samples, "kubedns_tcp_closed_idle_total")
+            closed = samples.get("kubedns_tcp_closed_idle_total")
             assert closed == len(idle)
-            assert metric(samples, "kubedns_tcp_closed_idle_total", reason="evicted") > 0
-            assert metric(samples, "kubedns_tcp_rejected_total") == 0  # an idle one always made room
+            assert samples.get("kubedns_tcp_closed_idle_total", reason="evicted") > 0
+            assert samples.get("kubedns_tcp_rejected_total") == 0  # an idle one always made room
         finally:
             close_all(socks)
         assert "Traceback" not in running.log_text()

@@ -22,24 +22,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.e2e.pod import (
-    Dig,
-    Process,
-    alive,
-    child_pids,
-    command_line,
-    dig_command,
-    health,
-    http_get,
-    pids_with_argument,
-    start_module,
-    wait_for_health,
-    wait_for_metrics,
-)
-from tests.e2e.upstream import WWW_ADDRESS, nameserver
-from tests.support.dnsmasq import free_port
+from tests.support.dig import Dig, dig_command
+from tests.support.http import health, http_get, wait_for_health
+from tests.support.internet import WWW_ADDRESS, nameserver
+from tests.support.metrics import wait_for_metrics
 from tests.support.nameservers import TestNameserver, run_in_thread
-from tests.support.processes import DEMO_CLUSTER
+from tests.support.paths import DEMO_CLUSTER
+from tests.support.ports import free_port
+from tests.support.processes import Running, start_module
+from tests.support.procfs import alive, child_pids, command_line, pids_with_argument
 
 PORT_FLAGS = (
     "--cache-port",
@@ -56,7 +47,7 @@ BANNER_HELD = 8.0  # seconds the banner must not come while the probes fail
 
 @dataclass
 class Up:
-    running: Process
+    running: Running
     ports: dict[str, int]
     children: dict[str, int]  # name -> pid
 

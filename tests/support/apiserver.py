@@ -26,6 +26,7 @@ from typing import Any
 from aiohttp import web
 
 from tests.support.apiserver_faults import Faults
+from tests.support.ports import HOST
 
 Obj = dict[str, Any]
 Key = tuple[str, str]  # (namespace, name); namespace "" for cluster-scoped objects
@@ -163,7 +164,7 @@ class FakeApiServer:
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"http://{HOST}:{self.port}"
 
     async def start(self) -> None:
         app = web.Application(middlewares=[self._middleware])
@@ -208,7 +209,7 @@ class FakeApiServer:
         """Listen again (on the same port after an outage)."""
         assert self._runner is not None
         if self._site is None:
-            self._site = web.TCPSite(self._runner, "127.0.0.1", self.port, reuse_address=True)
+            self._site = web.TCPSite(self._runner, HOST, self.port, reuse_address=True)
             await self._site.start()
             self.port = self._runner.addresses[0][1]
 

@@ -3,6 +3,7 @@ as the real API serves them (only the fields DNS reads, plus what kubernetes-asy
 
 from __future__ import annotations
 
+import datetime
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,13 @@ def service(
             "ports": [{"name": n, "port": p, "protocol": proto} for n, p, proto in ports],
         },
     }
+
+
+def changed_endpoint_slice(name: str, service_name: str, address: str, ago: float) -> Obj:
+    """A slice whose last change (its trigger-time annotation, whole seconds as the controller
+    writes it) was ``ago`` seconds before now: one sample of the DNS programming latency."""
+    changed = datetime.datetime.now(datetime.UTC) - datetime.timedelta(seconds=ago)
+    return endpoint_slice(name, service_name, [address], trigger_time=changed.strftime("%Y-%m-%dT%H:%M:%SZ"))
 
 
 def endpoint_slice(

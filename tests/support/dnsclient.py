@@ -1,17 +1,18 @@
-"""Small helpers around the real DNS clients the tests use: dnspython and dig."""
+"""Asking a test server with dnspython: any question, the answer section as text, and the CHAOS TXT
+statistics a dnsmasq-style server publishes (``hits.bind``, ...)."""
 
 from __future__ import annotations
-
-import shutil
-import subprocess
 
 import dns.flags
 import dns.message
 import dns.query
+import dns.rdataclass
 import dns.rdatatype
-import pytest
 
-HOST = "127.0.0.1"
+from tests.support.ports import HOST
+
+CLUSTER = "cluster.local"
+KUBERNETES = f"kubernetes.default.svc.{CLUSTER}"  # the Service every cluster has
 
 
 def ask(
@@ -23,19 +24,6 @@ def ask(
     return dns.query.udp(query, HOST, port=port, timeout=timeout, ignore_trailing=True)
 
 
-def dig(port: int, *args: str, timeout: float = 10.0) -> str:
-    if shutil.which("dig") is None:
-        pytest.skip("dig is not installed (Debian package bind9-dnsutils)")
-    done = subprocess.run(
-        ["dig", f"@{HOST}", "-p", str(port), "+time=2", "+tries=1", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )
-    return done.stdout
-
-
 def answers(message: dns.message.Message) -> set[str]:
     """The answer section as 'name type data' strings, lower-cased, TTL left out."""
     return {
@@ -43,3 +31,14 @@ def answers(message: dns.message.Message) -> set[str]:
         for rrset in message.answer
         for rdata in rrset
     }
+
+
+def chaos(port: int, name: str, tcp: bool = False) -> list[str]:
+    """The strings of ``name`` CH TXT (``hits.bind``, ``servers.bind``, ...), one per record."""
+    reply = ask(name, "TXT", port, tcp=tcp, rdclass=dns.rdataclass.CH)
+    return [b"".join(rdata.strings).decode() for rrset in reply.answer for rdata in rrset]
+
+
+def chaos_number(port: int, stat: str) -> int:
+    (value,) = chaos(port, f"{stat}.bind")
+    return int(value)

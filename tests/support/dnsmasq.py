@@ -1,5 +1,5 @@
-"""Debian's dnsmasq as a real upstream (or a real loop) for the caching forwarder, and reading the
-statistics a dnsmasq-style server publishes: CHAOS TXT ``*.bind`` records and the cache's /metrics.
+"""Debian's dnsmasq as a real upstream (or a real loop) for the caching forwarder, or as the reference
+the benchmarks measure against.
 
     with dnsmasq("--address=/www.example.com/192.0.2.7") as upstream:
         ...  # --server=127.0.0.1#{upstream.port}
@@ -14,10 +14,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import socket
 import subprocess
-import time
-import urllib.request
 from collections.abc import Iterator
 
 import dns.exception
@@ -25,28 +22,11 @@ import dns.message
 import dns.query
 import dns.rdataclass
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
+from tests.support.ports import HOST, free_port
 from tests.support.processes import Logged
 
-HOST = "127.0.0.1"
 DNSMASQ = "/usr/sbin/dnsmasq"
-
-
-def free_port() -> int:
-    """A port free on HOST for both UDP and TCP right now (for a server that must know another's port
-    before that one starts)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-            udp.bind((HOST, 0))
-            port = int(udp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-                try:
-                    tcp.bind((HOST, port))
-                except OSError:
-                    continue
-                return port
-    raise OSError("no port free for both UDP and TCP")
 
 
 class Dnsmasq(Logged):
@@ -105,52 +85,13 @@ def dnsmasq(*args: str, port: int | None = None, host: str = HOST, timeout: floa
 
 
 def _wait_until_answering(running: Dnsmasq, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
     query = dns.message.make_query("version.bind", "TXT", rdclass=dns.rdataclass.CH)
-    while time.monotonic() < deadline:
-        if running.process.poll() is not None:
-            break
+
+    def answering() -> bool:
         try:
             dns.query.udp(query, running.host, port=running.port, timeout=0.2)
-            return
         except (TimeoutError, dns.exception.Timeout, OSError):
-            continue
-    raise AssertionError(f"dnsmasq did not answer on port {running.port}:\n{running.log_text()[-3000:]}")
+            return False
+        return True
 
-
-# -- the statistics of a dnsmasq-style server ----------------------------------------------------------
-
-
-def chaos(port: int, name: str, tcp: bool = False) -> list[str]:
-    """The strings of ``name`` CH TXT (``hits.bind``, ``servers.bind``, ...), one per record."""
-    query = dns.message.make_query(name, "TXT", rdclass=dns.rdataclass.CH)
-    if tcp:
-        reply = dns.query.tcp(query, HOST, port=port, timeout=3.0)
-    else:
-        reply = dns.query.udp(query, HOST, port=port, timeout=3.0)
-    return [b"".join(rdata.strings).decode() for rrset in reply.answer for rdata in rrset]
-
-
-def chaos_number(port: int, stat: str) -> int:
-    (value,) = chaos(port, f"{stat}.bind")
-    return int(value)
-
-
-Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def scrape(metrics_port: int) -> Samples:
-    """Every sample on /metrics, keyed by (sample name, sorted labels)."""
-    with urllib.request.urlopen(f"http://{HOST}:{metrics_port}/metrics", timeout=3.0) as response:
-        text = response.read().decode()
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-    }
-
-
-def metric(samples: Samples, name: str, **labels: str) -> float:
-    """The sum of ``name``'s samples whose labels include ``labels`` (0 when there is none)."""
-    wanted = set(labels.items())
-    return sum(value for (sample, got), value in samples.items() if sample == name and wanted <= set(got))
+    running.wait_until(answering, timeout, f"dnsmasq answering on port {running.port}")

@@ -7,9 +7,9 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tests.support.processes import ROOT
+from tests.support.paths import DEPLOY
 
-DOCKERFILE = ROOT / "deploy" / "Dockerfile"
+DOCKERFILE = DEPLOY / "Dockerfile"
 
 
 @dataclass

@@ -19,6 +19,14 @@ class Loop:
         future: Future[Any] = asyncio.run_coroutine_threadsafe(coro, self.loop)
         return future.result(timeout)
 
+    def call(self, function: Any, *args: Any) -> Any:
+        """``function(*args)`` run on the loop's thread (doubles that are not thread-safe), its result."""
+
+        async def call() -> Any:
+            return function(*args)
+
+        return self.run(call())
+
     def close(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(5)

@@ -28,7 +28,8 @@ from typing import Any, cast
 
 from dnslib import EDNS0, QTYPE, RR, DNSHeader, DNSLabel, DNSQuestion, DNSRecord
 
-HOST = "127.0.0.1"
+from tests.support.ports import HOST
+
 EDNS_PAYLOAD = 1232  # what we advertise back; the client's own size decides truncation
 RCODE_NOERROR, RCODE_SERVFAIL, RCODE_NXDOMAIN, RCODE_REFUSED = 0, 2, 3, 5
 QTYPE_OPT = 41

@@ -1,4 +1,4 @@
-"""Starting the real ``kubedns-py`` executables for tests and benchmarks.
+"""Starting the real ``kubedns-py`` and ``kubedns-probe`` executables for tests and benchmarks.
 
 Ports are asked for as 0 and read back from the startup log line, so parallel runs never collide and
 no test guesses a free port.
@@ -11,17 +11,23 @@ import re
 import subprocess
 import sys
 import threading
-import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-DEMO_CLUSTER = ROOT / "deploy" / "examples" / "demo-cluster.yaml"
+from tests.support.http import http_get
+from tests.support.paths import DEMO_CLUSTER, ROOT
+from tests.support.ports import HOST
+from tests.support.waiting import wait_until
+
+# Our entry points (pyproject's [project.scripts]) and how to run them from this checkout.
+ENTRY_POINTS = {
+    "kubedns-py": [sys.executable, "-m", "kubedns_py"],
+    "kubedns-probe": [sys.executable, "-m", "probe"],
+}
 _SERVE_READY = re.compile(r"port (\d+) \(udp\+tcp\); health on port (\d+), metrics on port (\d+)")
 _CACHE_READY = re.compile(r"caching on \S+ port (\d+) \(udp\+tcp\); metrics on port (\d+)")
+_PROBE_READY = r"health and metrics on port (\d+)"
 
 
 class Logged:
@@ -50,6 +56,18 @@ class Logged:
             )
         return match
 
+    def wait_until(self, predicate: Callable[[], object], timeout: float, what: str) -> float:
+        """``waiting.wait_until``, but failing at once if the process exits, and with its log's tail."""
+
+        def check() -> object:
+            assert self.process.poll() is None, f"exited with status {self.process.returncode}"
+            return predicate()
+
+        try:
+            return wait_until(check, timeout, what, interval=0.02)
+        except AssertionError as failed:
+            raise AssertionError(f"{failed}\n{self.log_text()[-3000:]}") from None
+
     def log_text(self) -> str:
         with self._changed:
             return "".join(self.lines)
@@ -65,26 +83,53 @@ class Logged:
 
 
 class Running(Logged):
-    """A kubedns-py component and the ports it reported."""
+    """One of our components and the ports it reported (``http_port``: the probe's, or up's probe
+    port)."""
 
     def __init__(self, process: subprocess.Popen[str]) -> None:
         super().__init__(process)
         self.dns_port = 0
         self.health_port = 0
         self.metrics_port = 0
+        self.http_port = 0
 
 
-def spawn(args: Sequence[str], env: dict[str, str] | None = None) -> Running:
+def run_entry_point(
+    program: str, *args: str, env: Mapping[str, str] | None = None, timeout: float = 30.0
+) -> subprocess.CompletedProcess[str]:
+    """Run one of ENTRY_POINTS to its end from the project root; ``env``, when given, is its whole
+    environment."""
+    return subprocess.run(
+        [*ENTRY_POINTS[program], *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env=env,
+        check=False,
+    )
+
+
+def start_module(
+    module: str, args: Sequence[str], env: Mapping[str, str] | None = None, *, new_session: bool = False
+) -> Running:
+    """``python -m module args`` from the project root, ``env`` added to ours, stderr read into
+    ``lines`` by a thread."""
     process = subprocess.Popen(
-        [sys.executable, "-m", "kubedns_py", *args],
+        [sys.executable, "-m", module, *args],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
         text=True,
         env={**os.environ, **(env or {})},
         cwd=ROOT,
+        start_new_session=new_session,
     )
     return Running(process)
+
+
+def spawn(args: Sequence[str], env: Mapping[str, str] | None = None) -> Running:
+    return start_module("kubedns_py", args, env)
 
 
 def stop(running: Running, timeout: float = 10.0) -> int:
@@ -109,11 +154,11 @@ def start_serve(
     args = [
         "serve",
         "--dns-bind-address",
-        "127.0.0.1",
+        HOST,
         "--dns-port",
         "0",
         "--http-bind-address",
-        "127.0.0.1",
+        HOST,
         "--healthz-port",
         "0",
         "--metrics-port",
@@ -130,18 +175,13 @@ def start_serve(
 
 
 def wait_ready(running: Running, timeout: float = 10.0) -> None:
-    url = f"http://127.0.0.1:{running.health_port}/readiness"
-    deadline = time.monotonic() + timeout
-    while True:
+    def ready() -> bool:
         try:
-            with urllib.request.urlopen(url, timeout=2) as reply:
-                if reply.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
-            pass
-        if running.process.poll() is not None or time.monotonic() > deadline:
-            raise AssertionError(f"serve not ready within {timeout}s:\n" + "".join(running.lines[-30:]))
-        time.sleep(0.02)
+            return http_get(running.health_port, "/readiness", timeout=2)[0] == 200
+        except OSError:  # not listening yet
+            return False
+
+    running.wait_until(ready, timeout, "serve's /readiness answering 200")
 
 
 @contextmanager
@@ -164,11 +204,11 @@ def start_cache(*args: str, env: dict[str, str] | None = None) -> Running:
     base = [
         "cache",
         "--listen-address",
-        "127.0.0.1",
+        HOST,
         "--port",
         "0",
         "--http-bind-address",
-        "127.0.0.1",
+        HOST,
         "--metrics-port",
         "0",
     ]
@@ -181,6 +221,26 @@ def start_cache(*args: str, env: dict[str, str] | None = None) -> Running:
 @contextmanager
 def cache(*args: str, env: dict[str, str] | None = None) -> Iterator[Running]:
     running = start_cache(*args, env=env)
+    try:
+        yield running
+    finally:
+        stop(running)
+
+
+def start_probe(*args: str) -> Running:
+    """``kubedns-probe`` with its HTTP on HOST, a free port unless ``args`` name one."""
+    running = start_module("probe", ["--prometheus-addr", HOST, "--prometheus-port", "0", *args])
+    try:
+        running.http_port = running.metrics_port = int(running.wait_for_log(_PROBE_READY).group(1))
+    except BaseException:
+        stop(running)
+        raise
+    return running
+
+
+@contextmanager
+def probe(*args: str) -> Iterator[Running]:
+    running = start_probe(*args)
     try:
         yield running
     finally:

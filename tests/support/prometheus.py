@@ -1,4 +1,5 @@
-"""A real Prometheus server (Debian's ``prometheus`` package) scraping test processes on loopback:
+"""A real Prometheus server (Debian's ``prometheus`` package) scraping test processes on loopback, and
+its ``promtool``:
 
     with running_prometheus(tmp_path, {"kube-dns-serve": [port]}, rules=[RULES]) as prom:
         prom.wait_for_scrapes(3)
@@ -11,6 +12,7 @@ rules every second.
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import urllib.parse
 import urllib.request
@@ -19,9 +21,10 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
-from tests.support.dnsmasq import free_port
+from tests.support.ports import HOST, free_port
 from tests.support.waiting import wait_until
 
 INTERVAL = "1s"
@@ -35,7 +38,7 @@ class Prometheus:
 
     def api(self, path: str, **params: str) -> Any:
         query = f"?{urllib.parse.urlencode(params)}" if params else ""
-        url = f"http://127.0.0.1:{self.port}/api/v1/{path}{query}"
+        url = f"http://{HOST}:{self.port}/api/v1/{path}{query}"
         with urllib.request.urlopen(url, timeout=5) as reply:
             body = json.load(reply)
         assert body["status"] == "success", body
@@ -50,7 +53,7 @@ class Prometheus:
 
     def ready(self) -> bool:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/-/ready", timeout=1) as reply:
+            with urllib.request.urlopen(f"http://{HOST}:{self.port}/-/ready", timeout=1) as reply:
                 return bool(reply.status == 200)
         except OSError:
             return self.process.poll() is not None  # exited: let the caller's check say so
@@ -76,6 +79,15 @@ class Prometheus:
         return groups
 
 
+def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """``promtool args`` run to its end (skipped where it is not installed)."""
+    if shutil.which("promtool") is None:
+        pytest.skip("promtool is not installed (Debian package prometheus)")
+    return subprocess.run(
+        ["promtool", *args], input=stdin, capture_output=True, text=True, timeout=30, check=False
+    )
+
+
 def config(jobs: Mapping[str, Sequence[int]], labels: Mapping[str, str], rules: Sequence[Path]) -> str:
     return yaml.safe_dump(
         {
@@ -85,7 +97,7 @@ def config(jobs: Mapping[str, Sequence[int]], labels: Mapping[str, str], rules: 
                 {
                     "job_name": job,
                     "static_configs": [
-                        {"targets": [f"127.0.0.1:{port}" for port in ports], "labels": dict(labels)}
+                        {"targets": [f"{HOST}:{port}" for port in ports], "labels": dict(labels)}
                     ],
                 }
                 for job, ports in jobs.items()
@@ -113,7 +125,7 @@ def running_prometheus(
             "prometheus",
             f"--config.file={path}",
             f"--storage.tsdb.path={directory / 'data'}",
-            f"--web.listen-address=127.0.0.1:{port}",
+            f"--web.listen-address={HOST}:{port}",
             "--log.level=warn",
         ],
         stdin=subprocess.DEVNULL,

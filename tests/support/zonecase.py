@@ -16,9 +16,9 @@ import dns.rrset
 import pytest
 from _pytest.mark import ParameterSet
 
-from tests.support.processes import DEMO_CLUSTER, ROOT
+from tests.support.paths import DATA, DEMO_CLUSTER
 
-EXTRA_CLUSTER = ROOT / "tests" / "data" / "extra-cluster.yaml"
+EXTRA_CLUSTER = DATA / "extra-cluster.yaml"
 MANIFESTS: tuple[Path, ...] = (DEMO_CLUSTER, EXTRA_CLUSTER)
 TTL = 30
 ZONE = "cluster.local."

@@ -2,21 +2,15 @@
 
 ``label,server[:port],name[,interval][,type]``: port 53 and interval 5 s unless given, the name made
 absolute, type A unless given (the sidecar's ANY could never pass against kube-dns). Bad values are
-refused with a message naming them; the command line exits 2 with that message.
+refused with a message naming them (the command line, which exits 2 with it: integration/test_probe_cli.py).
 """
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import pytest
 
 from probe.config import DEFAULT_INTERVAL, ProbeSpec, parse_probe
-from tests.support.processes import ROOT
-
-KUBERNETES = "kubernetes.default.svc.cluster.local"
-
+from tests.support.dnsclient import KUBERNETES
 
 # -- accepted ------------------------------------------------------------------------------------------
 
@@ -143,64 +137,6 @@ def test_label_with_a_trailing_newline_is_refused() -> None:
     with pytest.raises(ValueError) as refused:
         parse_probe(f"{label},127.0.0.1,example.com")
     assert f"label {label!r}" in str(refused.value)
-
-
-# -- the command line ----------------------------------------------------------------------------------
-
-
-def run_probe(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "probe", *args],
-        capture_output=True,
-        text=True,
-        timeout=30,
-        cwd=ROOT,
-        check=False,
-    )
-
-
-@pytest.mark.parametrize(
-    ("flag", "named"),
-    [
-        ("--probe=kube-dns,127.0.0.1:10053,example.com", "label 'kube-dns'"),
-        ("--probe=k,127.0.0.1:99999,example.com", "server '127.0.0.1:99999'"),
-        ("--probe=k,127.0.0.1,example.com,0", "interval '0'"),
-        ("--probe=k,127.0.0.1,example.com,5,MX", "type 'MX'"),
-        ("--probe=k,127.0.0.1", "expected label,server[:port],name"),
-    ],
-    ids=["label", "port", "interval", "type", "fields"],
-)
-def test_cli_exits_2_naming_the_bad_value(flag: str, named: str) -> None:
-    done = run_probe(flag, "--check-config")
-    assert done.returncode == 2, done.stderr
-    assert "kubedns-probe: error:" in done.stderr and named in done.stderr
-    assert "Traceback" not in done.stderr
-
-
-def test_cli_refuses_a_label_used_twice_and_bad_prometheus_flags() -> None:
-    probe = f"127.0.0.1,{KUBERNETES}"
-    done = run_probe(f"--probe=a,{probe}", f"--probe=a,{probe},10", "--check-config")
-    assert done.returncode == 2 and "label 'a' is used twice" in done.stderr
-    done = run_probe("--prometheus-path=metrics", "--check-config")
-    assert done.returncode == 2 and "--prometheus-path 'metrics'" in done.stderr
-    done = run_probe("--prometheus-namespace=kube-dns", "--check-config")
-    assert done.returncode == 2 and "--prometheus-namespace 'kube-dns'" in done.stderr
-    done = run_probe("--prometheus-port=70000", "--check-config")
-    assert done.returncode == 2 and "port 70000" in done.stderr
-
-
-def test_cli_accepts_the_kube_dns_sidecar_manifest() -> None:
-    """The sidecar container's args in the kube-dns Deployment, Go flag spellings included."""
-    done = run_probe(
-        "--v=2",
-        "-logtostderr",
-        f"--probe=kubedns,127.0.0.1:10053,{KUBERNETES},5,SRV",
-        f"--probe=dnsmasq,127.0.0.1:53,{KUBERNETES},5,SRV",
-        "--check-config",
-    )
-    assert done.returncode == 0, done.stderr
-    done = run_probe("-v=2", "--logtostderr=true", "-prometheus_port=10054", "--check-config")
-    assert done.returncode == 0, done.stderr
 
 
 async def test_cache_counters_that_fall_back_mean_a_restart_and_count_anew() -> None:

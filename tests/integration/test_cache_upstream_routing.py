@@ -12,10 +12,12 @@ import dns.rcode
 import dns.reversename
 import pytest
 
-from tests.support.dnsclient import answers, ask, dig
-from tests.support.dnsmasq import Dnsmasq, dnsmasq, metric, scrape
+from tests.support.dig import run_dig
+from tests.support.dnsclient import answers, ask
+from tests.support.dnsmasq import Dnsmasq, dnsmasq
+from tests.support.metrics import scrape
 from tests.support.nameservers import TestNameserver, answer, refused, run_in_thread
-from tests.support.processes import Running, cache, serve
+from tests.support.processes import Running, cache
 
 
 def a_record(address: str) -> str:
@@ -178,12 +180,6 @@ def test_no_resolv_ignores_the_resolv_file(
 
 
 @pytest.fixture(scope="module")
-def cluster() -> Iterator[Running]:
-    with serve() as running:
-        yield running
-
-
-@pytest.fixture(scope="module")
 def node_resolver() -> Iterator[Dnsmasq]:
     with dnsmasq("--address=/www.example.com/192.0.2.7", "--host-record=dns.google,8.8.8.8") as upstream:
         yield upstream
@@ -211,12 +207,12 @@ def test_pod_args_answer_cluster_names(pod: Running) -> None:
     assert answers(reply) == {"myservice.default.svc.cluster.local. A 10.96.100.10"}
     reply = ask("dual.default.svc.cluster.local.", "AAAA", pod.dns_port)
     assert answers(reply) == {"dual.default.svc.cluster.local. AAAA fd00:10:96::20"}
-    srv = dig(pod.dns_port, "_http._tcp.myservice.default.svc.cluster.local", "SRV", "+short")
+    srv = run_dig("_http._tcp.myservice.default.svc.cluster.local", "SRV", "+short", port=pod.dns_port)
     assert srv.split() == ["0", "100", "80", "myservice.default.svc.cluster.local."]
 
 
 def test_pod_args_answer_cluster_ptr(pod: Running) -> None:
-    assert dig(pod.dns_port, "-x", "10.96.100.10", "+short").split() == [
+    assert run_dig("-x", "10.96.100.10", "+short", port=pod.dns_port).split() == [
         "myservice.default.svc.cluster.local."
     ]
     v6 = dns.reversename.from_address("fd00:10:96::20").to_text()
@@ -227,12 +223,12 @@ def test_pod_args_send_unknown_reverse_names_to_the_node_resolver(
     pod: Running, node_resolver: Dnsmasq
 ) -> None:
     """serve REFUSES 8.8.8.8's PTR (not a cluster address); the default upstream answers it."""
-    assert dig(pod.dns_port, "-x", "8.8.8.8", "+short").split() == ["dns.google."]
+    assert run_dig("-x", "8.8.8.8", "+short", port=pod.dns_port).split() == ["dns.google."]
     node_resolver.wait_for_log(r"query\[PTR\] 8\.8\.8\.8\.in-addr\.arpa from 127\.0\.0\.1")
 
 
 def test_pod_args_answer_external_names(pod: Running, node_resolver: Dnsmasq) -> None:
-    assert dig(pod.dns_port, "www.example.com", "A", "+short").split() == ["192.0.2.7"]
+    assert run_dig("www.example.com", "A", "+short", port=pod.dns_port).split() == ["192.0.2.7"]
     node_resolver.wait_for_log(r"query\[A\] www\.example\.com from 127\.0\.0\.1")
 
 
@@ -241,7 +237,7 @@ def test_pod_args_do_not_cache_negative_answers(pod: Running, cluster: Running) 
     name = "nosuch.default.svc.cluster.local."
 
     def asked_of_serve() -> float:
-        return metric(scrape(cluster.metrics_port), "kubedns_dns_requests_total", type="A")
+        return scrape(cluster.metrics_port).get("kubedns_dns_requests_total", type="A")
 
     before = asked_of_serve()
     for _ in range(3):

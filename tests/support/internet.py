@@ -1,6 +1,6 @@
 """A stand-in for the Internet's DNS, runnable as its own process (for a network namespace):
 
-    python -m tests.e2e.upstream PORT_FILE
+    python -m tests.support.internet PORT_FILE
 
 serves a TestNameserver on 127.0.0.1 (a free port, written to PORT_FILE once it answers) that knows
 ``www.example.com A 192.0.2.80`` and says NXDOMAIN to anything else, until SIGTERM or SIGINT.

@@ -1,0 +1,57 @@
+"""Processes looked up in /proc: children, liveness, command lines, CPU time."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command name (state first); None when there is no such
+    process."""
+    try:
+        text = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    return text[text.rindex(")") + 2 :].split()  # the command name may hold spaces and parentheses
+
+
+def child_pids(pid: int) -> list[int]:
+    """The live processes whose parent is ``pid``."""
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        fields = stat_fields(int(entry.name))
+        if fields is not None and int(fields[1]) == pid and fields[0] != "Z":
+            children.append(int(entry.name))
+    return sorted(children)
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not exited (a zombie has)."""
+    fields = stat_fields(pid)
+    return fields is not None and fields[0] not in ("Z", "X")
+
+
+def command_line(pid: int) -> list[str]:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace").split("\0")[:-1]
+    except OSError:
+        return []
+
+
+def pids_with_argument(argument: str) -> list[int]:
+    """Live processes with ``argument`` among their command-line arguments (like ``pgrep -f``)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        pid = int(entry.name) if entry.name.isdigit() else os.getpid()
+        if pid != os.getpid() and argument in command_line(pid) and alive(pid):
+            found.append(pid)
+    return sorted(found)
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far (stat fields 14 and 15); None when it is gone."""
+    fields = stat_fields(pid)
+    return None if fields is None else (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
