@@ -31,6 +31,7 @@ from tests.bench.tools import (
     parse_load_args,
     pin,
     print_qps_table,
+    print_verdicts,
     qps_problems,
     qps_verdict,
     require,
@@ -108,9 +109,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     problems = qps_problems(summaries, ("NOERROR",))
     problems += [f"{server} missed {n:,} times while measured" for server, n in missed.items() if n]
     print_qps_table(summaries)
-    print(verdict.line())
-    for problem in problems:
-        print(f"WARNING: {problem}")
+    print_verdicts([verdict], problems)
     return {
         "benchmark": NAME,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -33,6 +33,7 @@ from tests.bench.tools import (
     parse_load_args,
     pin,
     print_qps_table,
+    print_verdicts,
     qps_problems,
     qps_verdict,
     require,
@@ -144,9 +145,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     problems = [f"serve logged: {line}" for line in serve_log[:10]] + qps_problems(summaries)
     print_qps_table(summaries)
     print("misses forwarded while measured: " + ", ".join(f"{s} {n:,}" for s, n in missed.items()))
-    print(verdict.line())
-    for problem in problems:
-        print(f"WARNING: {problem}")
+    print_verdicts([verdict], problems)
     return {
         "benchmark": NAME,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -24,6 +24,7 @@ from tests.bench.tools import (
     measure_rounds,
     parse_load_args,
     print_qps_table,
+    print_verdicts,
     qps_problems,
     qps_verdict,
     require,
@@ -70,9 +71,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     verdict = qps_verdict("serve/dnsmasq", summaries, "serve", "dnsmasq", TARGET_RATIO)
     problems = [f"serve logged: {line}" for line in serve_log[:10]] + qps_problems(summaries)
     print_qps_table(summaries)
-    print(verdict.line())
-    for problem in problems:
-        print(f"WARNING: {problem}")
+    print_verdicts([verdict], problems)
     return {
         "benchmark": NAME,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),

@@ -494,6 +494,13 @@ def qps_problems(
     return problems
 
 
+def print_verdicts(verdicts: Sequence[Verdict], problems: Sequence[str]) -> None:
+    for verdict in verdicts:
+        print(verdict.line())
+    for problem in problems:
+        print(f"WARNING: {problem}")
+
+
 def print_qps_table(summaries: Mapping[str, Mapping[str, Any]]) -> None:
     width = max(9, *map(len, summaries))
     header = (
