@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 from kubedns_py.cache.chaos import Chaos
 from kubedns_py.cache.config import CacheConfig
-from kubedns_py.cache.configdir import ConfigDirWatcher, DnsConfig
+from kubedns_py.cache.configdir import ConfigDirWatcher
 from kubedns_py.cache.coredns_metrics import CoreDnsCacheCollector, forward_collectors
 from kubedns_py.cache.forwarder import Forwarder
 from kubedns_py.cache.frontend import Frontend
@@ -27,7 +27,8 @@ from kubedns_py.cache.loopdetect import LoopDetector
 from kubedns_py.cache.metrics import CacheCollector, upstream_histogram
 from kubedns_py.cache.resolver import Resolver
 from kubedns_py.cache.responses import Policy, ResponseCache
-from kubedns_py.cache.routing import RouteTable, StaticServers, build_routes, read_resolv_conf
+from kubedns_py.cache.routing import RouteTable, build_routes, read_resolv_conf
+from kubedns_py.cache.settings import DnsConfig, StaticServers
 from kubedns_py.net.acl import ClientAcl, RefusedClients
 from kubedns_py.net.connections import TcpConnections
 from kubedns_py.net.coredns import CoreDnsCollector

@@ -16,7 +16,7 @@ from kubedns_py.cache.forwarder import Forwarder
 from kubedns_py.cache.frontend import Frontend
 from kubedns_py.cache.resolver import Resolver
 from kubedns_py.cache.responses import ResponseCache
-from kubedns_py.cache.routing import Upstream
+from kubedns_py.cache.settings import Upstream
 from kubedns_py.net.stats import DURATION_BUCKETS
 
 
