@@ -27,7 +27,7 @@ from dnslib import CLASS, QTYPE, RCODE
 
 from kubedns_py.cache.chaos import Chaos
 from kubedns_py.cache.loopdetect import LoopDetector
-from kubedns_py.cache.resolver import PREFETCH_FRACTION, Answer, Question, Resolver
+from kubedns_py.cache.resolver import Answer, Question, Resolver
 from kubedns_py.cache.responses import NO_TALLY, OPTS, CacheKey, Entry, ResponseCache
 from kubedns_py.dnswire import reader, splice
 from kubedns_py.dnswire.header import BADVERS, CD_BIT, RA_BIT, rcode_name, reply_rcode
@@ -136,34 +136,31 @@ class Frontend:
             now = monotonic()
             asked = data[2:]
             slot = memo_get(asked)
-            if slot is not None:
-                known = slot.entry
-                if now < known.fast_until and known.cached:
-                    reply = data[:2] + slot.head + known.body_now + slot.opt
-                    known.hits += 1
-                    known.tally.count(monotonic() - now)
-                    return reply
-            q = read(data)
-            if type(q) is not Asked:
-                return rest(data, q, addr, send, now)
-            key = (q.key, q.qtype, q.qclass, q.dnssec_ok, q.flags & CD_BIT != 0)
-            entry = index_get(key)
-            if entry is None or (now >= entry.fast_until and not ready(data, q, key, entry, now)):
-                return rest(data, q, addr, send, now)
-            if q.edns:
-                if entry.size + OPT_SIZE > q.payload:
-                    return rest(data, q, addr, send, now)
-                head = entry.heads[data[2] & 1 | 2] + data[12 : q.end]
-                opt = opts[q.dnssec_ok]
-            elif entry.size > MIN_UDP_PAYLOAD:
-                return rest(data, q, addr, send, now)
+            if slot is not None and now < (entry := slot.entry).fast_until and entry.cached:
+                head, opt = slot.head, slot.opt
             else:
-                head = entry.heads[data[2] & 1] + data[12 : q.end]
-                opt = b""
+                q = read(data)
+                if type(q) is not Asked:
+                    return rest(data, q, addr, send, now)
+                key = (q.key, q.qtype, q.qclass, q.dnssec_ok, q.flags & CD_BIT != 0)
+                found = index_get(key)
+                if found is None or (now >= found.fast_until and not ready(data, q, key, found, now)):
+                    return rest(data, q, addr, send, now)
+                entry = found
+                if q.edns:
+                    if entry.size + OPT_SIZE > q.payload:
+                        return rest(data, q, addr, send, now)
+                    head = entry.heads[data[2] & 1 | 2] + data[12 : q.end]
+                    opt = opts[q.dnssec_ok]
+                elif entry.size > MIN_UDP_PAYLOAD:
+                    return rest(data, q, addr, send, now)
+                else:
+                    head = entry.heads[data[2] & 1] + data[12 : q.end]
+                    opt = b""
+                if data[12 : q.end] == entry.question:  # as first asked (not a random-case spelling)
+                    memo_put(asked, Slot(entry, head, opt))
             reply = data[:2] + head + entry.body_now + opt
-            if data[12 : q.end] == entry.question:  # as first asked (not a random-case spelling)
-                memo_put(asked, Slot(entry, head, opt))
-            entry.hits += 1
+            entry.hits += 1  # the hits of the slower paths are counted in _hit
             entry.tally.count(monotonic() - now)
             return reply
 
@@ -253,18 +250,15 @@ class Frontend:
         when it has expired (the miss path then decides between stale and fresh)."""
         if entry.expires <= now:
             return False
-        due = entry.expires - entry.lifetime * PREFETCH_FRACTION
-        if now >= due and not entry.prefetching:
-            self._resolver.maybe_prefetch(key, entry, now, lambda: self._question(data, q, key))
-        if entry.prefetching or now >= due:  # checked again next second, not on every hit
-            due = entry.expires
+        if entry.wants_refresh(now):
+            self._resolver.prefetch(key, entry, lambda: self._question(data, q, key))
         self._cache.touch(key)
         if entry.tally is NO_TALLY:
             # Chosen once per entry, with the sizes of the query that first found it fresh: later hits
             # differ only by our OPT record (present or not) and by the EDNS options their queries carry.
             size = entry.size + (OPT_SIZE if q.edns else 0)
             entry.tally = self._stats.tally("udp", q.qtype, entry.rcode, size, len(data), q.dnssec_ok)
-        entry.ready(now, due)
+        entry.ready(now)
         return True
 
     def _policy(self, data: bytes, q: reader.Question) -> bytes | None:
