@@ -19,15 +19,16 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 from kubedns_py.cache.chaos import Chaos
 from kubedns_py.cache.config import CacheConfig
-from kubedns_py.cache.configdir import ConfigDirWatcher, DnsConfig
-from kubedns_py.cache.coredns_metrics import CoreDnsCacheCollector, forward_collectors
+from kubedns_py.cache.configdir import ConfigDirWatcher
+from kubedns_py.cache.coredns_metrics import CoreDnsCacheCollector
 from kubedns_py.cache.forwarder import Forwarder
 from kubedns_py.cache.frontend import Frontend
 from kubedns_py.cache.loopdetect import LoopDetector
-from kubedns_py.cache.metrics import CacheCollector, upstream_histogram
+from kubedns_py.cache.metrics import CacheCollector, UpstreamDurations
 from kubedns_py.cache.resolver import Resolver
 from kubedns_py.cache.responses import Policy, ResponseCache
-from kubedns_py.cache.routing import RouteTable, StaticServers, build_routes, read_resolv_conf
+from kubedns_py.cache.routing import RouteTable, build_routes, read_resolv_conf
+from kubedns_py.cache.settings import DnsConfig, StaticServers
 from kubedns_py.net.acl import ClientAcl, RefusedClients
 from kubedns_py.net.connections import TcpConnections
 from kubedns_py.net.coredns import CoreDnsCollector
@@ -75,8 +76,9 @@ class CacheApp:
             ConfigDirWatcher(config.config_dir, config.config_period) if config.config_dir else None
         )
         self._configmap: DnsConfig | None = None
+        self.durations = UpstreamDurations()
         self.forwarder = Forwarder(
-            self._routes(None), config.dns_forward_max, UPSTREAM_TIMEOUT, upstream_histogram(self.registry)
+            self._routes(None), config.dns_forward_max, UPSTREAM_TIMEOUT, self.durations.observe
         )
         self.resolver = Resolver(self.cache, self.forwarder)
         self.loops = LoopDetector(config.dns_loop_detect)
@@ -98,7 +100,9 @@ class CacheApp:
         self.registry.register(self.stats)
         self.registry.register(RefusedClients("cache", self.acl))
         self.registry.register(
-            CacheCollector(self.cache, self.frontend, self.resolver, self.forwarder, self._config_dir)
+            CacheCollector(
+                self.cache, self.frontend, self.resolver, self.forwarder, self._config_dir, self.durations
+            )
         )
         if config.coredns_metrics:
             self._coredns_metrics()
@@ -115,9 +119,15 @@ class CacheApp:
         address = self.config.listen_addresses[0] if self.config.listen_addresses else "0.0.0.0"
         core = CoreDnsCollector(self.stats, lambda: self.port, address, "forward")
         plugins = CoreDnsCacheCollector(
-            lambda: self.port, self.cache, self.frontend, self.resolver, self.forwarder, self.stats
+            lambda: self.port,
+            self.cache,
+            self.frontend,
+            self.resolver,
+            self.forwarder,
+            self.stats,
+            self.durations,
         )
-        for collector in (core, plugins, *forward_collectors(self.registry)):
+        for collector in (core, plugins):
             self.registry.register(collector)
 
     def _routes(self, configmap: DnsConfig | None) -> RouteTable:

@@ -20,11 +20,10 @@ import os
 import re
 import types
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from kubedns_py.cache.routing import Upstream, parse_upstream
+from kubedns_py.cache.settings import DnsConfig, Upstream, parse_upstream, quote
 
 log = logging.getLogger(__name__)
 
@@ -37,14 +36,6 @@ _DNS1123_SUBDOMAIN = re.compile(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z
 _JSON_TYPES = {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number"}
 
 
-@dataclass(frozen=True)
-class DnsConfig:
-    stub_domains: Mapping[str, tuple[Upstream, ...]] = field(
-        default_factory=lambda: types.MappingProxyType({})
-    )
-    upstream_nameservers: tuple[Upstream, ...] = ()
-
-
 class ConfigError(ValueError):
     """Invalid content under one key."""
 
@@ -52,10 +43,6 @@ class ConfigError(ValueError):
         super().__init__(f"{key}: {problem}")
         self.key = key
         self.problem = problem
-
-
-def _q(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
 
 
 def _kind(value: Any) -> str:
@@ -101,9 +88,9 @@ def _stub_domains(value: Any) -> Mapping[str, tuple[Upstream, ...]]:
         ):
             raise ConfigError(
                 STUB_DOMAINS,
-                f"{_q(domain)} is not a valid domain (DNS-1123: lower-case letters, digits, '-', '.')",
+                f"{quote(domain)} is not a valid domain (DNS-1123: lower-case letters, digits, '-', '.')",
             )
-        stubs[domain] = _nameservers(STUB_DOMAINS, f"{_q(domain)}: ", servers)
+        stubs[domain] = _nameservers(STUB_DOMAINS, f"{quote(domain)}: ", servers)
     return types.MappingProxyType(stubs)
 
 

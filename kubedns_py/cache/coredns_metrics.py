@@ -6,15 +6,16 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.registry import Collector
 
 from kubedns_py.cache.forwarder import Forwarder
 from kubedns_py.cache.frontend import Frontend
+from kubedns_py.cache.metrics import UpstreamDurations
 from kubedns_py.cache.resolver import Resolver
 from kubedns_py.cache.responses import ResponseCache
 from kubedns_py.dnswire import header
 from kubedns_py.dnswire.header import rcode_name
-from kubedns_py.net.coredns import VIEW, ZONE, Renamed, server_label, to_label
+from kubedns_py.net.coredns import VIEW, ZONE, server_label, to_label
 from kubedns_py.net.stats import DnsStats
 
 NXDOMAIN = rcode_name(header.NXDOMAIN)
@@ -29,6 +30,7 @@ class CoreDnsCacheCollector(Collector):
         resolver: Resolver,
         forwarder: Forwarder,
         stats: DnsStats,
+        durations: UpstreamDurations,
     ) -> None:
         self._port = port
         self._cache = cache
@@ -36,6 +38,7 @@ class CoreDnsCacheCollector(Collector):
         self._resolver = resolver
         self._forwarder = forwarder
         self._stats = stats
+        self._durations = durations
 
     def collect(self) -> Iterator[Metric]:
         where, labels = [server_label(self._port()), ZONE, VIEW], ["server", "zones", "view"]
@@ -102,41 +105,21 @@ class CoreDnsCacheCollector(Collector):
             "Counter of the number of queries rejected because the concurrent queries were at maximum.",
             value=rejected,
         )
+        # The upstream latencies under forward's name before CoreDNS 1.11 (which the coredns-mixin
+        # reads) and proxy's since, and the responses they count.
+        yield self._durations.histogram("coredns_forward_request_duration_seconds", to_label)
+        yield self._durations.histogram(
+            "coredns_proxy_request_duration_seconds", to_label, proxy_name="forward"
+        )
+        responses = CounterMetricFamily(
+            "coredns_forward_responses", "Counter of responses received per upstream.", labels=["to", "rcode"]
+        )
+        for to, rcode, count in self._durations.counts():
+            responses.add_metric([to_label(to), rcode], count)
+        yield responses
 
 
 def _counter(name: str, documentation: str, where: list[str], value: int) -> CounterMetricFamily:
     family = CounterMetricFamily(name, documentation, labels=["server", "zones", "view"])
     family.add_metric(where, value)
     return family
-
-
-FORWARD_DURATION = "kubedns_forward_request_duration_seconds"
-
-
-def forward_collectors(registry: CollectorRegistry) -> list[Collector]:
-    """The upstream latency histogram under CoreDNS's names (``forward``'s before 1.11, which the
-    coredns-mixin reads, and ``proxy``'s since), and the responses per upstream and rcode it counts."""
-    return [
-        Renamed(registry, {FORWARD_DURATION: "coredns_forward_request_duration_seconds"}, {}),
-        Renamed(
-            registry, {FORWARD_DURATION: "coredns_proxy_request_duration_seconds"}, {"proxy_name": "forward"}
-        ),
-        ForwardResponses(registry),
-    ]
-
-
-class ForwardResponses(Collector):
-    def __init__(self, registry: CollectorRegistry) -> None:
-        self._view = registry.restricted_registry([FORWARD_DURATION + "_count"])
-
-    def collect(self) -> Iterator[Metric]:
-        responses = CounterMetricFamily(
-            "coredns_forward_responses", "Counter of responses received per upstream.", labels=["to", "rcode"]
-        )
-        for family in self._view.collect():
-            for sample in family.samples:
-                if sample.name == FORWARD_DURATION + "_count":
-                    responses.add_metric(
-                        [to_label(sample.labels["to"]), sample.labels["rcode"]], sample.value
-                    )
-        yield responses

@@ -17,7 +17,8 @@ from collections.abc import Callable, Sequence
 from dnslib import RCODE, DNSRecord
 
 from kubedns_py.cache.budget import ForwardBudget
-from kubedns_py.cache.routing import RouteTable, Upstream
+from kubedns_py.cache.routing import RouteTable
+from kubedns_py.cache.settings import Upstream
 from kubedns_py.cache.upstream import BadReply, UpstreamClient, UpstreamError
 from kubedns_py.dnswire.header import rcode_name, reply_rcode
 from kubedns_py.dnswire.walk import OPT, Walk, WireError, walk

@@ -11,9 +11,10 @@ read when scraped.
 
 An entry's first hit after its TTLs have counted down a second takes the slower path: it renders the
 TTLs, marks the entry recently used in the LRU, and starts a refresh when a popular entry is about to
-expire. Questions that are not plain cached answers (CHAOS class, zone transfers, other classes, EDNS
+expire. Questions that are not plain cached answers (those ``QueryPolicy`` answers itself, EDNS
 versions other than 0, malformed queries, answers too big for the client) are answered on that path
-too, and misses become a task (``Resolver``) whose reply is sent when it is ready.
+too, and misses become a task (``Resolver``) whose reply is sent when it is ready. Clients the ACL
+refuses never reach the cache (``QueryPolicy.guard``).
 """
 
 from __future__ import annotations
@@ -23,15 +24,15 @@ import logging
 from collections.abc import Callable
 from time import monotonic
 
-from dnslib import CLASS, QTYPE, RCODE
+from dnslib import RCODE
 
 from kubedns_py.cache.chaos import Chaos
 from kubedns_py.cache.loopdetect import LoopDetector
-from kubedns_py.cache.resolver import PREFETCH_FRACTION, Answer, Question, Resolver
+from kubedns_py.cache.policy import QueryPolicy
+from kubedns_py.cache.resolver import Answer, Question, Resolver
 from kubedns_py.cache.responses import NO_TALLY, OPTS, CacheKey, Entry, ResponseCache
 from kubedns_py.dnswire import reader, splice
 from kubedns_py.dnswire.header import BADVERS, CD_BIT, RA_BIT, rcode_name, reply_rcode
-from kubedns_py.dnswire.query import read_query
 from kubedns_py.dnswire.reader import Question as Asked
 from kubedns_py.dnswire.reply import FORWARDER_PAYLOAD, TCP_MAX
 from kubedns_py.memo import Memo
@@ -44,29 +45,10 @@ from kubedns_py.ratelimit import RateLimitedLog
 log = logging.getLogger(__name__)
 
 Send = Callable[[bytes, Address], None]
-SERVFAIL, REFUSED = RCODE.SERVFAIL, RCODE.REFUSED
+SERVFAIL = RCODE.SERVFAIL
 OPT_SIZE = len(OPTS[0])
 MIN_UDP_PAYLOAD = reader.MIN_UDP_PAYLOAD
 MEMO_LIMIT = 50_000
-NOT_FORWARDED = frozenset((QTYPE.AXFR, QTYPE.IXFR))
-
-
-def _char(byte: int) -> str:
-    if byte in (0x2E, 0x5C):  # '.' and '\\' inside a label
-        return "\\" + chr(byte)
-    return chr(byte) if 0x21 <= byte <= 0x7E else f"\\{byte:03d}"
-
-
-_CHARS = tuple(_char(b) for b in range(256))  # each byte of a label in presentation form
-
-
-def presentation(key: bytes) -> str:
-    """A wire-form name (as the reader's ``key``: no pointers) in presentation form, no final dot."""
-    labels, pos = [], 0
-    while length := key[pos]:
-        labels.append("".join([_CHARS[b] for b in key[pos + 1 : pos + 1 + length]]))
-        pos += length + 1
-    return ".".join(labels)
 
 
 def cache_key(q: reader.Question) -> CacheKey:
@@ -114,14 +96,12 @@ class Frontend:
         self._index_get = cache.index.get
         self._resolver = resolver
         self._stats = stats
-        self._chaos = chaos
-        self._loops = loops
+        self._policy = QueryPolicy(stats, chaos, loops, acl)
         self._memo: Memo[bytes, Slot] = Memo(MEMO_LIMIT)
         self._tasks: set[asyncio.Task[None]] = set()
         # Misses waiting for an answer, duplicates included: --dns-forward-max bounds distinct upstream
         # questions, this bounds the clients queued behind them (a dead upstream and a busy name).
         self._max_waiting = max_waiting
-        self._acl = acl  # None: everyone may ask, and nobody's address is looked at
         self.counters = FrontendCounters(stats)
         self._failures = RateLimitedLog(log)
 
@@ -136,59 +116,35 @@ class Frontend:
             now = monotonic()
             asked = data[2:]
             slot = memo_get(asked)
-            if slot is not None:
-                known = slot.entry
-                if now < known.fast_until and known.cached:
-                    reply = data[:2] + slot.head + known.body_now + slot.opt
-                    known.hits += 1
-                    known.tally.count(monotonic() - now)
-                    return reply
-            q = read(data)
-            if type(q) is not Asked:
-                return rest(data, q, addr, send, now)
-            key = (q.key, q.qtype, q.qclass, q.dnssec_ok, q.flags & CD_BIT != 0)
-            entry = index_get(key)
-            if entry is None or (now >= entry.fast_until and not ready(data, q, key, entry, now)):
-                return rest(data, q, addr, send, now)
-            if q.edns:
-                if entry.size + OPT_SIZE > q.payload:
-                    return rest(data, q, addr, send, now)
-                head = entry.heads[data[2] & 1 | 2] + data[12 : q.end]
-                opt = opts[q.dnssec_ok]
-            elif entry.size > MIN_UDP_PAYLOAD:
-                return rest(data, q, addr, send, now)
+            if slot is not None and now < (entry := slot.entry).fast_until and entry.cached:
+                head, opt = slot.head, slot.opt
             else:
-                head = entry.heads[data[2] & 1] + data[12 : q.end]
-                opt = b""
+                q = read(data)
+                if type(q) is not Asked:
+                    return rest(data, q, addr, send, now)
+                key = (q.key, q.qtype, q.qclass, q.dnssec_ok, q.flags & CD_BIT != 0)
+                found = index_get(key)
+                if found is None or (now >= found.fast_until and not ready(data, q, key, found, now)):
+                    return rest(data, q, addr, send, now)
+                entry = found
+                if q.edns:
+                    if entry.size + OPT_SIZE > q.payload:
+                        return rest(data, q, addr, send, now)
+                    head = entry.heads[data[2] & 1 | 2] + data[12 : q.end]
+                    opt = opts[q.dnssec_ok]
+                elif entry.size > MIN_UDP_PAYLOAD:
+                    return rest(data, q, addr, send, now)
+                else:
+                    head = entry.heads[data[2] & 1] + data[12 : q.end]
+                    opt = b""
+                if data[12 : q.end] == entry.question:  # as first asked (not a random-case spelling)
+                    memo_put(asked, Slot(entry, head, opt))
             reply = data[:2] + head + entry.body_now + opt
-            if data[12 : q.end] == entry.question:  # as first asked (not a random-case spelling)
-                memo_put(asked, Slot(entry, head, opt))
-            entry.hits += 1
+            entry.hits += 1  # the hits of the slower paths are counted in _hit
             entry.tally.count(monotonic() - now)
             return reply
 
-        if self._acl is None:
-            return on_datagram
-        verdicts, allows, refuse = self._acl.verdicts, self._acl.allows, self._refuse
-
-        def on_datagram_from_allowed(data: bytes, addr: Address) -> bytes | None:
-            if verdicts.get(addr[0]) or allows(addr[0]):
-                return on_datagram(data, addr)
-            return refuse(data, "udp")
-
-        return on_datagram_from_allowed
-
-    def _refuse(self, data: bytes, proto: str) -> bytes | None:
-        """REFUSED for a client not allowed to ask: counted, never forwarded."""
-        now = monotonic()
-        assert self._acl is not None
-        self._acl.refused += 1
-        refused = splice.refusal(data, RA_BIT, FORWARDER_PAYLOAD)
-        if refused is None:
-            return None
-        reply, qtype = refused
-        self._stats.record(proto, qtype_label(qtype), "REFUSED", monotonic() - now, len(reply), len(data))
-        return reply
+        return self._policy.guard(on_datagram)
 
     def _on_udp(
         self, data: bytes, outcome: reader.Outcome, addr: Address, send: Send, now: float
@@ -196,7 +152,7 @@ class Frontend:
         if not isinstance(outcome, reader.Question):
             return self._not_a_question(data, outcome, "udp", now)
         q = outcome
-        refused = self._policy(data, q)
+        refused = self._policy.decide(data, q)
         if refused is not None:
             rcode = rcode_name(reply_rcode(refused))
             self._record("udp", q, rcode, monotonic() - now, refused, data)
@@ -219,13 +175,13 @@ class Frontend:
         return None
 
     async def on_tcp(self, data: bytes, peer: Peer = None) -> bytes | None:
-        if self._acl is not None and not self._acl.allows(peer[0] if peer else ""):
-            return self._refuse(data, "tcp")
+        if not self._policy.admits(peer):
+            return self._policy.refuse(data, "tcp")
         now = monotonic()
         q = reader.read(data)
         if not isinstance(q, reader.Question):
             return self._not_a_question(data, q, "tcp", now)
-        reply = self._policy(data, q)
+        reply = self._policy.decide(data, q)
         if reply is None:
             key = cache_key(q)
             entry = self._hit(data, q, key, now)
@@ -253,36 +209,16 @@ class Frontend:
         when it has expired (the miss path then decides between stale and fresh)."""
         if entry.expires <= now:
             return False
-        due = entry.expires - entry.lifetime * PREFETCH_FRACTION
-        if now >= due and not entry.prefetching:
-            self._resolver.maybe_prefetch(key, entry, now, lambda: self._question(data, q, key))
-        if entry.prefetching or now >= due:  # checked again next second, not on every hit
-            due = entry.expires
+        if entry.wants_refresh(now):
+            self._resolver.prefetch(key, entry, lambda: self._question(data, q, key))
         self._cache.touch(key)
         if entry.tally is NO_TALLY:
             # Chosen once per entry, with the sizes of the query that first found it fresh: later hits
             # differ only by our OPT record (present or not) and by the EDNS options their queries carry.
             size = entry.size + (OPT_SIZE if q.edns else 0)
             entry.tally = self._stats.tally("udp", q.qtype, entry.rcode, size, len(data), q.dnssec_ok)
-        entry.ready(now, due)
+        entry.ready(now)
         return True
-
-    def _policy(self, data: bytes, q: reader.Question) -> bytes | None:
-        """The reply to a question never forwarded: CHAOS, other classes, zone transfers, our loop
-        probes coming back; None for the rest."""
-        if q.qclass != CLASS.IN:
-            if q.qclass == CLASS.CH:
-                query = read_query(data)  # rare: dnslib is fine here
-                if query is None or isinstance(query, bytes):
-                    self._stats.malformed("undecodable")
-                    return query or splice.header_only(data, RCODE.FORMERR)
-                return self._chaos.reply(query)
-            return splice.empty_reply(data, q, REFUSED, RA_BIT, FORWARDER_PAYLOAD)
-        if q.qtype in NOT_FORWARDED:
-            return splice.empty_reply(data, q, REFUSED, RA_BIT, FORWARDER_PAYLOAD)
-        if self._loops.watching and self._loops.intercept(presentation(q.key)):
-            return splice.empty_reply(data, q, REFUSED, RA_BIT, FORWARDER_PAYLOAD)
-        return None
 
     def _not_a_question(
         self, data: bytes, outcome: reader.Drop | reader.Rejected | reader.BadVersion, proto: str, now: float
@@ -308,7 +244,7 @@ class Frontend:
     @staticmethod
     def _question(data: bytes, q: reader.Question, key: CacheKey) -> Question:
         """What the resolver asks: the name for routing, the question section lower-cased."""
-        return Question(key, presentation(q.key), q.key + data[q.name_end : q.end])
+        return Question(key, reader.presentation(q.key), q.key + data[q.name_end : q.end])
 
     async def _miss_udp(
         self, data: bytes, q: reader.Question, key: CacheKey, addr: Address, send: Send, start: float

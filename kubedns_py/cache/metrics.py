@@ -1,14 +1,15 @@
-"""The cache's Prometheus metrics. Counters live as plain integers on the objects that own them (the
-hot path pays nothing for metrics); this collector reads them at scrape time. Only the upstream
-latency histogram is a prometheus_client object, fed on the miss path."""
+"""The cache's Prometheus metrics, all computed when scraped: counters live as plain integers on the
+objects that own them and upstream latencies as per-bucket counts (``UpstreamDurations``), so the hot
+path pays nothing for metrics and the miss path a bisect. CoreDNS's names for the same numbers are in
+``coredns_metrics``."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from prometheus_client import CollectorRegistry, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from kubedns_py.cache.configdir import ConfigDirWatcher
@@ -16,23 +17,46 @@ from kubedns_py.cache.forwarder import Forwarder
 from kubedns_py.cache.frontend import Frontend
 from kubedns_py.cache.resolver import Resolver
 from kubedns_py.cache.responses import ResponseCache
-from kubedns_py.cache.routing import Upstream
-from kubedns_py.net.stats import DURATION_BUCKETS
+from kubedns_py.cache.settings import Upstream
+from kubedns_py.net.stats import DURATION_BUCKETS, cumulative
+
+FORWARD_DURATION = "kubedns_forward_request_duration_seconds"
+FORWARD_DURATION_HELP = "Time an upstream took to answer (or to fail), by upstream and rcode."
 
 
-def upstream_histogram(registry: CollectorRegistry) -> Callable[[Upstream, float, str], None]:
-    histogram = Histogram(
-        "kubedns_forward_request_duration_seconds",
-        "Time an upstream took to answer (or to fail), by upstream and rcode.",
-        ["to", "rcode"],
-        buckets=DURATION_BUCKETS,
-        registry=registry,
-    )
+class UpstreamDurations:
+    """How long upstream exchanges took, by (upstream, rcode name or "error"): counts per bucket of
+    ``DURATION_BUCKETS`` and their sum. The forwarder's observer is ``observe``."""
 
-    def observe(upstream: Upstream, seconds: float, rcode: str) -> None:
-        histogram.labels(str(upstream), rcode).observe(seconds)
+    def __init__(self) -> None:
+        self._buckets: dict[tuple[str, str], list[int]] = {}
+        self._sums: dict[tuple[str, str], float] = {}
 
-    return observe
+    def observe(self, upstream: Upstream, seconds: float, rcode: str) -> None:
+        key = (str(upstream), rcode)
+        buckets = self._buckets.get(key)
+        if buckets is None:
+            buckets = self._buckets[key] = [0] * (len(DURATION_BUCKETS) + 1)
+        buckets[bisect_left(DURATION_BUCKETS, seconds)] += 1
+        self._sums[key] = self._sums.get(key, 0.0) + seconds
+
+    def counts(self) -> list[tuple[str, str, int]]:
+        """(upstream, rcode, exchanges) for each pair seen."""
+        return [(to, rcode, sum(buckets)) for (to, rcode), buckets in list(self._buckets.items())]
+
+    def histogram(
+        self, name: str, spell: Callable[[str], str] = str, **constant: str
+    ) -> HistogramMetricFamily:
+        """The family ``name`` with labels ``to`` (an upstream as ``spell`` writes it) and ``rcode``,
+        after any ``constant`` ones."""
+        family = HistogramMetricFamily(name, FORWARD_DURATION_HELP, labels=[*constant, "to", "rcode"])
+        for (to, rcode), buckets in list(self._buckets.items()):
+            family.add_metric(
+                [*constant.values(), spell(to), rcode],
+                cumulative(DURATION_BUCKETS, buckets),
+                self._sums[(to, rcode)],
+            )
+        return family
 
 
 @dataclass(eq=False)  # registries key collectors by identity
@@ -42,6 +66,7 @@ class CacheCollector(Collector):
     resolver: Resolver
     forwarder: Forwarder
     config_dir: ConfigDirWatcher | None
+    durations: UpstreamDurations
 
     def collect(self) -> Iterator[Metric]:
         counters = self.resolver.counters
@@ -92,6 +117,7 @@ class CacheCollector(Collector):
         yield requests
         yield failures
         yield up
+        yield self.durations.histogram(FORWARD_DURATION)
         if self.config_dir is not None:
             yield _counter(
                 "kubedns_cache_config_reloads", "ConfigMap changes applied.", self.config_dir.reloads

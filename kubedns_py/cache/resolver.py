@@ -30,8 +30,6 @@ MAX_CHAIN = 8
 PASS_THROUGH = 2**31 - 1  # lifetime of a reply served once and not kept: its TTLs stay as received
 SERVFAIL, NXDOMAIN = RCODE.SERVFAIL, RCODE.NXDOMAIN
 STALE_AFTER = 1.8  # RFC 8767's client-response timer: under the usual 2 s client timeouts
-PREFETCH_MIN_HITS = 3
-PREFETCH_FRACTION = 0.1  # refresh once less than this share of the lifetime remains
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,17 +84,10 @@ class Resolver:
         future.set_result(answer)
         return answer
 
-    def maybe_prefetch(
-        self, key: CacheKey, entry: Entry, now: float, question: Callable[[], Question]
-    ) -> None:
-        """Refresh a popular entry (``entry.hits``, counted by the caller) shortly before it expires,
-        so its askers never see a miss. ``question`` makes the question to ask, only when it is asked."""
-        if (
-            entry.prefetching
-            or entry.hits < PREFETCH_MIN_HITS
-            or entry.expires - now > entry.lifetime * PREFETCH_FRACTION
-            or key in self._inflight
-        ):
+    def prefetch(self, key: CacheKey, entry: Entry, question: Callable[[], Question]) -> None:
+        """Refresh ``entry`` in the background (``Entry.wants_refresh`` said so), unless its question is
+        upstream already. ``question`` makes the question to ask, only when it is asked."""
+        if key in self._inflight:
             return
         entry.prefetching = True
         self.counters.prefetches += 1

@@ -13,6 +13,10 @@ Lifetimes follow dnsmasq and RFC 2308: a positive reply lives for its smallest T
 min(SOA TTL, SOA minimum), both clamped by --min-cache-ttl/--max-cache-ttl; SERVFAIL lives at most 5 s;
 truncated replies are never stored. After expiry an entry stays ``stale_ttl`` longer so it can be served
 (RFC 8767) when every upstream fails.
+
+A popular entry (``PREFETCH_MIN_HITS`` hits) is refreshed early, once less than ``PREFETCH_FRACTION`` of
+its lifetime remains (``Entry.wants_refresh``), so its askers never see a miss. Hits are counted on the
+entry by the frontend that serves them.
 """
 
 from __future__ import annotations
@@ -31,6 +35,8 @@ from kubedns_py.net.stats import HitTally
 
 SERVFAIL_TTL = 5
 STALE_ANSWER_TTL = 30  # RFC 8767 section 4's recommendation
+PREFETCH_MIN_HITS = 3
+PREFETCH_FRACTION = 0.1  # refresh once less than this share of the lifetime remains
 
 CacheKey = tuple[bytes, int, int, bool, bool]  # lower-cased qname wire, qtype, qclass, DO, CD
 
@@ -133,11 +139,23 @@ class Entry:
             return self._render(STALE_ANSWER_TTL, True)
         return self._render(shown_ttl(self.expires, now), False)
 
-    def ready(self, now: float, due: float) -> None:
+    def refresh_at(self) -> float:
+        """When this entry, if popular, is due to be refreshed."""
+        return self.expires - self.lifetime * PREFETCH_FRACTION
+
+    def wants_refresh(self, now: float) -> bool:
+        """Whether to refresh this entry now: popular, due, and not being refreshed already."""
+        return not self.prefetching and self.hits >= PREFETCH_MIN_HITS and now >= self.refresh_at()
+
+    def ready(self, now: float) -> None:
         """Set the hit path up: the body as of ``now``, served as is until the TTLs it shows would
-        exceed what remains, or until ``due`` (no later than expiry), whichever comes first."""
+        exceed what remains, or until the refresh is due, whichever comes first. Once the refresh is due
+        or under way, hits are looked at again each second (TTL change), not on every hit."""
         shown = shown_ttl(self.expires, now)
         self.body_now = self._render(shown, False)
+        due = self.refresh_at()
+        if self.prefetching or now >= due:
+            due = self.expires
         self.fast_until = min(self.expires + 0.999 - shown, due)
 
     def _render(self, shown: int, stale: bool) -> bytes:

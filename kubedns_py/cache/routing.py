@@ -1,4 +1,4 @@
-"""Where a query goes: upstream addresses, dnsmasq ``--server`` rules, resolv.conf, and the route table.
+"""Where a query goes: the route table, from the ``--server`` flags, resolv.conf and the ConfigMap.
 
 Precedence, as dnsmasq behaves under kube-dns's dnsmasq-nanny:
 
@@ -16,136 +16,13 @@ Precedence, as dnsmasq behaves under kube-dns's dnsmasq-nanny:
 
 from __future__ import annotations
 
-import ipaddress
-import json
 import logging
-import re
-import types
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 
-if TYPE_CHECKING:
-    from kubedns_py.cache.configdir import DnsConfig
+from kubedns_py.cache.settings import DnsConfig, StaticServers, Upstream, dedupe, frozen, parse_upstream
 
 log = logging.getLogger(__name__)
-
-# dnsmasq takes any domain; reverse zones and service names need digits, '-' and '_'.
-_SERVER_LABEL = re.compile(r"[a-z0-9_-]{1,63}")
-
-
-@dataclass(frozen=True, slots=True)
-class Upstream:
-    host: str
-    port: int = 53
-    tcp: bool = False  # --tcp-server: always over TCP (node-local caches avoid conntrack this way)
-
-    def __str__(self) -> str:
-        return f"{self.host}#{self.port}"  # dnsmasq's spelling, as servers.bind reports it
-
-    @property
-    def address(self) -> tuple[str, int]:
-        return (self.host, self.port)
-
-
-def _quote(text: str) -> str:
-    return json.dumps(text, ensure_ascii=False)
-
-
-def parse_upstream(text: str, sep: str = "#") -> Upstream:
-    """``ip``, ``ip<sep>port``, ``[v6]<sep>port`` or a bare IPv6 address. ``sep`` is ``#`` for dnsmasq
-    flags and ``:`` for the kube-dns ConfigMap."""
-    text = text.strip()
-    host, port_text = text, ""
-    try:
-        ip = ipaddress.ip_address(text)  # a bare IPv6 address is full of ':'
-    except ValueError:
-        if text.startswith("["):
-            inner, bracket, rest = text[1:].partition("]")
-            if not bracket or (rest and not rest.startswith(sep)):
-                raise ValueError(f"{_quote(text)} is not [address]{sep}port") from None
-            host, port_text = inner, rest[len(sep) :]
-            if rest and not port_text:
-                raise ValueError(f"{_quote(text)} has an empty port") from None
-        elif sep in text:
-            host, _, port_text = text.rpartition(sep)
-            if not port_text:
-                raise ValueError(f"{_quote(text)} has an empty port") from None
-        try:
-            ip = ipaddress.ip_address(host)
-        except ValueError:
-            raise ValueError(f"{_quote(host)} is not an IP address (host names are not accepted)") from None
-    port = 53
-    if port_text:
-        if not (port_text.isascii() and port_text.isdigit()) or not 1 <= int(port_text) <= 65535:
-            raise ValueError(f"{_quote(text)}: port {_quote(port_text)} is not a number in 1-65535")
-        port = int(port_text)
-    return Upstream(str(ip), port)
-
-
-def _dedupe(servers: Iterable[Upstream]) -> tuple[Upstream, ...]:
-    return tuple(dict.fromkeys(servers))
-
-
-def _frozen(mapping: Mapping[str, tuple[Upstream, ...]]) -> Mapping[str, tuple[Upstream, ...]]:
-    return types.MappingProxyType(dict(mapping))
-
-
-def _server_domain(text: str) -> str:
-    domain = text.lower().removesuffix(".")
-    labels = domain.split(".")
-    if len(domain) > 253 or not all(_SERVER_LABEL.fullmatch(label) for label in labels):
-        raise ValueError(f"{_quote(text)} is not a domain name (wildcards and // are not supported)")
-    return domain
-
-
-@dataclass(frozen=True)
-class StaticServers:
-    """The ``--server`` flags, grouped. ``domains`` keeps flag order; an empty tuple means local-only.
-    ``use_default`` holds the ``--server=/domain/#`` domains."""
-
-    domains: Mapping[str, tuple[Upstream, ...]] = field(default_factory=lambda: _frozen({}))
-    default: tuple[Upstream, ...] = ()
-    use_default: frozenset[str] = frozenset()
-
-    @classmethod
-    def parse(cls, values: Sequence[str], tcp_values: Sequence[str] = ()) -> StaticServers:
-        """dnsmasq syntax: ``ip[#port]``, ``/d1/d2/.../[ip[#port]]``, ``/d/#``, ``/#/ip``; ``tcp_values``
-        (``--tcp-server``) take the same forms for servers asked over TCP only. A ValueError names the
-        offending flag and value."""
-        domains: dict[str, list[Upstream]] = {}
-        default: list[Upstream] = []
-        use_default: set[str] = set()
-        for value, tcp in [*((v, False) for v in values), *((v, True) for v in tcp_values)]:
-            try:
-                if "@" in value:
-                    raise ValueError("source addresses and interfaces (@) are not supported")
-                if not value.startswith("/"):
-                    default.append(replace(parse_upstream(value), tcp=tcp))
-                    continue
-                *names, address = value[1:].split("/")
-                if not names:
-                    raise ValueError("expected /domain/[address]")
-                upstream = replace(parse_upstream(address), tcp=tcp) if address and address != "#" else None
-                for name in names:
-                    if name == "#":  # dnsmasq: /#/ matches every name, i.e. a default server
-                        if upstream is None:
-                            raise ValueError("/#/ needs a server address")
-                        default.append(upstream)
-                        continue
-                    servers = domains.setdefault(_server_domain(name), [])
-                    if upstream is not None:
-                        servers.append(upstream)
-                    elif address == "#":
-                        use_default.add(_server_domain(name))
-            except ValueError as err:
-                raise ValueError(f"{'--tcp-server' if tcp else '--server'}={value}: {err}") from None
-        return cls(
-            domains=_frozen({d: _dedupe(s) for d, s in domains.items()}),
-            default=_dedupe(default),
-            use_default=frozenset(use_default),
-        )
-
 
 DEFAULT_ROUTE = "."  # the default upstreams serve the root and everything no domain route claims
 
@@ -231,7 +108,7 @@ def read_resolv_conf(path: str) -> tuple[Upstream, ...]:
                 servers.append(parse_upstream(words[1]))
             except ValueError as err:
                 log.warning("resolv-file %s: skipping nameserver %s", path, err)
-    return _dedupe(servers)
+    return dedupe(servers)
 
 
 def build_routes(
@@ -246,7 +123,7 @@ def build_routes(
         for domain, servers in configmap.stub_domains.items():
             if servers:  # an empty stub list gave the nanny nothing to pass on
                 key = domain.lower().removesuffix(".")
-                domains[key] = _dedupe((*domains.get(key, ()), *servers))
+                domains[key] = dedupe((*domains.get(key, ()), *servers))
     for domain, servers in domains.items():
         if servers:  # explicit servers beat '#' and local-only
             use_default.discard(domain)
@@ -257,5 +134,5 @@ def build_routes(
     elif resolv is not None:
         default.extend(resolv)
     return RouteTable(
-        domains=_frozen(domains), default=_dedupe(default), default_domains=frozenset(use_default)
+        domains=frozen(domains), default=dedupe(default), default_domains=frozenset(use_default)
     )

@@ -15,7 +15,7 @@ import secrets
 import struct
 from dataclasses import dataclass, field
 
-from kubedns_py.cache.routing import Upstream
+from kubedns_py.cache.settings import Upstream
 from kubedns_py.dnswire.header import CD_BIT, RD_BIT, TC_BIT
 from kubedns_py.dnswire.reply import FORWARDER_PAYLOAD
 from kubedns_py.dnswire.splice import raw_opt

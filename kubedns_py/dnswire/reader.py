@@ -191,3 +191,21 @@ def _skip_name(data: bytes, pos: int) -> int:
             return -4
         length_so_far += length + 1
         pos += length + 1
+
+
+def _char(byte: int) -> str:
+    if byte in (0x2E, 0x5C):  # '.' and '\\' inside a label
+        return "\\" + chr(byte)
+    return chr(byte) if 0x21 <= byte <= 0x7E else f"\\{byte:03d}"
+
+
+_CHARS = tuple(_char(b) for b in range(256))  # each byte of a label in presentation form
+
+
+def presentation(key: bytes) -> str:
+    """A question's ``key`` (a wire-form name without pointers) in presentation form, no final dot."""
+    labels, pos = [], 0
+    while length := key[pos]:
+        labels.append("".join([_CHARS[b] for b in key[pos + 1 : pos + 1 + length]]))
+        pos += length + 1
+    return ".".join(labels)

@@ -23,7 +23,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from kubedns_py.cache.app import CacheApp
-from kubedns_py.cache.routing import Upstream
+from kubedns_py.cache.settings import Upstream
 from kubedns_py.net.http import metrics_handler, start_http, text_handler
 from kubedns_py.nodelocal.config import NodeLocalConfig, upstream_from_env, with_upstream
 from kubedns_py.nodelocal.netsetup import NodeSetup, SetupError

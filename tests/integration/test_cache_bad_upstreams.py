@@ -17,7 +17,8 @@ from kubedns_py.cache.frontend import Frontend
 from kubedns_py.cache.loopdetect import LoopDetector
 from kubedns_py.cache.resolver import Resolver
 from kubedns_py.cache.responses import Policy, ResponseCache
-from kubedns_py.cache.routing import RouteTable, Upstream
+from kubedns_py.cache.routing import RouteTable
+from kubedns_py.cache.settings import Upstream
 from kubedns_py.cache.upstream import UpstreamClient
 from kubedns_py.dnswire.walk import WireError, question_key, walk
 from kubedns_py.net.stats import DnsStats

@@ -7,7 +7,7 @@ import urllib.request
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from kubedns_py.cache.routing import StaticServers, Upstream
+from kubedns_py.cache.settings import StaticServers, Upstream
 from tests.support.dnsclient import answers, ask
 from tests.support.nameservers import TestNameserver, refused, run_in_thread
 from tests.support.processes import cache, serve

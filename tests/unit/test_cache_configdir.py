@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from kubedns_py.cache import configdir
-from kubedns_py.cache.configdir import ConfigDirWatcher, DnsConfig
-from kubedns_py.cache.routing import Upstream
+from kubedns_py.cache.configdir import ConfigDirWatcher
+from kubedns_py.cache.settings import DnsConfig, Upstream
 
 STUBS = '{"acme.local": ["1.2.3.4", "1.2.3.5:5353"], "corp.example": ["[fd00::53]:53", "fd00::54"]}'
 UPSTREAMS = '["8.8.8.8", "8.8.4.4:53"]'
