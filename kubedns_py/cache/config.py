@@ -25,6 +25,7 @@ from kubedns_py.flags import (
     add_lameduck_flag,
     add_logging_flags,
     add_tcp_flags,
+    config_from_args,
     duration,
     non_negative_int,
     port,
@@ -209,30 +210,13 @@ def cache_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> C
         parser.error(f"--allow-from: {err}")
     if args.log_facility != "-":
         log.warning("--log-facility %r is not supported; logging to stderr", args.log_facility)
-    return CacheConfig(
-        port=args.port,
+    return config_from_args(
+        CacheConfig,
+        args,
         listen_addresses=tuple(dict.fromkeys(listen)) or ("0.0.0.0",),
-        cache_size=args.cache_size,
         negative_cache=not args.no_negcache,
-        neg_ttl=args.neg_ttl,
         servers=servers,
-        no_resolv=args.no_resolv,
-        resolv_file=args.resolv_file,
-        dns_forward_max=args.dns_forward_max,
-        dns_loop_detect=args.dns_loop_detect,
-        log_facility=args.log_facility,
         min_cache_ttl=min_ttl,
-        max_cache_ttl=args.max_cache_ttl,
-        stale_cache_ttl=args.stale_cache_ttl,
-        config_dir=args.config_dir,
-        config_period=args.config_period,
-        metrics_port=args.metrics_port,
-        http_bind_address=args.http_bind_address,
-        tcp_max_connections=args.tcp_max_connections,
-        tcp_max_per_client=args.tcp_max_per_client,
-        local_service=args.local_service,
         allow_from=allow_from,
-        lameduck=args.lameduck,
         verbosity=args.v,
-        coredns_metrics=args.coredns_metrics,
     )
