@@ -55,12 +55,21 @@ class UpstreamContainer:
     capabilities: list[str]  # all dropped but these
     probes: dict[str, tuple[int, str]]  # liveness/readiness → (port, path)
 
-    def privileges(self) -> list[str]:
-        """setpriv's arguments to run a command as the container would: its user and group, and
-        what is left of the capabilities (a non-root user keeps none across exec anyway)."""
+    def privileges(self, switch_user: bool) -> list[str]:
+        """setpriv's arguments to run a command as the container would: its user and group (when
+        ``switch_user``), and what is left of the capabilities (a non-root user keeps none across
+        exec anyway)."""
         keep = "".join(f",+{cap.lower()}" for cap in self.capabilities)
-        ids = [] if self.uid == 0 else [f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups"]
+        ids = [f"--reuid={self.uid}", f"--regid={self.gid}", "--clear-groups"] if switch_user else []
         return ["setpriv", *ids, f"--bounding-set=-all{keep}", "--"]
+
+    def can_run_here(self) -> bool:
+        """Whether the container's user can reach this checkout and its interpreter (a clone under
+        a directory only root may enter cannot be run as uid 1001)."""
+        if self.uid == 0:
+            return True
+        check = [*self.privileges(switch_user=True), sys.executable, "-c", "import kubedns_py, probe"]
+        return subprocess.run(check, cwd=ROOT, capture_output=True, timeout=30, check=False).returncode == 0
 
 
 def upstream_containers() -> list[UpstreamContainer]:
@@ -140,10 +149,10 @@ async def ask(name: str, tcp: bool) -> list[str]:
     return [f"{dns.rcode.to_text(reply.rcode())}"] + [str(rr) for rrset in reply.answer for rr in rrset]
 
 
-def start(work: Path, api_url: str) -> list[subprocess.Popen[bytes]]:
+def start(work: Path, api_url: str, switch_users: bool) -> list[subprocess.Popen[bytes]]:
     children = []
     for container in CONTAINERS:
-        command = [*container.privileges(), *argv(container.command)]
+        command = [*container.privileges(switch_users and container.uid != 0), *argv(container.command)]
         if container.command[:2] == ["kubedns-py", "serve"]:
             # In a cluster serve finds the API through its service account; here, the double's URL.
             command.append(f"--kube-master-url={api_url}")
@@ -155,7 +164,11 @@ def start(work: Path, api_url: str) -> list[subprocess.Popen[bytes]]:
 
 def privileges(pid: int) -> dict[str, str]:
     """The real user and the effective capabilities (hex) a running process has."""
-    fields = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines())
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return {"uid": "exited", "caps": "exited"}
+    fields = dict(line.split(":", 1) for line in status.splitlines())
     return {"uid": fields["Uid"].split()[0], "caps": fields["CapEff"].strip()}
 
 
@@ -169,7 +182,8 @@ async def drive(work: Path) -> dict[str, Any]:
     report: dict[str, Any] = {}
     async with FakeApiServer() as api:
         load_cluster(api)
-        children = start(work, api.url)
+        report["users_switched"] = all(c.can_run_here() for c in CONTAINERS)
+        children = start(work, api.url, report["users_switched"])
         try:
             report["probes"] = await probe_statuses()
             name = f"myservice.default.svc.{DOMAIN}."
