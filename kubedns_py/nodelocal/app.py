@@ -88,11 +88,12 @@ class NodeLocalApp:
 
     async def _check(self) -> None:
         """One round of the periodic check; each piece is retried on its own."""
-        for step in (self.node.ensure_interface, self.node.ensure_iptables):
-            try:
-                await asyncio.to_thread(step)
-            except SetupError as err:
-                self._failed(err)
+        try:
+            await asyncio.to_thread(self.node.ensure_interface)
+        except SetupError as err:
+            self._failed(err)
+        for failure in await asyncio.to_thread(self.node.ensure_iptables):
+            self._failed(failure)
         if self.upstream is None:
             self._find_upstream()
 
@@ -102,10 +103,8 @@ class NodeLocalApp:
         except SetupError as err:
             self._failed(err)  # binding says whether that matters: fine if the addresses are there
         await self.cache.start()
-        try:
-            self.node.ensure_iptables()
-        except SetupError as err:
-            self._failed(err)  # answering without NOTRACK still works; the next check retries
+        for failure in self.node.ensure_iptables():
+            self._failed(failure)  # answering without NOTRACK still works; the next check retries
         self._find_upstream()
         metrics = {"/metrics": metrics_handler(self.registry)}
         self._http.append(await start_http(self.config.metrics_host, self.config.metrics_port, metrics))

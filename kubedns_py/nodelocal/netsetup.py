@@ -3,8 +3,8 @@ iptables rules (ip6tables for IPv6 local IPs) that keep DNS to and from them out
 in the raw table, so kube-proxy's DNAT for the kube-dns ClusterIP never applies and no UDP conntrack
 entries race) and let it through the filter table.
 
-Every call runs ``ip`` or ``iptables`` and is idempotent: ``ensure`` checks each piece (``iptables -C``)
-and adds what is missing, so it doubles as the periodic re-check.
+Every call runs ``ip``, ``iptables`` or ``ip6tables`` and is idempotent: ``ensure`` checks each piece
+(``iptables -C``) and adds what is missing, so it doubles as the periodic re-check.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 log = logging.getLogger(__name__)
 
+MAX_COPIES = 16  # of one rule, removed on teardown
 COMMAND_TIMEOUT = 10.0  # seconds; iptables waits for the xtables lock (-w) at most this long too
 
 
@@ -111,28 +112,32 @@ class NodeSetup:
                 log.info("added %s to %s", prefix, self.interface)
         _must("interface", ["ip", "link", "set", self.interface, "up"])
 
-    def ensure_iptables(self) -> None:
+    def ensure_iptables(self) -> list[SetupError]:
         """Every rule present; a missing one is inserted first in its chain (as node-cache does), so a
-        rule someone else appended later cannot drop or track DNS first."""
-        if not self.manage_iptables:
-            return
-        for rule in rules(self.local_ips, self.health_port):
-            if _run("iptables", rule.argv("-C")).returncode != 0:
-                _must("iptables", rule.argv("-I"))
-                spec = " ".join(rule.spec)
-                log.info("added %s rule: -t %s -I %s %s", rule.program, rule.table, rule.chain, spec)
+        rule someone else appended later cannot drop or track DNS first. Every rule is tried (a
+        broken ip6tables must not keep the IPv4 rules out); the failures are returned."""
+        errors: list[SetupError] = []
+        for rule in rules(self.local_ips, self.health_port) if self.manage_iptables else ():
+            try:
+                if _run("iptables", rule.argv("-C")).returncode != 0:
+                    _must("iptables", rule.argv("-I"))
+                    spec = " ".join(rule.spec)
+                    log.info("added %s rule: -t %s -I %s %s", rule.program, rule.table, rule.chain, spec)
+            except SetupError as err:
+                errors.append(err)
+        return errors
 
     def teardown(self) -> list[SetupError]:
         """Rules, addresses (and an interface we created) removed; every step tried, failures returned."""
         errors: list[SetupError] = []
-        if self.manage_iptables:
-            for rule in rules(self.local_ips, self.health_port):
-                while _run("iptables", rule.argv("-C")).returncode == 0:
-                    try:
-                        _must("iptables", rule.argv("-D"))
-                    except SetupError as err:
-                        errors.append(err)
+        for rule in rules(self.local_ips, self.health_port) if self.manage_iptables else ():
+            try:
+                for _ in range(MAX_COPIES):  # a rule inserted twice (by hand, by an older pod) goes too
+                    if _run("iptables", rule.argv("-C")).returncode != 0:
                         break
+                    _must("iptables", rule.argv("-D"))
+            except SetupError as err:
+                errors.append(err)
         if self.manage_interface:
             if self.created_interface:  # its addresses go with it
                 steps = [["ip", "link", "del", self.interface]]
