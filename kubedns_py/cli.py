@@ -37,7 +37,12 @@ COMMANDS: tuple[tuple[str, str, Callable[[argparse.ArgumentParser], None]], ...]
     ("serve", "answer the cluster zone authoritatively (the kubedns container)", add_serve_flags),
     ("cache", "the caching forwarder in front of serve (the dnsmasq container)", add_cache_flags),
     ("nodelocal", "the cache on every node, set up as NodeLocal DNSCache's node-cache", add_nodelocal_flags),
-    ("up", "run serve, cache and probe together on this machine, wired as in the pod", add_up_flags),
+    (
+        "up",
+        "run serve, cache and probe together on this machine, wired as in the pod "
+        "(on the demo cluster unless given --manifests or a cluster)",
+        add_up_flags,
+    ),
 )
 
 
@@ -177,7 +182,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_nodelocal(nodelocal_config(args, sub), args.check_config)
         if args.command == "up":
             if args.check_config:
-                return _report("up", check_up(args))
+                return check_up(args)
             return asyncio.run(supervise(args))
     except OSError as err:  # a port in use, an address not on this host
         print(f"kubedns-py {args.command}: {err}", file=sys.stderr)

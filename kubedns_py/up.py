@@ -63,11 +63,11 @@ def child_commands(args: argparse.Namespace) -> dict[str, list[str]]:
         f"--metrics-port={args.serve_metrics_port}",
         f"--v={args.v}",
     ]
-    if args.kubeconfig or args.kube_master_url:
-        serve += [f"--kubeconfig={args.kubeconfig}"] if args.kubeconfig else []
-        serve += [f"--kube-master-url={args.kube_master_url}"] if args.kube_master_url else []
-    else:
-        serve += [f"--manifests={path}" for path in (args.manifests or [DEMO_CLUSTER])]
+    # serve's flags as given (serve decides between manifests and a cluster); with neither, the demo.
+    serve += [f"--kubeconfig={args.kubeconfig}"] if args.kubeconfig else []
+    serve += [f"--kube-master-url={args.kube_master_url}"] if args.kube_master_url else []
+    given = args.manifests or args.kubeconfig or args.kube_master_url
+    serve += [f"--manifests={path}" for path in (args.manifests if given else [DEMO_CLUSTER])]
     compat = ["--coredns-metrics"] if args.coredns_metrics else []
     serve += compat
     to_serve = f"{address}#{args.serve_port}"
@@ -133,25 +133,34 @@ async def _wait_ready(urls: list[str], children: dict[str, asyncio.subprocess.Pr
     return False
 
 
-def check(args: argparse.Namespace) -> list[str]:
+def check(args: argparse.Namespace) -> int:
     """``--check-config``: each child's own check of the command line up would give it, so up's
-    flags mean what serve's, the cache's and the probe's say. The problems found, by child."""
-    problems = []
+    flags mean what serve's, the cache's and the probe's say. Prints the problems found, by child;
+    the exit status is the worst child's (2 for a bad flag, 1 for a bad file)."""
+    status = 0
     for name, command in child_commands(args).items():
-        done = subprocess.run(
-            [*command, "--check-config"], capture_output=True, text=True, timeout=CHECK_WITHIN, check=False
-        )
-        if done.returncode != 0:
-            said = [line for line in done.stderr.splitlines() if line.strip() and not line[0].isspace()]
-            lines = (
-                line.removeprefix(f"kubedns-py {name}: ") for line in said if not line.startswith("usage:")
+        try:
+            done = subprocess.run(
+                [*command, "--check-config"],
+                capture_output=True,
+                text=True,
+                timeout=CHECK_WITHIN,
+                check=False,
             )
-            problems += [f"{name}: {line}" for line in lines]
-    return problems
+        except subprocess.TimeoutExpired:
+            print(f"kubedns-py up: {name}: its check did not finish in {CHECK_WITHIN:g}s", file=sys.stderr)
+            status = max(status, 1)
+            continue
+        said = [line for line in done.stderr.splitlines() if line.strip() and not line[0].isspace()]
+        for line in said if done.returncode else ():
+            if not line.startswith("usage:"):
+                print(f"kubedns-py up: {name}: {line.removeprefix(f'kubedns-py {name}: ')}", file=sys.stderr)
+        status = max(status, done.returncode)
+    return status
 
 
 def banner(args: argparse.Namespace) -> str:
-    a, domain = args.address, args.domain.strip(".")
+    a, domain = args.address, args.domain
     dig = f"dig @{a} -p {args.cache_port}"
     return "\n".join(
         [

@@ -231,8 +231,9 @@ class Frontend:
             reply = splice.header_only(data, outcome.rcode)
         else:
             return None
-        rcode = rcode_name(reply_rcode(reply))
-        self._stats.record(proto, "other", rcode, monotonic() - now, len(reply), len(data))
+        rcode, seconds = rcode_name(reply_rcode(reply)), monotonic() - now
+        dnssec_ok = reader.asked_dnssec_ok(outcome)
+        self._stats.record(proto, "other", rcode, seconds, len(reply), len(data), dnssec_ok)
         return reply
 
     def _record(

@@ -33,9 +33,9 @@ RCODE_NAMES = {
 
 
 def rcode_name(rcode: int) -> str:
-    """The code's name as DNS tools print it; the number for the few unassigned ones (4 header bits
-    keep them bounded)."""
-    return RCODE_NAMES.get(rcode) or str(rcode)
+    """The code's name as DNS tools print it; ``RCODE<n>`` for the few unassigned ones, as CoreDNS
+    labels them (4 header bits keep them bounded)."""
+    return RCODE_NAMES.get(rcode) or f"RCODE{rcode}"
 
 
 def reply_rcode(wire: bytes) -> int:

@@ -71,6 +71,13 @@ OPT_OWNER = Rejected(FORMERR, "opt-owner")
 _NAME_ERRORS = {-1: TRUNCATED, -2: BAD_POINTER, -3: NAME_TOO_LONG, -4: LABEL_TYPE}
 
 
+def asked_dnssec_ok(outcome: Outcome) -> bool:
+    """The DO bit of what was read, for the statistics: False where no OPT record was read."""
+    if type(outcome) is BadVersion:
+        return outcome.question.dnssec_ok
+    return type(outcome) is Question and outcome.dnssec_ok
+
+
 def read(data: bytes) -> Outcome:
     size = len(data)
     if size < HEADER_SIZE:

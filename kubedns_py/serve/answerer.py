@@ -21,7 +21,7 @@ from kubedns_py.cluster.answers import Validity, WireZone
 from kubedns_py.cluster.zone import Zone
 from kubedns_py.dnswire.header import BADVERS, rcode_name
 from kubedns_py.dnswire.query import Query
-from kubedns_py.dnswire.reader import BadVersion, Drop, Outcome, Question, Rejected, read
+from kubedns_py.dnswire.reader import BadVersion, Drop, Outcome, Question, Rejected, asked_dnssec_ok, read
 from kubedns_py.dnswire.reply import TCP_MAX, build_reply
 from kubedns_py.dnswire.splice import empty_reply, header_only, raw_opt, refusal
 from kubedns_py.memo import Memo
@@ -140,7 +140,7 @@ class Answerer:
             )
         if general is not None:
             proto = "tcp" if tcp else "udp"
-            seconds, dnssec_ok = perf_counter() - start, type(q) is Question and q.dnssec_ok
+            seconds, dnssec_ok = perf_counter() - start, asked_dnssec_ok(q)
             self._record(proto, qtype_name, rcode_text, seconds, len(general), len(data), dnssec_ok)
         return general
 

@@ -169,6 +169,6 @@ def test_up_check_config_reads_the_manifests(tmp_path: Path) -> None:
 def test_up_check_config_is_each_childs_own_check() -> None:
     """up hands its flags to the cache and serve: their own checks judge them, named by child."""
     done = run("up", "--server=192.0.2.1#notaport", "--check-config")
-    assert done.returncode != 0 and "kubedns-py up: cache: " in done.stderr, done.stderr
+    assert done.returncode == 2 and "kubedns-py up: cache: error: --server=" in done.stderr, done.stderr
     done = run("up", "--domain=bad_domain", "--check-config")
     assert done.returncode == 2 and "'bad_domain' is not a valid DNS domain" in done.stderr
