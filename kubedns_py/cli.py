@@ -73,6 +73,7 @@ def make_source(config: ServeConfig, registry: CollectorRegistry) -> Source | st
             endpoints_api=config.endpoints_api,  # type: ignore[arg-type]  # validated by argparse choices
             watch_pods=config.pods is PodMode.VERIFIED,
             stall_timeout=config.watch_stall_timeout,
+            coredns_metrics=config.coredns_metrics,
         )
     except ValueError as err:
         return str(err)

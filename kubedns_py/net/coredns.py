@@ -15,7 +15,7 @@ import platform
 from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
-from prometheus_client.registry import Collector, CollectorRegistry
+from prometheus_client.registry import Collector
 
 from kubedns_py import __version__
 from kubedns_py.net.stats import (
@@ -123,31 +123,3 @@ def to_label(upstream: str) -> str:
     if not host:
         return upstream
     return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-
-
-class Renamed(Collector):
-    """Families of the same registry under CoreDNS's names: read through a restricted view of the
-    registry (this collector declares no names of its own, so the view never calls it back)."""
-
-    def __init__(self, registry: CollectorRegistry, names: dict[str, str], labels: dict[str, str]) -> None:
-        self._registry = registry
-        self._names = names
-        self._labels = labels  # added to every sample, e.g. CoreDNS's proxy_name="forward"; a "to"
-        # label (an upstream) is rewritten in CoreDNS's spelling
-        suffixes = ("", "_total", "_bucket", "_count", "_sum")
-        self._view = registry.restricted_registry(n + s for n in names for s in suffixes)
-
-    def collect(self) -> Iterator[Metric]:
-        for family in self._view.collect():
-            name = self._names.get(family.name)
-            if name is None:
-                continue
-            renamed = Metric(name, family.documentation, family.type)
-            for sample in family.samples:
-                if sample.name.endswith("_created"):
-                    continue
-                labels = {**self._labels, **sample.labels}
-                if "to" in labels:
-                    labels["to"] = to_label(labels["to"])
-                renamed.add_sample(name + sample.name[len(family.name) :], labels, sample.value)
-            yield renamed

@@ -29,7 +29,7 @@ from kubedns_py.cluster.zone import Zone
 from kubedns_py.gcpause import GcPauses
 from kubedns_py.net.acl import ClientAcl, RefusedClients
 from kubedns_py.net.connections import TcpConnections
-from kubedns_py.net.coredns import CoreDnsCollector, Renamed
+from kubedns_py.net.coredns import CoreDnsCollector
 from kubedns_py.net.http import bound_port, metrics_handler, start_http, text_handler
 from kubedns_py.net.sockets import bind_dns_sockets, binding
 from kubedns_py.net.stats import DnsStats
@@ -42,7 +42,6 @@ from kubedns_py.serve.skydns import SkyDnsCollector
 from kubedns_py.sources.base import Source
 
 log = logging.getLogger("kubedns_py.serve")
-PROGRAMMING = "kubedns_kubernetes_dns_programming_duration_seconds"  # the API source's, when it runs
 
 
 class StoreCollector(Collector):
@@ -108,11 +107,9 @@ class ServeApp:
         def dns_port() -> int:
             return self._udp.port if self._udp is not None else self.config.dns_port
 
-        programming = {PROGRAMMING: "coredns_kubernetes_dns_programming_duration_seconds"}
         self.registry.register(
             CoreDnsCollector(self.stats, dns_port, self.config.dns_bind_address, "kubernetes")
         )
-        self.registry.register(Renamed(self.registry, programming, {}))
 
     async def start(self) -> None:
         # The first sync builds a million long-lived objects, none in a reference cycle; the cycle

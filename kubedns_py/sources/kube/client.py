@@ -39,6 +39,7 @@ class KubeSettings:
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     connect_timeout: float = 10.0
+    coredns_metrics: bool = False  # the programming-latency histogram under CoreDNS's name too
 
     def __post_init__(self) -> None:
         if self.endpoints_api not in get_args(EndpointsApi):

@@ -20,6 +20,7 @@ from kubedns_py.cluster.objects import EndpointSet, Kind, Service
 from kubedns_py.cluster.store import Delete, Event, Replace, Upsert
 from kubedns_py.net.stats import cumulative
 
+PROGRAMMING = "kubedns_kubernetes_dns_programming_duration_seconds"
 PROGRAMMING_BUCKETS = tuple(0.001 * 2**i for i in range(20))  # 1 ms doubling up to ~9 min
 SERVICE_KINDS = ("cluster_ip", "headless_with_selector")
 
@@ -27,8 +28,13 @@ SERVICE_KINDS = ("cluster_ip", "headless_with_selector")
 class KubeMetrics(Collector):
     """Plain counts kept by the reflectors, turned into families when scraped."""
 
-    def __init__(self, registry: CollectorRegistry, last_contact: Callable[[], float | None]) -> None:
+    def __init__(
+        self, registry: CollectorRegistry, last_contact: Callable[[], float | None], coredns_names: bool
+    ) -> None:
         self._started = time.time()
+        self._programming_names = [PROGRAMMING]
+        if coredns_names:  # the same histogram for CoreDNS's dashboards and SLO rules
+            self._programming_names.append("coredns_kubernetes_dns_programming_duration_seconds")
         self._last_contact_any = last_contact
         self.watch_events: Counter[tuple[str, str]] = Counter()  # (resource, event type)
         self.relists: Counter[str] = Counter()
@@ -57,11 +63,6 @@ class KubeMetrics(Collector):
         seconds = max(0.0, now - changed)
         self._programming[service_kind][bisect_left(PROGRAMMING_BUCKETS, seconds)] += 1
         self._programming_sums[service_kind] += seconds
-
-    def describe(self) -> Iterator[Metric]:
-        # The names, so a restricted view of the registry (CoreDNS's names for the histogram) finds
-        # them; read when registered, before the source is whole.
-        return self._families(0.0)
 
     def collect(self) -> Iterator[Metric]:
         return self._families(time.time() - (self._last_contact_any() or self._started))
@@ -98,16 +99,16 @@ class KubeMetrics(Collector):
             "Seconds since the last successful answer from the API server (since start-up if none yet).",
             value=since_last_contact,
         )
-        programming = HistogramMetricFamily(
-            "kubedns_kubernetes_dns_programming_duration_seconds",
-            "From an endpoint change (the last-change-trigger-time annotation) to its arrival in DNS.",
-            labels=["service_kind"],
-        )
-        for kind, buckets in self._programming.items():
-            programming.add_metric(
-                [kind], cumulative(PROGRAMMING_BUCKETS, buckets), self._programming_sums[kind]
+        for name in self._programming_names:
+            programming = HistogramMetricFamily(
+                name,
+                "From an endpoint change (the last-change-trigger-time annotation) to its arrival in DNS.",
+                labels=["service_kind"],
             )
-        yield programming
+            for kind, buckets in self._programming.items():
+                sums = self._programming_sums[kind]
+                programming.add_metric([kind], cumulative(PROGRAMMING_BUCKETS, buckets), sums)
+            yield programming
 
 
 def _by_resource(name: str, documentation: str, counts: Mapping[str, int]) -> Metric:

@@ -39,7 +39,7 @@ class KubeSource:
 
     def __init__(self, settings: KubeSettings, registry: CollectorRegistry) -> None:
         self.settings = settings
-        self.metrics = KubeMetrics(registry, lambda: self.last_contact)
+        self.metrics = KubeMetrics(registry, lambda: self.last_contact, settings.coredns_metrics)
         self.limited = RateLimitedLog(log)  # what the API sends: bad objects, failing watches
         self._reflectors: list[Reflector] = []
 
