@@ -11,7 +11,8 @@ pyproject.toml (``make lint``) checks it:
 - ``cache`` and ``sources``: the caching forwarder, and where cluster objects come from;
 - ``cluster`` and ``net``: the zone (no event loop, no network), and the listeners and statistics;
 - ``dnswire``: DNS messages on the wire;
-- ``flags``, ``memo``, ``ratelimit``, ``gcpause``, ``lifecycle``: plumbing every layer may use.
+- ``flags``, ``memo``, ``ratelimit``, ``gcpause``, ``lifecycle``, ``buckets``: plumbing every layer
+  may use.
 
 serve and the cache never import each other.
 """

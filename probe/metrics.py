@@ -19,7 +19,7 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from kubedns_py.net.stats import cumulative
+from kubedns_py.buckets import cumulative
 
 # The sidecar's buckets: 0.25 ms doubling 16 times (to ~8 s), in milliseconds for the legacy histogram.
 BUCKETS_MS = tuple(0.25 * 2**k for k in range(16))

@@ -6,8 +6,8 @@ the query's ID, the entry's prebuilt header for the query's RD bit and EDNS, the
 asked (case included), the entry's records with their TTLs as of now, and our OPT when the query had
 one. Nothing depends on having seen the same query bytes before (another ID, case or EDNS size costs
 the same), and negative entries (NXDOMAIN, NODATA) take the same path as positive ones. These hits are
-tallied on a counter shared by every entry with the same type and rcode labels, which the statistics
-read when scraped.
+tallied on a counter shared by every entry with the same type, rcode and DO bit, which the
+statistics read when scraped.
 
 An entry's first hit after its TTLs have counted down a second takes the slower path: it renders the
 TTLs, marks the entry recently used in the LRU, and starts a refresh when a popular entry is about to

@@ -12,13 +12,14 @@ from dataclasses import dataclass
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from kubedns_py.buckets import cumulative
 from kubedns_py.cache.configdir import ConfigDirWatcher
 from kubedns_py.cache.forwarder import Forwarder
 from kubedns_py.cache.frontend import Frontend
 from kubedns_py.cache.resolver import Resolver
 from kubedns_py.cache.responses import ResponseCache
 from kubedns_py.cache.settings import Upstream
-from kubedns_py.net.stats import DURATION_BUCKETS, cumulative
+from kubedns_py.net.stats import DURATION_BUCKETS
 
 FORWARD_DURATION = "kubedns_forward_request_duration_seconds"
 FORWARD_DURATION_HELP = "Time an upstream took to answer (or to fail), by upstream and rcode."

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from cachetools import LRUCache
 from dnslib import RCODE
 
-from kubedns_py.dnswire.header import AA_BIT, RA_BIT, RD_BIT, TC_BIT, reply_rcode
+from kubedns_py.dnswire.header import AA_BIT, RA_BIT, RCODE_MASK, RD_BIT, TC_BIT, reply_rcode
 from kubedns_py.dnswire.reply import FORWARDER_PAYLOAD
 from kubedns_py.dnswire.splice import raw_opt
 from kubedns_py.dnswire.walk import HEADER_SIZE, OPT, SOA, Walk, WireError, soa_minimum, walk
@@ -199,7 +199,7 @@ def lifetime_of(wire: bytes, walked: Walk, policy: Policy) -> int | None:
     flags = struct.unpack_from("!H", wire, 2)[0]
     if flags & TC_BIT:
         return None
-    rcode = flags & 0x0F
+    rcode = flags & RCODE_MASK
     if rcode == RCODE.SERVFAIL:
         return SERVFAIL_TTL
     answers = [r for r in walked.records if r.section == 0]

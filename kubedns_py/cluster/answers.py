@@ -36,7 +36,6 @@ from kubedns_py.dnswire import encode
 from kubedns_py.dnswire.encode import AAAA, POINTERS, PTR, SRV, A
 from kubedns_py.dnswire.header import AA_BIT, NOERROR, NXDOMAIN, QR_BIT, REFUSED, SERVFAIL, TC_BIT
 
-QR_AA = 0x8400
 _HEAD = struct.Struct("!HHHHH")  # flags, qdcount, ancount, nscount, arcount
 QUESTION_START = POINTERS[12]
 IN_ADDR = encode.name("in-addr.arpa")

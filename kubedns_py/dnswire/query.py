@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 from dnslib import OPCODE, QTYPE, RCODE, DNSRecord
 
-from kubedns_py.dnswire.header import DO_BIT, OPCODE_MASK, QR_BIT, RCODE_MASK, RD_BIT
+from kubedns_py.dnswire.header import DO_BIT, OPCODE_MASK, QR_BIT
+from kubedns_py.dnswire.splice import header_only
 
 HEADER = struct.Struct("!HHHHHH")
 MIN_UDP_PAYLOAD = 512
@@ -33,13 +34,6 @@ class Query:
         return qtype
 
 
-def error_reply(data: bytes, rcode: int) -> bytes:
-    """A header-only reply for a packet whose body is not trusted: ID, opcode and RD echoed."""
-    ident, flags = struct.unpack_from("!HH", data)
-    reply_flags = QR_BIT | (flags & (OPCODE_MASK | RD_BIT)) | (rcode & RCODE_MASK)
-    return HEADER.pack(ident, reply_flags, 0, 0, 0, 0)
-
-
 def read_query(data: bytes) -> Query | bytes | None:
     if len(data) < HEADER.size:
         return None
@@ -47,16 +41,16 @@ def read_query(data: bytes) -> Query | bytes | None:
     if flags & QR_BIT:
         return None
     if (flags & OPCODE_MASK) >> 11 != OPCODE.QUERY:
-        return error_reply(data, RCODE.NOTIMP)
+        return header_only(data, RCODE.NOTIMP)
     if qdcount != 1:
-        return error_reply(data, RCODE.FORMERR)
+        return header_only(data, RCODE.FORMERR)
     try:
         record = DNSRecord.parse(data)
     except Exception:  # dnslib raises several types on malformed input; all mean FORMERR here
-        return error_reply(data, RCODE.FORMERR)
+        return header_only(data, RCODE.FORMERR)
     opts = [rr for rr in record.ar if rr.rtype == QTYPE.OPT]
     if len(opts) > 1 or any(rr.rtype == QTYPE.OPT for rr in record.rr + record.auth):
-        return error_reply(data, RCODE.FORMERR)
+        return header_only(data, RCODE.FORMERR)
     if not opts:
         return Query(record, edns=False, payload=MIN_UDP_PAYLOAD, dnssec_ok=False)
     opt = opts[0]

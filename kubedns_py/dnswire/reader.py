@@ -15,7 +15,7 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from kubedns_py.dnswire.header import DO_BIT, FORMERR, NOTIMP, QR_BIT
+from kubedns_py.dnswire.header import DO_BIT, FORMERR, NOTIMP, OPCODE_MASK, QR_BIT
 
 HEADER_SIZE = 12
 MAX_NAME = 255  # RFC 1035 2.3.4, in wire bytes including the length bytes
@@ -85,7 +85,7 @@ def read(data: bytes) -> Outcome:
     flags = data[2] << 8 | data[3]
     if flags & QR_BIT:
         return RESPONSE
-    if flags & 0x7800:
+    if flags & OPCODE_MASK:
         return OPCODE
     if data[4] or data[5] != 1:
         return QDCOUNT

@@ -9,13 +9,12 @@ from __future__ import annotations
 
 import struct
 
-from kubedns_py.dnswire.header import DO_BIT, OPCODE_MASK, QR_BIT, RD_BIT
+from kubedns_py.dnswire.header import DO_BIT, OPCODE_MASK, QR_BIT, RCODE_MASK, RD_BIT, REFUSED
 from kubedns_py.dnswire.reader import HEADER_SIZE, BadVersion, Question, Rejected, read
 
 _HEADER_TAIL = struct.Struct("!HHHHH")  # flags and the four counts: everything after the ID
 _RAW_OPT = struct.Struct("!BHHIH")  # root name, type 41, class = payload, ttl = ext rcode/version/DO, rdlen
 OPT_TYPE = 41
-REFUSED = 5
 UNREADABLE = -1  # the query type ``refusal`` gives when the question could not be read
 
 
@@ -27,13 +26,13 @@ def raw_opt(payload: int, dnssec_ok: bool = False, extended_rcode: int = 0) -> b
 
 def header_only(data: bytes, rcode: int) -> bytes:
     """A reply to a packet whose question cannot be trusted: header only, ID, opcode and RD echoed."""
-    flags = QR_BIT | ((data[2] << 8 | data[3]) & (OPCODE_MASK | RD_BIT)) | (rcode & 0xF)
+    flags = QR_BIT | ((data[2] << 8 | data[3]) & (OPCODE_MASK | RD_BIT)) | (rcode & RCODE_MASK)
     return data[:2] + _HEADER_TAIL.pack(flags, 0, 0, 0, 0)
 
 
 def empty_reply(data: bytes, question: Question, rcode: int, flags: int, opt_payload: int) -> bytes:
     """A reply echoing the question with no records; ``flags`` adds AA/RA/TC as the server means them."""
-    reply_flags = QR_BIT | (question.flags & RD_BIT) | flags | (rcode & 0xF)
+    reply_flags = QR_BIT | (question.flags & RD_BIT) | flags | (rcode & RCODE_MASK)
     opt = raw_opt(opt_payload, question.dnssec_ok, rcode) if question.edns else b""
     header = _HEADER_TAIL.pack(reply_flags, 1, 0, 0, 1 if opt else 0)
     return data[:2] + header + data[HEADER_SIZE : question.end] + opt

@@ -18,12 +18,12 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from kubedns_py import __version__
+from kubedns_py.buckets import cumulative
 from kubedns_py.net.stats import (
     COREDNS_SIZE_BUCKETS,
     DURATION_BUCKETS,
     DnsStats,
     by_rcode,
-    cumulative,
     size_histogram,
 )
 

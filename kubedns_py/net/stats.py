@@ -18,6 +18,7 @@ from dnslib import QTYPE
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from kubedns_py.buckets import cumulative
 from kubedns_py.dnswire.header import rcode_name
 
 # CoreDNS's request-duration buckets: 0.25 ms doubling 16 times (to ~8 s).
@@ -303,15 +304,6 @@ def by_rcode(counts: Counts) -> dict[str, int]:
     for (_, rcode), count in counts.responses.items():
         _inc(responses, rcode, count)
     return responses
-
-
-def cumulative(bounds: Sequence[float], counts: Sequence[int]) -> list[tuple[str, float]]:
-    """Prometheus histogram buckets from per-bucket counts (the last one past every bound)."""
-    total, buckets = 0, list[tuple[str, float]]()
-    for bound, count in zip((*bounds, float("inf")), counts, strict=True):
-        total += count
-        buckets.append((str(bound) if bound != float("inf") else "+Inf", total))
-    return buckets
 
 
 def size_histogram(bounds: Sequence[int], sizes: Iterable[tuple[int, int]]) -> list[int]:

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from kubedns_py.buckets import cumulative
 from kubedns_py.net.stats import (
     SKYDNS_DURATION_BUCKETS,
     SKYDNS_SIZE_BUCKETS,
     DnsStats,
-    cumulative,
     size_histogram,
 )
 

@@ -2,6 +2,6 @@
 reads into store events (``kubedns_py.cluster.store``) and hands them to one ``apply`` callback; it
 never touches the store or the zone directly.
 
-May use: ``cluster`` (its objects and events), the API client, ``net``'s histogram helper and the
-plumbing. Never imports the servers.
+May use: ``cluster`` (its objects and events), the API client and the plumbing. Never imports the
+servers or ``net``.
 """

@@ -16,9 +16,9 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from kubedns_py.buckets import cumulative
 from kubedns_py.cluster.objects import EndpointSet, Kind, Service
 from kubedns_py.cluster.store import Delete, Event, Replace, Upsert
-from kubedns_py.net.stats import cumulative
 
 PROGRAMMING = "kubedns_kubernetes_dns_programming_duration_seconds"
 PROGRAMMING_BUCKETS = tuple(0.001 * 2**i for i in range(20))  # 1 ms doubling up to ~9 min

@@ -7,7 +7,6 @@ Services, EndpointSlices or v1 Endpoints (discovery decides in ``auto`` mode), N
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
@@ -17,11 +16,9 @@ from kubedns_py.cluster.objects import Kind
 from kubedns_py.cluster.store import Event, Replace, Synced
 from kubedns_py.ratelimit import RateLimitedLog
 from kubedns_py.sources.base import ApplyEvents
-from kubedns_py.sources.kube.client import Api, KubeSettings, client_configuration, session
+from kubedns_py.sources.kube.client import Api, KubeSettings, client_configuration, log, session
 from kubedns_py.sources.kube.metrics import KubeMetrics, ProgrammingLatency
 from kubedns_py.sources.kube.reflector import Reflector, Resource, backoff_delay
-
-log = logging.getLogger("kubedns_py.sources.kube")  # one logger for the package's lines
 
 T = TypeVar("T")
 
