@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-from tests.support.http import http_get
+from tests.support.http import http_status
 from tests.support.paths import DEMO_CLUSTER, ROOT
 from tests.support.ports import HOST
 from tests.support.waiting import wait_until
@@ -176,10 +176,7 @@ def start_serve(
 
 def wait_ready(running: Running, timeout: float = 10.0) -> None:
     def ready() -> bool:
-        try:
-            return http_get(running.health_port, "/readiness", timeout=2)[0] == 200
-        except OSError:  # not listening yet
-            return False
+        return http_status(running.health_port, "/readiness", timeout=2) == 200
 
     running.wait_until(ready, timeout, "serve's /readiness answering 200")
 
