@@ -26,7 +26,7 @@ from tests.support.eventloop import Loop
 from tests.support.internet import nameserver
 from tests.support.nameservers import TestNameserver, servfail
 from tests.support.paths import DASHBOARD, DEMO_CLUSTER, PROMETHEUS_CONFIG, ROOT, RULES
-from tests.support.ports import free_port
+from tests.support.ports import free_ports
 from tests.support.processes import Running, start_module, started, stop
 from tests.support.prometheus import Prometheus, running_prometheus
 
@@ -149,9 +149,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
     api = FakeApiServer(bookmark_interval=0.2)
     upstream = nameserver()
     upstream.script(*FAILING, servfail())
-    ports: dict[str, int] = {}
-    while len(set(ports.values())) < len(PORTS):
-        ports = {name: free_port() for name in PORTS}
+    ports = dict(zip(PORTS, free_ports(len(PORTS)), strict=True))
     up: Running | None = None
     try:
         loop.run(api.start())
