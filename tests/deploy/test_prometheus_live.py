@@ -26,8 +26,8 @@ from tests.support.eventloop import Loop
 from tests.support.internet import nameserver
 from tests.support.nameservers import TestNameserver, servfail
 from tests.support.paths import DASHBOARD, DEMO_CLUSTER, PROMETHEUS_CONFIG, ROOT, RULES
-from tests.support.ports import free_port
-from tests.support.processes import Running, start_module, stop
+from tests.support.ports import free_ports
+from tests.support.processes import Running, start_module, started, stop
 from tests.support.prometheus import Prometheus, running_prometheus
 
 # Grafana's variables as the dashboard's "All" selects them; 30s spans the whole run at 1s scrapes.
@@ -133,13 +133,8 @@ def start_up(api: FakeApiServer, upstream: TestNameserver, ports: dict[str, int]
         f"--server={upstream.address}",
         "--coredns-metrics",
     ]
-    up = start_module("kubedns_py", args)
-    try:
-        up.wait_for_log(r"Ctrl-C stops all three", UP_READY_WITHIN)
-    except BaseException:
-        stop(up)
-        raise
-    return up
+    banner = r"Ctrl-C stops all three"
+    return started(start_module("kubedns_py", args), lambda up: up.wait_for_log(banner, UP_READY_WITHIN))
 
 
 def finite(result: list[dict[str, Any]]) -> bool:
@@ -154,9 +149,7 @@ def prometheus(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Prometheus]
     api = FakeApiServer(bookmark_interval=0.2)
     upstream = nameserver()
     upstream.script(*FAILING, servfail())
-    ports: dict[str, int] = {}
-    while len(set(ports.values())) < len(PORTS):
-        ports = {name: free_port() for name in PORTS}
+    ports = dict(zip(PORTS, free_ports(len(PORTS)), strict=True))
     up: Running | None = None
     try:
         loop.run(api.start())

@@ -70,7 +70,9 @@ section done
 def unavailable() -> str | None:
     """Why this test cannot run here, or None."""
     return namespaces.unavailable(
-        ["-n"], ("ip", "iptables-save", "ip6tables-save", "dnsmasq", "dig"), ["ip6tables-save"]
+        ["-n"],
+        ("ip", "iptables", "ip6tables", "iptables-save", "ip6tables-save", "dnsmasq", "dig"),
+        ["ip6tables-save"],
     )
 
 

@@ -6,31 +6,21 @@ Service's name resolves through port 53 (see ``upstream_spec``)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
 import subprocess
 import sys
 
 import pytest
 
 from tests.e2e.upstream_spec import PROBES, SERVICE_IP
+from tests.support import namespaces
 from tests.support.paths import ROOT
 
 RUN_TIMEOUT = 90
 
 
-def namespaces_unavailable() -> str | None:
-    if shutil.which("unshare") is None or shutil.which("ip") is None:
-        return "unshare and ip are needed"
-    if os.geteuid() != 0:
-        return "unshare -n needs root"
-    tried = subprocess.run(["unshare", "-n", "true"], capture_output=True, text=True, timeout=10, check=False)
-    return None if tried.returncode == 0 else f"unshare -n is not permitted here: {tried.stderr.strip()}"
-
-
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    if why := namespaces_unavailable():
+    if why := namespaces.unavailable(["-n"], ("ip",), ["true"]):
         pytest.skip(why)
     work = tmp_path_factory.mktemp("upstream-spec")
     done = subprocess.run(

@@ -17,9 +17,6 @@ import os
 import signal
 import subprocess
 import sys
-import time
-import urllib.error
-import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,8 +29,10 @@ import yaml
 from tests.support import apiserver_objects as objects
 from tests.support import dockerfile
 from tests.support.apiserver import FakeApiServer
+from tests.support.http import http_status
 from tests.support.paths import ROOT
 from tests.support.processes import ENTRY_POINTS
+from tests.support.waiting import wait_for
 
 DOMAIN = "cluster.local"
 # The addon's deployment with our three images (nothing else changed), and the values its template
@@ -121,25 +120,21 @@ def load_cluster(api: FakeApiServer) -> None:
     api.create("services", objects.service("myservice", cluster_ip=SERVICE_IP))
 
 
-def status(port: int, path: str) -> int:
-    try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=3) as reply:
-            code: int = reply.status
-            return code
-    except urllib.error.HTTPError as err:
-        return err.code
-    except OSError:
-        return 0
+def statuses() -> dict[str, int]:
+    return {name: http_status(*where) for name, where in PROBES.items()}
 
 
 async def probe_statuses() -> dict[str, int]:
-    """Each probe's status once all answer 200, or as they are at the deadline."""
-    deadline = time.monotonic() + PROBE_DEADLINE
-    while True:
-        codes = {name: await asyncio.to_thread(status, *where) for name, where in PROBES.items()}
-        if all(code == 200 for code in codes.values()) or time.monotonic() > deadline:
-            return codes
-        await asyncio.sleep(0.2)  # the sidecar's probes run on their own clock: nothing to await
+    """Each probe's status once all answer 200, or as they are at the deadline. Polled: the sidecar's
+    probes run on their own clock, with nothing to await."""
+
+    def all_200(codes: dict[str, int]) -> bool:
+        return all(code == 200 for code in codes.values())
+
+    try:
+        return await asyncio.to_thread(wait_for, statuses, all_200, PROBE_DEADLINE, "the probes", 0.2)
+    except AssertionError:
+        return await asyncio.to_thread(statuses)  # the test compares them with all 200s
 
 
 async def ask(name: str, tcp: bool) -> list[str]:

@@ -22,7 +22,7 @@ import dns.rdataclass
 import dns.rdatatype
 import pytest
 
-from tests.support.dnsclient import answers, ask, chaos_number
+from tests.support.dnsclient import answers, ask, chaos_number, ttls
 from tests.support.metrics import scrape
 from tests.support.nameservers import (
     TestNameserver,
@@ -35,10 +35,6 @@ from tests.support.nameservers import (
 from tests.support.ports import HOST, free_port
 from tests.support.processes import Running, cache
 from tests.support.waiting import wait_until
-
-
-def ttls(message: dns.message.Message) -> list[int]:
-    return [rrset.ttl for section in (message.answer, message.authority) for rrset in section]
 
 
 class TruncatingUpstream:

@@ -23,6 +23,7 @@ import dns.rcode
 import pytest
 
 from tests.support.dnsclient import ask
+from tests.support.filereads import Reads
 from tests.support.metrics import scrape
 from tests.support.nameservers import TestNameserver, answer, run_in_thread, slow
 from tests.support.processes import Running, cache
@@ -280,6 +281,8 @@ def test_the_same_invalid_content_is_logged_once(config: ConfigMap, running: Run
     write(config.directory, UPSTREAM_NAMESERVERS, "[not json")
     pattern = rf"config-dir \S*{UPSTREAM_NAMESERVERS}: invalid JSON"
     running.wait_for_log(pattern)
-    time.sleep(2.2)  # two more polls of the unchanged directory
+    with Reads(config.directory) as reads:
+        # Two more polls of the unchanged directory: the second has ended once a third reads the file.
+        reads.wait(UPSTREAM_NAMESERVERS, 3, timeout=10)
     assert len(re.findall(pattern, running.log_text())) == 1
     assert address(fresh("elsewhere.test"), running.dns_port) == DEFAULT

@@ -14,7 +14,7 @@ import dns.message
 import dns.query
 import pytest
 
-from tests.support.http import http_get
+from tests.support.http import readiness
 from tests.support.nameservers import TestNameserver, answer, run_in_thread, slow
 from tests.support.ports import HOST
 from tests.support.processes import Running, cache, start_cache, start_serve, stop
@@ -27,10 +27,6 @@ NAMES = [
     "_http._tcp.myservice.default.svc.cluster.local SRV",
     "nothing.default.svc.cluster.local A",
 ]
-
-
-def readiness(port: int) -> int:
-    return http_get(port, "/readiness", timeout=2)[0]
 
 
 def sigterm_under_load(running: Running, port: int, health_port: int, tmp_path: Path) -> None:

@@ -17,7 +17,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from tests.support.dnsclient import answers
+from tests.support.dnsclient import answers, ttls
 from tests.support.nameservers import (
     HOST,
     Behaviour,
@@ -65,10 +65,6 @@ def raw_udp(ns: TestNameserver, q: dns.message.Message, replies: int) -> list[by
         sock.settimeout(3.0)
         sock.sendto(q.to_wire(), (HOST, ns.port))
         return [sock.recv(65535) for _ in range(replies)]
-
-
-def ttls(message: dns.message.Message) -> list[int]:
-    return [rrset.ttl for rrset in message.answer + message.authority]
 
 
 # -- answers ---------------------------------------------------------------------------------------

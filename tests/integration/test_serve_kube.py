@@ -16,7 +16,7 @@ import yaml
 from tests.support import apiserver_objects as objects
 from tests.support.apiserver import FakeApiServer
 from tests.support.dnsclient import answers
-from tests.support.http import http_get
+from tests.support.http import readiness
 from tests.support.paths import DEMO_CLUSTER
 from tests.support.ports import HOST
 from tests.support.processes import Running, serve, start_serve, stop
@@ -68,10 +68,6 @@ async def summary(name: str, rdtype: str, port: int) -> tuple[str, frozenset[str
     return dns.rcode.to_text(reply.rcode()), frozenset(answers(reply))
 
 
-def readiness(server: Running) -> int:
-    return http_get(server.health_port, "/readiness")[0]
-
-
 def mirrored_slice(endpoints: dict[str, Any]) -> dict[str, Any]:
     """The EndpointSlice that Kubernetes' mirroring controller makes for a selector-less Endpoints."""
     meta = endpoints["metadata"]
@@ -110,7 +106,7 @@ async def start_kube_serve(api: FakeApiServer, *extra: str) -> Running:
 async def test_api_answers_the_same_records_as_manifests(api: FakeApiServer) -> None:
     served = await start_kube_serve(api)
     try:
-        await eventually(lambda: asyncio.to_thread(lambda: readiness(served) == 200))
+        await eventually(lambda: asyncio.to_thread(lambda: readiness(served.health_port) == 200))
         with serve() as from_files:
             for name, rdtype in QUESTIONS:
                 via_api = await summary(name, rdtype, served.dns_port)
@@ -131,9 +127,9 @@ async def test_servfail_and_not_ready_until_the_first_sync(api: FakeApiServer) -
         assert (
             await aask("nosuch.default.svc.cluster.local.", "A", served.dns_port)
         ).rcode() == dns.rcode.SERVFAIL
-        assert await asyncio.to_thread(readiness, served) == 503
+        assert await asyncio.to_thread(readiness, served.health_port) == 503
         api.faults.clear_failures()
-        await eventually(lambda: asyncio.to_thread(lambda: readiness(served) == 200), within=10)
+        await eventually(lambda: asyncio.to_thread(lambda: readiness(served.health_port) == 200), within=10)
         reply = await aask("myservice.default.svc.cluster.local.", "A", served.dns_port)
         assert answers(reply) == {"myservice.default.svc.cluster.local. A 10.96.100.10"}
     finally:
@@ -167,14 +163,14 @@ async def test_outage_keeps_answers_and_a_relist_drops_what_was_deleted(api: Fak
     served = await start_kube_serve(api)
     try:
         await api.wait_watching("services")
-        await eventually(lambda: asyncio.to_thread(lambda: readiness(served) == 200))
+        await eventually(lambda: asyncio.to_thread(lambda: readiness(served.health_port) == 200))
         await api.refuse_connections()
         api.delete("services", "myservice", "default")
         api.compact()  # the watch cannot resume: 410, list again
         for _ in range(3):
             reply = await aask("myservice.default.svc.cluster.local.", "A", served.dns_port)
             assert answers(reply) == {"myservice.default.svc.cluster.local. A 10.96.100.10"}
-        assert await asyncio.to_thread(readiness, served) == 200
+        assert await asyncio.to_thread(readiness, served.health_port) == 200
         await api.accept_connections()
 
         async def gone() -> bool:
@@ -212,7 +208,7 @@ async def test_endpoints_fallback_without_the_discovery_group(api: FakeApiServer
     api.faults.drop_group("discovery.k8s.io")
     served = await start_kube_serve(api)
     try:
-        await eventually(lambda: asyncio.to_thread(lambda: readiness(served) == 200))
+        await eventually(lambda: asyncio.to_thread(lambda: readiness(served.health_port) == 200))
         reply = await aask("legacy.shop.svc.cluster.local.", "A", served.dns_port)
         assert answers(reply) == {"legacy.shop.svc.cluster.local. A 10.244.5.1"}
         assert not api.list_requests("endpointslices")

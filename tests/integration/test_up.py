@@ -28,7 +28,7 @@ from tests.support.internet import WWW_ADDRESS, nameserver
 from tests.support.metrics import wait_for_metrics
 from tests.support.nameservers import TestNameserver, run_in_thread
 from tests.support.paths import DEMO_CLUSTER
-from tests.support.ports import free_port
+from tests.support.ports import free_ports
 from tests.support.processes import Running, start_module
 from tests.support.procfs import alive, child_pids, command_line, pids_with_argument
 
@@ -58,13 +58,6 @@ class Up:
     def banner_lines(self, command: str) -> list[str]:
         text = self.running.log_text()
         return re.findall(rf"^\s+({command} .+)$", text[text.index("kubedns-py is up") :], re.M)
-
-
-def free_ports(count: int) -> list[int]:
-    ports: set[int] = set()
-    while len(ports) < count:
-        ports.add(free_port())
-    return sorted(ports)
 
 
 def launch(upstream: TestNameserver, *extra: str, new_session: bool = False, **chosen: int) -> Up:

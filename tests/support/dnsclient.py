@@ -33,6 +33,11 @@ def answers(message: dns.message.Message) -> set[str]:
     }
 
 
+def ttls(message: dns.message.Message) -> list[int]:
+    """The TTL of each RRset in the answer, then the authority section."""
+    return [rrset.ttl for section in (message.answer, message.authority) for rrset in section]
+
+
 def chaos(port: int, name: str, tcp: bool = False) -> list[str]:
     """The strings of ``name`` CH TXT (``hits.bind``, ``servers.bind``, ...), one per record."""
     reply = ask(name, "TXT", port, tcp=tcp, rdclass=dns.rdataclass.CH)

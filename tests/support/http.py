@@ -22,6 +22,19 @@ def http_get(port: int, path: str, timeout: float = 3.0) -> tuple[int, str]:
         return int(err.code), err.read().decode()
 
 
+def http_status(port: int, path: str, timeout: float = 3.0) -> int:
+    """The status alone; 0 while nothing answers (not listening yet, or gone)."""
+    try:
+        return http_get(port, path, timeout)[0]
+    except OSError:
+        return 0
+
+
+def readiness(port: int, timeout: float = 2.0) -> int:
+    """The status of ``/readiness`` on a health port (serve's, or up's)."""
+    return http_get(port, "/readiness", timeout)[0]
+
+
 def health(port: int, label: str) -> tuple[int, dict[str, Any]]:
     status, body = http_get(port, f"/healthcheck/{label}")
     return status, json.loads(body)

@@ -21,3 +21,13 @@ def free_port() -> int:
                     continue
                 return port
     raise OSError("no port free for both UDP and TCP")
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct ports, each as ``free_port`` gives, in ascending order."""
+    ports: set[int] = set()
+    for _ in range(20 * count):  # the kernel rarely hands out one ephemeral port twice in a row
+        ports.add(free_port())
+        if len(ports) == count:
+            return sorted(ports)
+    raise OSError(f"no {count} distinct free ports")

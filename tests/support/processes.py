@@ -12,10 +12,10 @@ import subprocess
 import sys
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, suppress
 from pathlib import Path
 
-from tests.support.http import http_get
+from tests.support.http import http_status
 from tests.support.paths import DEMO_CLUSTER, ROOT
 from tests.support.ports import HOST
 from tests.support.waiting import wait_until
@@ -37,19 +37,24 @@ class Logged:
         self.process = process
         self.lines: list[str] = []
         self._changed = threading.Condition()
+        self._eof = False  # every line the child wrote is in ``lines``
         threading.Thread(target=self._pump, daemon=True).start()
 
     def wait_for_log(self, pattern: str, timeout: float = 10.0) -> re.Match[str]:
-        """Block until a log line matches, or the process exits, or ``timeout`` passes."""
+        """Block until a log line matches, or the log ends (the process exited and its last lines are
+        read), or ``timeout`` passes."""
         regex = re.compile(pattern)
 
         def found() -> re.Match[str] | None:
             return next((m for line in self.lines if (m := regex.search(line))), None)
 
         with self._changed:
-            self._changed.wait_for(lambda: found() is not None or self.process.poll() is not None, timeout)
+            self._changed.wait_for(lambda: found() is not None or self._eof, timeout)
             match = found()
         if match is None:
+            if self._eof:  # it has exited or is about to: wait a moment for its status
+                with suppress(subprocess.TimeoutExpired):
+                    self.process.wait(2)
             raise AssertionError(
                 f"no log line matching {pattern!r} (exit status {self.process.poll()}):\n"
                 + self.log_text()[-3000:]
@@ -79,6 +84,7 @@ class Logged:
                 self.lines.append(line)
                 self._changed.notify_all()
         with self._changed:
+            self._eof = True
             self._changed.notify_all()
 
 
@@ -143,6 +149,27 @@ def stop(running: Running, timeout: float = 10.0) -> int:
     return running.process.returncode
 
 
+def started(running: Running, ready: Callable[[Running], object]) -> Running:
+    """``running`` once ``ready`` has returned (reading its ports, waiting for it to serve); stopped if
+    ``ready`` fails, so a child that never came up is not left behind."""
+    try:
+        ready(running)
+    except BaseException:
+        stop(running)
+        raise
+    return running
+
+
+@contextmanager
+def stopped_after(start: Callable[[], Running]) -> Iterator[Running]:
+    """What ``start`` started, for a ``with`` block, stopped however the block ends."""
+    running = start()
+    try:
+        yield running
+    finally:
+        stop(running)
+
+
 def start_serve(
     *extra: str,
     manifests: Sequence[Path] = (DEMO_CLUSTER,),
@@ -166,36 +193,30 @@ def start_serve(
     ]
     for path in manifests:
         args += ["--manifests", str(path)]
-    running = spawn([*args, *extra], env)
-    match = running.wait_for_log(_SERVE_READY.pattern)
-    running.dns_port, running.health_port, running.metrics_port = (int(g) for g in match.groups())
-    if manifests and ready:
-        wait_ready(running)
-    return running
+
+    def up(running: Running) -> None:
+        match = running.wait_for_log(_SERVE_READY.pattern)
+        running.dns_port, running.health_port, running.metrics_port = (int(g) for g in match.groups())
+        if manifests and ready:
+            wait_ready(running)
+
+    return started(spawn([*args, *extra], env), up)
 
 
 def wait_ready(running: Running, timeout: float = 10.0) -> None:
     def ready() -> bool:
-        try:
-            return http_get(running.health_port, "/readiness", timeout=2)[0] == 200
-        except OSError:  # not listening yet
-            return False
+        return http_status(running.health_port, "/readiness", timeout=2) == 200
 
     running.wait_until(ready, timeout, "serve's /readiness answering 200")
 
 
-@contextmanager
 def serve(
     *extra: str,
     manifests: Sequence[Path] = (DEMO_CLUSTER,),
     env: dict[str, str] | None = None,
     ready: bool = True,
-) -> Iterator[Running]:
-    running = start_serve(*extra, manifests=manifests, env=env, ready=ready)
-    try:
-        yield running
-    finally:
-        stop(running)
+) -> AbstractContextManager[Running]:
+    return stopped_after(lambda: start_serve(*extra, manifests=manifests, env=env, ready=ready))
 
 
 def start_cache(*args: str, env: dict[str, str] | None = None) -> Running:
@@ -212,36 +233,26 @@ def start_cache(*args: str, env: dict[str, str] | None = None) -> Running:
         "--metrics-port",
         "0",
     ]
-    running = spawn([*base, *args], env)
-    match = running.wait_for_log(_CACHE_READY.pattern)
-    running.dns_port, running.metrics_port = (int(g) for g in match.groups())
-    return running
+
+    def up(running: Running) -> None:
+        match = running.wait_for_log(_CACHE_READY.pattern)
+        running.dns_port, running.metrics_port = (int(g) for g in match.groups())
+
+    return started(spawn([*base, *args], env), up)
 
 
-@contextmanager
-def cache(*args: str, env: dict[str, str] | None = None) -> Iterator[Running]:
-    running = start_cache(*args, env=env)
-    try:
-        yield running
-    finally:
-        stop(running)
+def cache(*args: str, env: dict[str, str] | None = None) -> AbstractContextManager[Running]:
+    return stopped_after(lambda: start_cache(*args, env=env))
 
 
 def start_probe(*args: str) -> Running:
     """``kubedns-probe`` with its HTTP on HOST, a free port unless ``args`` name one."""
-    running = start_module("probe", ["--prometheus-addr", HOST, "--prometheus-port", "0", *args])
-    try:
+
+    def up(running: Running) -> None:
         running.http_port = running.metrics_port = int(running.wait_for_log(_PROBE_READY).group(1))
-    except BaseException:
-        stop(running)
-        raise
-    return running
+
+    return started(start_module("probe", ["--prometheus-addr", HOST, "--prometheus-port", "0", *args]), up)
 
 
-@contextmanager
-def probe(*args: str) -> Iterator[Running]:
-    running = start_probe(*args)
-    try:
-        yield running
-    finally:
-        stop(running)
+def probe(*args: str) -> AbstractContextManager[Running]:
+    return stopped_after(lambda: start_probe(*args))
