@@ -20,7 +20,7 @@ RUN_TIMEOUT = 90
 
 @pytest.fixture(scope="module")
 def report(tmp_path_factory: pytest.TempPathFactory) -> dict[str, object]:
-    if why := namespaces.unavailable(["-n"], ("ip",), ["true"]):
+    if why := namespaces.unavailable(["-n"], ("ip", "setpriv"), ["true"]):
         pytest.skip(why)
     work = tmp_path_factory.mktemp("upstream-spec")
     done = subprocess.run(
