@@ -296,6 +296,13 @@ def from_dict(kind: Kind, obj: Mapping[str, Any]) -> KubeObject:
     return CONVERTERS[kind](obj)
 
 
+def raw_resource_version(obj: Mapping[str, Any]) -> str | None:
+    """A raw object's ``metadata.resourceVersion`` (bookmarks carry nothing else), None without one."""
+    meta = obj.get("metadata")
+    version = meta.get("resourceVersion") if isinstance(meta, Mapping) else None
+    return str(version) if version else None
+
+
 def raw_object_key(kind: Kind, obj: Any) -> tuple[str, str] | None:
     """(namespace, name) of a raw object as ``from_dict`` would key it, even when the rest of it does
     not convert; None without a usable name. What a source needs to delete an object it cannot read."""

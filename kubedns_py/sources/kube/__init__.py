@@ -4,7 +4,8 @@
   authentication (rotated tokens, exec plugins) and the HTTP session, all from kubernetes-asyncio,
   plus a GET that turns a failing status into ``ApiError``/``Gone``. Knows no resource and no record.
 - ``streams``: one paginated LIST and one WATCH as async generators of raw JSON pages and events
-  (framing, bookmarks, ERROR events as ``Gone``/``ApiError``, stalls as ``Stalled``). Keeps no state.
+  (framing, bookmarks, ERROR events as ``Gone``/``ApiError``, stalls as ``Stalled``). Keeps no state;
+  an object's resourceVersion is read through ``cluster.objects``, the one reader of metadata.
 - ``reflector``: one resource followed forever: LIST then WATCH, resourceVersion, backoff, metrics;
   converts through ``kubedns_py.cluster.objects`` and hands store events to its sink, nothing more.
 - ``source``: ``KubeSource`` decides which resources to follow (discovery) and runs a reflector each.

@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 
+from kubedns_py.cluster.objects import raw_resource_version
 from kubedns_py.sources.kube.client import Api, ApiError, Gone
 
 
@@ -110,9 +111,7 @@ def _event(line: bytes) -> WatchEvent:
     if event_type == "ERROR":
         code, message = obj.get("code"), str(obj.get("message"))
         raise Gone(code, message) if code == 410 else ApiError(code, message)
-    meta = obj.get("metadata")
-    version = meta.get("resourceVersion") if isinstance(meta, dict) else None
-    return WatchEvent(event_type, obj, str(version) if version else None)
+    return WatchEvent(event_type, obj, raw_resource_version(obj))
 
 
 def _query(field_selector: str | None, **query: str) -> dict[str, str]:
