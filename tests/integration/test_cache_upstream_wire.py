@@ -3,12 +3,9 @@ reaches the cluster DNS without UDP conntrack entries), and questions passed on 
 
 from __future__ import annotations
 
-import urllib.request
-
-from prometheus_client.parser import text_string_to_metric_families
-
 from kubedns_py.cache.settings import StaticServers, Upstream
 from tests.support.dnsclient import answers, ask
+from tests.support.metrics import scrape
 from tests.support.nameservers import TestNameserver, refused, run_in_thread
 from tests.support.processes import cache, serve
 
@@ -21,14 +18,7 @@ def test_tcp_servers_parse_beside_udp_ones() -> None:
 
 
 def serve_requests(metrics_port: int, proto: str) -> float:
-    with urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5) as reply:
-        text = reply.read().decode()
-    return sum(
-        sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "kubedns_dns_requests_total" and sample.labels.get("proto") == proto
-    )
+    return scrape(metrics_port).get("kubedns_dns_requests_total", proto=proto)
 
 
 def test_the_cluster_zone_is_asked_over_tcp() -> None:

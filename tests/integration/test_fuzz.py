@@ -9,7 +9,6 @@ import socket
 import struct
 import threading
 import time
-import urllib.request
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -17,10 +16,10 @@ import dns.message
 import dns.name
 import dns.rcode
 import pytest
-from prometheus_client.parser import text_string_to_metric_families
 
 from tests.support.dnsclient import answers, ask
 from tests.support.junk import HEADER_SIZE, check, expected, header, named, packets, record
+from tests.support.metrics import scrape
 from tests.support.ports import HOST
 from tests.support.processes import Running, cache, serve
 
@@ -104,14 +103,8 @@ def tcp_fuzz(port: int, seed: int, servfail_ok: bool) -> list[str]:
 
 
 def malformed(metrics_port: int) -> dict[str, float]:
-    with urllib.request.urlopen(f"http://{HOST}:{metrics_port}/metrics", timeout=5) as reply:
-        text = reply.read().decode()
-    return {
-        sample.labels["kind"]: sample.value
-        for family in text_string_to_metric_families(text)
-        for sample in family.samples
-        if sample.name == "kubedns_dns_malformed_total"
-    }
+    samples = scrape(metrics_port).samples.items()
+    return {dict(labels)["kind"]: v for (name, labels), v in samples if name == "kubedns_dns_malformed_total"}
 
 
 def assert_quiet(running: Running, lines_before: int) -> None:
@@ -134,16 +127,23 @@ READER_KINDS = {
 }
 
 
+def fuzz_and_still_answer(server: Running, seeds: tuple[int, int], servfail_ok: bool) -> dict[str, float]:
+    """UDP then TCP junk with the given seeds, every verdict right; then a real question still gets
+    its answer and every kind of junk the reader knows was counted. The malformed counts, by kind."""
+    problems = udp_fuzz(server.dns_port, seeds[0], servfail_ok=servfail_ok)
+    problems += tcp_fuzz(server.dns_port, seeds[1], servfail_ok=servfail_ok)
+    assert not problems, "\n".join(problems[:20])
+    reply = ask("myservice.default.svc.cluster.local.", "A", server.dns_port)
+    assert answers(reply) == {"myservice.default.svc.cluster.local. A 10.96.100.10"}
+    counted = malformed(server.metrics_port)
+    assert set(counted) >= READER_KINDS, counted
+    return counted
+
+
 def test_serve_survives_junk_with_the_right_verdicts() -> None:
     with serve() as server:
         before = len(server.lines)
-        problems = udp_fuzz(server.dns_port, 1, servfail_ok=False)
-        problems += tcp_fuzz(server.dns_port, 2, servfail_ok=False)
-        assert not problems, "\n".join(problems[:20])
-        reply = ask("myservice.default.svc.cluster.local.", "A", server.dns_port)
-        assert answers(reply) == {"myservice.default.svc.cluster.local. A 10.96.100.10"}
-        counted = malformed(server.metrics_port)
-        assert set(counted) >= READER_KINDS, counted
+        fuzz_and_still_answer(server, (1, 2), servfail_ok=False)
         assert_quiet(server, before)
 
 
@@ -224,13 +224,7 @@ def test_cache_survives_junk_and_bad_upstream_replies() -> None:
         for name in BAD_REPLIES:
             for _ in range(3):
                 assert ask(name, "A", front.dns_port).rcode() == dns.rcode.SERVFAIL
-        problems = udp_fuzz(front.dns_port, 3, servfail_ok=True)
-        problems += tcp_fuzz(front.dns_port, 4, servfail_ok=True)
-        assert not problems, "\n".join(problems[:20])
-        reply = ask("myservice.default.svc.cluster.local.", "A", front.dns_port)
-        assert answers(reply) == {"myservice.default.svc.cluster.local. A 10.96.100.10"}
-        counted = malformed(front.metrics_port)
-        assert set(counted) >= READER_KINDS, counted
+        counted = fuzz_and_still_answer(front, (3, 4), servfail_ok=True)
         assert counted["bad-upstream-reply"] >= len(BAD_REPLIES), counted
         assert_quiet(front, before)
         assert_quiet(server, 0)
