@@ -17,13 +17,14 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
-from kubedns_py.cache.chaos import Chaos
-from kubedns_py.cache.forwarder import Forwarder
-from kubedns_py.cache.frontend import Frontend
-from kubedns_py.cache.loopdetect import LoopDetector
-from kubedns_py.cache.resolver import Resolver
-from kubedns_py.cache.responses import Policy, ResponseCache
-from kubedns_py.cache.routing import RouteTable
+from kubedns_py.cache.forward.forwarder import Forwarder
+from kubedns_py.cache.forward.loopdetect import LoopDetector
+from kubedns_py.cache.forward.routing import RouteTable
+from kubedns_py.cache.front.chaos import Chaos
+from kubedns_py.cache.front.frontend import Frontend
+from kubedns_py.cache.resolve.resolver import Resolver
+from kubedns_py.cache.store.cache import ResponseCache
+from kubedns_py.cache.store.rules import CacheRules
 from kubedns_py.cluster.answers import WireZone
 from kubedns_py.cluster.store import Store
 from kubedns_py.cluster.zone import PodMode, Zone
@@ -59,7 +60,7 @@ def serve_answerer() -> tuple[Answerer, DnsStats]:
 
 
 def cache_frontend() -> tuple[Frontend, DnsStats]:
-    cache = ResponseCache(1000, Policy())
+    cache = ResponseCache(1000, CacheRules())
     forwarder = Forwarder(RouteTable(domains={}, default=()), 150, 1.0, lambda *_: None)
     stats = DnsStats("cache")
     counters = dict.fromkeys(("cachesize", "insertions", "evictions", "misses", "hits", "auth"), 0)

@@ -17,18 +17,19 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
 
-from kubedns_py.cache.chaos import Chaos
 from kubedns_py.cache.config import CacheConfig
 from kubedns_py.cache.configdir import ConfigDirWatcher
-from kubedns_py.cache.coredns_metrics import CoreDnsCacheCollector
-from kubedns_py.cache.forwarder import Forwarder
-from kubedns_py.cache.frontend import Frontend
-from kubedns_py.cache.loopdetect import LoopDetector
-from kubedns_py.cache.metrics import CacheCollector, UpstreamDurations
-from kubedns_py.cache.resolver import Resolver
-from kubedns_py.cache.responses import Policy, ResponseCache
-from kubedns_py.cache.routing import RouteTable, build_routes, read_resolv_conf
+from kubedns_py.cache.forward.forwarder import Forwarder
+from kubedns_py.cache.forward.loopdetect import LoopDetector
+from kubedns_py.cache.forward.routing import RouteTable, build_routes, read_resolv_conf
+from kubedns_py.cache.front.chaos import Chaos
+from kubedns_py.cache.front.frontend import Frontend
+from kubedns_py.cache.metrics.collector import CacheCollector, UpstreamDurations
+from kubedns_py.cache.metrics.coredns import CoreDnsCacheCollector
+from kubedns_py.cache.resolve.resolver import Resolver
 from kubedns_py.cache.settings import DnsConfig, StaticServers
+from kubedns_py.cache.store.cache import ResponseCache
+from kubedns_py.cache.store.rules import CacheRules
 from kubedns_py.net.acl import ClientAcl, RefusedClients
 from kubedns_py.net.connections import TcpConnections
 from kubedns_py.net.coredns import CoreDnsCollector
@@ -64,14 +65,14 @@ class CacheApp:
         self.registry = registry or CollectorRegistry()
         ProcessCollector(registry=self.registry)  # memory and CPU for the dashboard
         self.registry.register(SuppressedLines())
-        policy = Policy(
+        rules = CacheRules(
             min_ttl=config.min_cache_ttl,
             max_ttl=config.max_cache_ttl,
             negative=config.negative_cache,
             neg_ttl=config.neg_ttl or 0,
             stale_ttl=config.stale_cache_ttl,
         )
-        self.cache = ResponseCache(config.cache_size, policy)
+        self.cache = ResponseCache(config.cache_size, rules)
         self._config_dir = (
             ConfigDirWatcher(config.config_dir, config.config_period) if config.config_dir else None
         )

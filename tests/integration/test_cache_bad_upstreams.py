@@ -11,16 +11,17 @@ import dns.message
 import pytest
 from dnslib import EDNS0, RR, DNSRecord
 
-from kubedns_py.cache.chaos import Chaos
-from kubedns_py.cache.forwarder import Forwarder, _opt_last
-from kubedns_py.cache.frontend import Frontend
-from kubedns_py.cache.loopdetect import LoopDetector
-from kubedns_py.cache.resolver import Resolver
-from kubedns_py.cache.responses import Policy, ResponseCache
-from kubedns_py.cache.routing import RouteTable
+from kubedns_py.cache.forward.forwarder import Forwarder
+from kubedns_py.cache.forward.loopdetect import LoopDetector
+from kubedns_py.cache.forward.routing import RouteTable
+from kubedns_py.cache.front.chaos import Chaos
+from kubedns_py.cache.front.frontend import Frontend
+from kubedns_py.cache.resolve.resolver import Resolver
 from kubedns_py.cache.settings import Upstream
-from kubedns_py.cache.upstream import UpstreamClient
-from kubedns_py.dnswire.walk import WireError, question_key, walk
+from kubedns_py.cache.store.cache import CacheKey, ResponseCache
+from kubedns_py.cache.store.rules import CacheRules
+from kubedns_py.dnswire.response import read_reply, scan
+from kubedns_py.dnswire.walk import WireError, walk
 from kubedns_py.net.stats import DnsStats
 from tests.support.nameservers import TestNameserver, answer, dead, slow
 
@@ -39,10 +40,12 @@ def test_opt_that_is_not_last_is_moved_last() -> None:
         "www.example.com. 60 IN A 192.0.2.1",
         additional=(EDNS0(udp_len=1232), *RR.fromZone("ns.example.com. 60 IN A 192.0.2.53")),
     )
-    fixed, walked = _opt_last(wire, walk(wire))
+    reply = read_reply(wire)
+    walked = walk(reply.wire)
     opt = walked.opt()
-    assert opt is not None and opt.end == len(fixed)
+    assert opt is not None and opt.end == len(reply.wire)
     assert [r.rtype for r in walked.records] == [1, 1, 41]
+    assert reply.counts == (1, 0, 1) and reply.body == reply.wire[reply.question_end : opt.start]
 
 
 @pytest.mark.parametrize("where", ["answer", "twice"])
@@ -56,7 +59,7 @@ def test_misplaced_or_repeated_opt_is_a_malformed_reply(where: str) -> None:
         record.add_ar(EDNS0(udp_len=512))
     wire = bytes(record.pack())
     with pytest.raises(WireError):
-        _opt_last(wire, walk(wire))
+        read_reply(wire)
 
 
 def test_ttls_with_the_top_bit_set_count_as_zero() -> None:
@@ -64,14 +67,16 @@ def test_ttls_with_the_top_bit_set_count_as_zero() -> None:
     record = walk(bytes(wire)).records[0]
     struct.pack_into("!I", wire, record.ttl_offset, 2**31)
     assert walk(bytes(wire)).records[0].ttl == 0
-    cache = ResponseCache(10, Policy())
-    assert cache.store((b"k", 1, 1, False, False), bytes(wire), time.monotonic()) is None  # lives 0 s
+    assert scan(bytes(wire)).ttls == (0,)
+    cache = ResponseCache(10, CacheRules())
+    key = CacheKey(b"k", 1, 1, False, False)
+    assert cache.store(key, scan(bytes(wire)), time.monotonic()) is None  # lives 0 s
 
 
 def frontend(
     upstreams: tuple[Upstream, ...], max_waiting: int = 2000, forward_max: int = 150, timeout: float = 2.0
 ) -> Frontend:
-    cache = ResponseCache(1000, Policy())
+    cache = ResponseCache(1000, CacheRules())
     forwarder = Forwarder(RouteTable(domains={}, default=upstreams), forward_max, timeout, lambda *_: None)
     return Frontend(
         cache,
@@ -98,25 +103,31 @@ async def test_waiters_beyond_the_cap_get_servfail_at_once() -> None:
         await front.close()
 
 
-async def test_many_first_questions_share_one_upstream_socket() -> None:
+async def test_queries_upstream_leave_from_random_ports_with_random_ids() -> None:
+    """RFC 5452: a forged reply must guess the source port as well as the ID."""
     async with TestNameserver(answer("{qname} 60 IN A 192.0.2.1")) as upstream:
-        client = UpstreamClient(Upstream("127.0.0.1", upstream.port))
-        questions = [question_key(bytes(DNSRecord.question(f"n{i}.example.com").pack())) for i in range(50)]
-        opened = []
-        loop = asyncio.get_running_loop()
-        original = loop.create_datagram_endpoint
+        front = frontend((Upstream("127.0.0.1", upstream.port),))
+        replies: list[bytes] = []
+        batch_answered = asyncio.Event()
 
-        async def counting(*args: object, **kwargs: object) -> object:
-            opened.append(1)
-            return await original(*args, **kwargs)  # type: ignore[arg-type]
+        def collect(reply: bytes, _: object) -> None:
+            replies.append(reply)
+            if len(replies) % 50 == 0:
+                batch_answered.set()
 
-        loop.create_datagram_endpoint = counting  # type: ignore[method-assign]
-        try:
-            replies = await asyncio.gather(*(client.exchange(q) for q in questions))
-        finally:
-            loop.create_datagram_endpoint = original  # type: ignore[method-assign]
-            client.close()
-        assert len(replies) == 50 and len(opened) == 1
+        handler = front.udp_handler(collect)
+        for batch in range(20):  # in batches, so that the test nameserver's socket buffer never overflows
+            batch_answered.clear()
+            for i in range(50 * batch, 50 * batch + 50):
+                handler(dns.message.make_query(f"n{i}.example.com.", "A").to_wire(), ("127.0.0.1", 1))
+            async with asyncio.timeout(10):
+                await batch_answered.wait()
+        assert all(reply[3] & 0x0F == 0 for reply in replies)
+        sent = [q for q in upstream.queries if q.transport == "udp"]
+        assert len(sent) == 1000
+        assert len({q.source_port for q in sent}) >= 200
+        assert len({q.id for q in sent}) >= 990
+        await front.close()
 
 
 async def test_every_spelling_is_answered_from_the_one_entry_and_nothing_grows_per_spelling() -> None:
@@ -149,7 +160,7 @@ async def test_an_unresolvable_cname_target_is_servfail_and_never_cached() -> No
             domains={"cluster.local": (Upstream("127.0.0.1", cluster.port),)},
             default=(Upstream("127.0.0.1", internet.port),),
         )
-        cache = ResponseCache(100, Policy(stale_ttl=0))
+        cache = ResponseCache(100, CacheRules(stale_ttl=0))
         forwarder = Forwarder(routes, 150, 0.3, lambda *_: None)
         front = Frontend(
             cache, Resolver(cache, forwarder), DnsStats("cache"), Chaos(dict, list), LoopDetector(False)

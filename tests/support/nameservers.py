@@ -160,6 +160,7 @@ class Query:
     edns: bool
     do: bool
     payload: int | None  # the EDNS UDP size the client advertised
+    source_port: int  # the client's port it came from
 
 
 def _norm(name: str) -> str:
@@ -220,7 +221,7 @@ class _Udp(asyncio.DatagramProtocol):
             if not transport.is_closing():
                 transport.sendto(wire, addr)
 
-        self.ns._spawn(self.ns._serve(data, "udp", send))
+        self.ns._spawn(self.ns._serve(data, "udp", send, addr[1]))
 
 
 class TestNameserver:
@@ -388,6 +389,7 @@ class TestNameserver:
         if task is not None:
             self._tasks.add(cast("asyncio.Task[None]", task))
         self._writers.add(writer)
+        source_port = writer.get_extra_info("peername")[1]
 
         def send(wire: bytes) -> None:
             if not writer.is_closing():
@@ -396,7 +398,7 @@ class TestNameserver:
         try:
             while True:
                 (size,) = struct.unpack("!H", await reader.readexactly(2))
-                self._spawn(self._serve(await reader.readexactly(size), "tcp", send))
+                self._spawn(self._serve(await reader.readexactly(size), "tcp", send, source_port))
         except (asyncio.IncompleteReadError, ConnectionError):
             pass  # the client hung up
         finally:
@@ -420,7 +422,9 @@ class TestNameserver:
             self._changed.set()
         return behaviour, index
 
-    async def _serve(self, data: bytes, transport: str, send: Callable[[bytes], None]) -> None:
+    async def _serve(
+        self, data: bytes, transport: str, send: Callable[[bytes], None], source_port: int
+    ) -> None:
         try:
             request = DNSRecord.parse(data)
         except Exception:
@@ -441,6 +445,7 @@ class TestNameserver:
             edns=opt is not None,
             do=opt is not None and bool(opt.ttl & 0x8000),
             payload=int(opt.rclass) if opt is not None else None,
+            source_port=source_port,
         )
         b, index = self._match(query)
         if b.dead or index < b.drop_first:

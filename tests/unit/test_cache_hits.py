@@ -19,14 +19,17 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from kubedns_py.cache import frontend as frontend_module
-from kubedns_py.cache.chaos import STAT_NAMES, Chaos
-from kubedns_py.cache.forwarder import Forwarder
-from kubedns_py.cache.frontend import Frontend, Slot
-from kubedns_py.cache.loopdetect import LoopDetector
-from kubedns_py.cache.resolver import Resolver
-from kubedns_py.cache.responses import Policy, ResponseCache, shown_ttl
-from kubedns_py.cache.routing import RouteTable
+from kubedns_py.cache.forward.forwarder import Forwarder
+from kubedns_py.cache.forward.loopdetect import LoopDetector
+from kubedns_py.cache.forward.routing import RouteTable
+from kubedns_py.cache.front import frontend as frontend_module
+from kubedns_py.cache.front.chaos import STAT_NAMES, Chaos
+from kubedns_py.cache.front.frontend import Frontend, Slot
+from kubedns_py.cache.resolve.resolver import Resolver
+from kubedns_py.cache.store.cache import CacheKey, ResponseCache
+from kubedns_py.cache.store.entry import shown_ttl
+from kubedns_py.cache.store.rules import CacheRules
+from kubedns_py.dnswire.response import scan
 from kubedns_py.memo import Memo
 from kubedns_py.net.stats import DnsStats
 
@@ -47,13 +50,13 @@ def upstream_reply(name: str, rcode: int = 0, ttl: int = 300, soa: bool = False)
     return reply.to_wire()
 
 
-def key(name: str, dnssec_ok: bool = False) -> tuple[bytes, int, int, bool, bool]:
-    return (dns.name.from_text(name.lower()).to_wire() or b"", 1, 1, dnssec_ok, False)
+def key(name: str, dnssec_ok: bool = False) -> CacheKey:
+    return CacheKey(dns.name.from_text(name.lower()).to_wire() or b"", 1, 1, dnssec_ok, False)
 
 
 @pytest.fixture
 async def front() -> AsyncIterator[Frontend]:
-    cache = ResponseCache(1000, Policy())
+    cache = ResponseCache(1000, CacheRules())
     forwarder = Forwarder(RouteTable(domains={}, default=()), 150, 0.5, lambda *_: None)  # no upstream
     frontend = Frontend(
         cache,
@@ -68,7 +71,7 @@ async def front() -> AsyncIterator[Frontend]:
 
 
 def store(front: Frontend, name: str, wire: bytes) -> None:
-    assert front._cache.store(key(name), wire, time.monotonic()) is not None
+    assert front._cache.store(key(name), scan(wire), time.monotonic()) is not None
 
 
 def ask(front: Frontend, query: dns.message.Message) -> dns.message.Message:
@@ -110,7 +113,7 @@ async def test_a_cached_name_asked_a_new_way_is_answered_from_the_entry_as_asked
 
 
 async def test_the_do_bit_is_echoed_and_a_different_key(front: Frontend) -> None:
-    assert front._cache.store(key(NAME, dnssec_ok=True), upstream_reply(NAME), time.monotonic())
+    assert front._cache.store(key(NAME, dnssec_ok=True), scan(upstream_reply(NAME)), time.monotonic())
     reply = ask(front, dns.message.make_query(NAME, "A", want_dnssec=True, id=9))
     assert reply.ednsflags & dns.flags.DO and reply.answer
     assert front.counters.hits == 1

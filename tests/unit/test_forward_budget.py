@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from kubedns_py.cache.budget import ForwardBudget, Share
+from kubedns_py.cache.forward.budget import ForwardBudget, Share
 
 KUBE_DNS_ROUTES = ["cluster.local", "in-addr.arpa", "ip6.arpa", "."]
 

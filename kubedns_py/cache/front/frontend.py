@@ -13,8 +13,8 @@ An entry's first hit after its TTLs have counted down a second takes the slower 
 TTLs, marks the entry recently used in the LRU, and starts a refresh when a popular entry is about to
 expire. Questions that are not plain cached answers (those ``QueryPolicy`` answers itself, EDNS
 versions other than 0, malformed queries, answers too big for the client) are answered on that path
-too, and misses become a task (``Resolver``) whose reply is sent when it is ready. Clients the ACL
-refuses never reach the cache (``QueryPolicy.guard``).
+too, and misses go to the ``Resolver`` with a callback that sends the reply when it is ready (no task
+per miss). Clients the ACL refuses never reach the cache (``QueryPolicy.guard``).
 """
 
 from __future__ import annotations
@@ -24,15 +24,14 @@ import logging
 from collections.abc import Callable
 from time import monotonic
 
-from dnslib import RCODE
-
-from kubedns_py.cache.chaos import Chaos
-from kubedns_py.cache.loopdetect import LoopDetector
-from kubedns_py.cache.policy import QueryPolicy
-from kubedns_py.cache.resolver import Answer, Question, Resolver
-from kubedns_py.cache.responses import NO_TALLY, OPTS, CacheKey, Entry, ResponseCache
+from kubedns_py.cache.forward.loopdetect import LoopDetector
+from kubedns_py.cache.front.chaos import Chaos
+from kubedns_py.cache.front.policy import QueryPolicy
+from kubedns_py.cache.resolve.resolver import Answer, Question, Resolver
+from kubedns_py.cache.store.cache import CacheKey, ResponseCache
+from kubedns_py.cache.store.entry import NO_TALLY, OPT_SIZE, OPTS, Entry, served_flags, splice_reply
 from kubedns_py.dnswire import reader, splice
-from kubedns_py.dnswire.header import BADVERS, CD_BIT, RA_BIT, rcode_name, reply_rcode
+from kubedns_py.dnswire.header import BADVERS, CD_BIT, RA_BIT, SERVFAIL, rcode_name, reply_rcode
 from kubedns_py.dnswire.reader import Question as Asked
 from kubedns_py.dnswire.reply import FORWARDER_PAYLOAD, TCP_MAX
 from kubedns_py.memo import Memo
@@ -45,14 +44,13 @@ from kubedns_py.ratelimit import RateLimitedLog
 log = logging.getLogger(__name__)
 
 Send = Callable[[bytes, Address], None]
-SERVFAIL = RCODE.SERVFAIL
-OPT_SIZE = len(OPTS[0])
+_new = tuple.__new__
 MIN_UDP_PAYLOAD = reader.MIN_UDP_PAYLOAD
 MEMO_LIMIT = 50_000
 
 
 def cache_key(q: reader.Question) -> CacheKey:
-    return (q.key, q.qtype, q.qclass, q.dnssec_ok, q.flags & CD_BIT != 0)
+    return _new(CacheKey, (q.key, q.qtype, q.qclass, q.dnssec_ok, q.flags & CD_BIT != 0))
 
 
 class Slot:
@@ -98,7 +96,6 @@ class Frontend:
         self._stats = stats
         self._policy = QueryPolicy(stats, chaos, loops, acl)
         self._memo: Memo[bytes, Slot] = Memo(MEMO_LIMIT)
-        self._tasks: set[asyncio.Task[None]] = set()
         # Misses waiting for an answer, duplicates included: --dns-forward-max bounds distinct upstream
         # questions, this bounds the clients queued behind them (a dead upstream and a busy name).
         self._max_waiting = max_waiting
@@ -122,7 +119,7 @@ class Frontend:
                 q = read(data)
                 if type(q) is not Asked:
                     return rest(data, q, addr, send, now)
-                key = (q.key, q.qtype, q.qclass, q.dnssec_ok, q.flags & CD_BIT != 0)
+                key = _new(CacheKey, (q.key, q.qtype, q.qclass, q.dnssec_ok, q.flags & CD_BIT != 0))
                 found = index_get(key)
                 if found is None or (now >= found.fast_until and not ready(data, q, key, found, now)):
                     return rest(data, q, addr, send, now)
@@ -165,13 +162,17 @@ class Frontend:
             self._record("udp", q, rcode, monotonic() - now, reply, data)
             return reply
         self.counters.misses += 1
-        if len(self._tasks) >= self._max_waiting:
+        if self._resolver.waiting >= self._max_waiting:
             failed = splice.empty_reply(data, q, SERVFAIL, RA_BIT, FORWARDER_PAYLOAD)
             self._record("udp", q, rcode_name(SERVFAIL), monotonic() - now, failed, data)
             return failed
-        task = asyncio.create_task(self._miss_udp(data, q, key, addr, send, now))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+
+        def answered(answer: Answer) -> None:
+            reply = self._render(answer, data, q, q.payload)
+            self._record("udp", q, rcode_name(reply_rcode(reply)), monotonic() - now, reply, data)
+            send(reply, addr)
+
+        self._resolver.resolve(self._question(data, q, key), answered)
         return None
 
     async def on_tcp(self, data: bytes, peer: Peer = None) -> bytes | None:
@@ -189,7 +190,9 @@ class Frontend:
                 reply = entry.reply(data, q.end, q.edns, q.dnssec_ok, TCP_MAX, now)
             else:
                 self.counters.misses += 1
-                reply = await self._answer(data, q, key, TCP_MAX)
+                answered: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
+                self._resolver.resolve(self._question(data, q, key), _setter(answered))
+                reply = self._render(await answered, data, q, TCP_MAX)
         rcode = rcode_name(reply_rcode(reply))
         self._record("tcp", q, rcode, monotonic() - now, reply, data)
         return reply
@@ -247,29 +250,27 @@ class Frontend:
         """What the resolver asks: the name for routing, the question section lower-cased."""
         return Question(key, reader.presentation(q.key), q.key + data[q.name_end : q.end])
 
-    async def _miss_udp(
-        self, data: bytes, q: reader.Question, key: CacheKey, addr: Address, send: Send, start: float
-    ) -> None:
-        reply = await self._answer(data, q, key, q.payload)
-        rcode = rcode_name(reply_rcode(reply))
-        self._record("udp", q, rcode, monotonic() - start, reply, data)
-        send(reply, addr)
-
-    async def _answer(self, data: bytes, q: reader.Question, key: CacheKey, limit: int) -> bytes:
-        question = self._question(data, q, key)
-        try:
-            answer: Answer = await self._resolver.resolve(question)
-            if answer.entry is not None:
-                return answer.entry.reply(data, q.end, q.edns, q.dnssec_ok, limit, monotonic(), answer.stale)
-        except Exception:  # a bug, but whatever went wrong, the client gets an answer
-            self._failures.exception("resolve", "resolving %s failed", question.name)
-            answer = Answer(None, SERVFAIL)
+    @staticmethod
+    def _render(answer: Answer, data: bytes, q: reader.Question, limit: int) -> bytes:
+        """The client's reply from the resolver's answer."""
+        if answer.entry is not None:
+            return answer.entry.reply(data, q.end, q.edns, q.dnssec_ok, limit, monotonic(), answer.stale)
+        passed = answer.passed
+        if passed is not None:
+            flags = served_flags(passed.flags)
+            return splice_reply(data, q.end, q.edns, q.dnssec_ok, limit, flags, passed.counts, passed.body)
         return splice.empty_reply(data, q, answer.rcode, RA_BIT, FORWARDER_PAYLOAD)
 
     async def close(self, finish_within: float = 0.0) -> None:
-        """Answer the misses in flight, waiting at most ``finish_within`` seconds; cancel the rest."""
-        if self._tasks and finish_within > 0:
-            await asyncio.wait(list(self._tasks), timeout=finish_within)
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        """Answer the misses in flight, waiting at most ``finish_within`` seconds."""
+        await self._resolver.drained(finish_within)
+
+
+def _setter(future: asyncio.Future[Answer]) -> Callable[[Answer], None]:
+    """Sets ``future`` unless its client went away first (the future was cancelled)."""
+
+    def set_unless_done(answer: Answer) -> None:
+        if not future.done():
+            future.set_result(answer)
+
+    return set_unless_done

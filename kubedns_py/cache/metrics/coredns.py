@@ -8,11 +8,11 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from kubedns_py.cache.forwarder import Forwarder
-from kubedns_py.cache.frontend import Frontend
-from kubedns_py.cache.metrics import UpstreamDurations
-from kubedns_py.cache.resolver import Resolver
-from kubedns_py.cache.responses import ResponseCache
+from kubedns_py.cache.forward.forwarder import Forwarder
+from kubedns_py.cache.front.frontend import Frontend
+from kubedns_py.cache.metrics.collector import UpstreamDurations
+from kubedns_py.cache.resolve.resolver import Resolver
+from kubedns_py.cache.store.cache import ResponseCache
 from kubedns_py.dnswire import header
 from kubedns_py.dnswire.header import rcode_name
 from kubedns_py.net.coredns import VIEW, ZONE, server_label, to_label

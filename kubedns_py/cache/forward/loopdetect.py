@@ -15,7 +15,7 @@ import secrets
 
 from dnslib import QTYPE, DNSRecord
 
-from kubedns_py.cache.upstream import UpstreamClient, UpstreamError
+from kubedns_py.cache.forward.upstream import UpstreamClient, UpstreamError
 
 log = logging.getLogger(__name__)
 
@@ -63,4 +63,4 @@ class LoopDetector:
         question = DNSRecord.question(name, QTYPE[QTYPE.TXT]).pack()[12:]
         # An upstream that does not answer is the forwarder's concern, not a loop.
         with contextlib.suppress(UpstreamError):
-            await client.exchange(question)
+            await client.ask(question)

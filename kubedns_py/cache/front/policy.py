@@ -9,8 +9,8 @@ from time import monotonic
 
 from dnslib import CLASS, QTYPE, RCODE
 
-from kubedns_py.cache.chaos import Chaos
-from kubedns_py.cache.loopdetect import LoopDetector
+from kubedns_py.cache.forward.loopdetect import LoopDetector
+from kubedns_py.cache.front.chaos import Chaos
 from kubedns_py.dnswire import reader, splice
 from kubedns_py.dnswire.header import RA_BIT
 from kubedns_py.dnswire.query import read_query
