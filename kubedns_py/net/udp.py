@@ -38,6 +38,7 @@ class UdpServer:
         self._loop.add_reader(sock.fileno(), self._on_readable)
         self.oversized = 0  # datagrams over MAX_QUERY, dropped unread (DnsStats reports them)
         self._failures = RateLimitedLog(log)
+        self._later: list[tuple[bytes, Address]] = []
 
     @property
     def port(self) -> int:
@@ -45,11 +46,16 @@ class UdpServer:
         return port
 
     def send(self, data: bytes, addr: Address) -> None:
-        """Send a reply that was prepared later than the query was read (a forwarded answer)."""
-        try:
-            self._sock.sendto(data, addr)
-        except OSError as err:  # a full socket buffer or an unreachable client: UDP may drop
-            log.debug("dropping reply to %s: %s", addr, err)
+        """Send a reply that was prepared later than the query was read (a forwarded answer). It
+        leaves with the others prepared in the same turn of the event loop, as one burst."""
+        if not self._later:
+            self._loop.call_soon(self._send_later)
+        self._later.append((data, addr))
+
+    def _send_later(self) -> None:
+        replies, self._later = self._later, []
+        if self._sock.fileno() >= 0:
+            self._send_all(replies)
 
     def _on_readable(self) -> None:
         sock, handle = self._sock, self._handle

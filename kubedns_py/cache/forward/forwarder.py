@@ -23,7 +23,7 @@ from collections.abc import Callable, Sequence
 from kubedns_py.cache.forward.budget import ForwardBudget, Share
 from kubedns_py.cache.forward.ids import RandomNumbers
 from kubedns_py.cache.forward.routing import Route, RouteTable
-from kubedns_py.cache.forward.sockets import Opener, TcpExchange, open_udp, tcp_exchange
+from kubedns_py.cache.forward.sockets import Opener, TcpExchange, UdpOpener, tcp_exchange
 from kubedns_py.cache.forward.timers import Deadlines
 from kubedns_py.cache.forward.upstream import Sent, UpstreamClient
 from kubedns_py.cache.settings import Upstream
@@ -117,14 +117,14 @@ class Forwarder:
         max_inflight: int,
         timeout: float,
         observe: Observer,
-        open_socket: Opener = open_udp,
+        open_socket: Opener | None = None,
         exchange_over_tcp: TcpExchange = tcp_exchange,
     ) -> None:
         self.routes = routes
         self.budget = ForwardBudget(max_inflight, routes.names())
         self.observe = observe
         self._timeout = timeout
-        self._open_socket = open_socket
+        self._open_socket = open_socket or UdpOpener()
         self._exchange_over_tcp = exchange_over_tcp
         self._deadlines: Deadlines[Sent] = Deadlines(timeout, _expired)
         self._ids = RandomNumbers(distinct=True)

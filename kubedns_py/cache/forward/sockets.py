@@ -38,10 +38,30 @@ Opener = Callable[[Upstream, OnDatagram, OnError], Socket]
 TcpExchange = Callable[[Upstream, bytes, float], "asyncio.Future[bytes] | asyncio.Task[bytes]"]
 
 
-class UdpSocket:
-    __slots__ = ("_fileno", "_loop", "_on_datagram", "_on_error", "_sock", "local_port")
+class Outbox:
+    """Queries to send once the current turn of the event loop is over, together: a burst wakes an
+    upstream once where single sends would wake it each time."""
 
-    def __init__(self, upstream: Upstream, on_datagram: OnDatagram, on_error: OnError) -> None:
+    def __init__(self) -> None:
+        self._queued: list[tuple[UdpSocket, bytes]] = []
+
+    def put(self, sock: UdpSocket, data: bytes) -> None:
+        if not self._queued:
+            asyncio.get_running_loop().call_soon(self._flush)
+        self._queued.append((sock, data))
+
+    def _flush(self) -> None:
+        queued, self._queued = self._queued, []
+        for sock, data in queued:
+            sock.send_now(data)
+
+
+class UdpSocket:
+    __slots__ = ("_fileno", "_loop", "_on_datagram", "_on_error", "_outbox", "_sock", "local_port")
+
+    def __init__(
+        self, upstream: Upstream, on_datagram: OnDatagram, on_error: OnError, outbox: Outbox
+    ) -> None:
         family = socket.AF_INET6 if ":" in upstream.host else socket.AF_INET
         sock = socket.socket(family, socket.SOCK_DGRAM)
         try:
@@ -55,11 +75,20 @@ class UdpSocket:
         self.local_port: int = sock.getsockname()[1]
         self._on_datagram = on_datagram
         self._on_error = on_error
+        self._outbox = outbox
         self._loop = asyncio.get_running_loop()
         self._loop.add_reader(self._fileno, self._readable)
 
     def send(self, data: bytes) -> None:
-        self._sock.send(data)
+        self._outbox.put(self, data)
+
+    def send_now(self, data: bytes) -> None:
+        if self._sock.fileno() < 0:
+            return  # closed meanwhile: its queries have failed already
+        try:
+            self._sock.send(data)
+        except OSError as err:  # a full buffer or an unreachable upstream: as if it never answered
+            self._on_error(err)
 
     def _readable(self) -> None:
         recv, deliver = self._sock.recv, self._on_datagram
@@ -79,8 +108,14 @@ class UdpSocket:
             self._sock.close()
 
 
-def open_udp(upstream: Upstream, on_datagram: OnDatagram, on_error: OnError) -> Socket:
-    return UdpSocket(upstream, on_datagram, on_error)
+class UdpOpener:
+    """Opens the forwarder's UDP sockets, which share one outbox."""
+
+    def __init__(self) -> None:
+        self._outbox = Outbox()
+
+    def __call__(self, upstream: Upstream, on_datagram: OnDatagram, on_error: OnError) -> Socket:
+        return UdpSocket(upstream, on_datagram, on_error, self._outbox)
 
 
 async def _tcp_exchange(upstream: Upstream, query: bytes, within: float) -> bytes:
