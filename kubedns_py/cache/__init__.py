@@ -2,6 +2,33 @@
 (cluster zones to serve, stub domains, the rest upstream), the response cache and its rules, and the
 front that answers clients.
 
+Rooms, each importing only the rooms below it (an import-linter contract):
+
+- ``app``: the wiring: listeners, HTTP, the ConfigMap watcher, stopping.
+- ``metrics/``: the Prometheus series, computed when scraped from counters the rooms below keep.
+- ``front/``: the listener's callback: the hit splice and its memo, and the questions answered here
+  (refused clients, CHAOS statistics, other classes, zone transfers, our loop probes).
+- ``resolve/``: the miss path: one upstream question per key, serve-stale, prefetch, CNAME chase.
+- ``store/`` (reply → lifetime → entry → LRU) and ``forward/`` (routes, budget, the forward table,
+  upstream sockets, loop detection), which know nothing of each other.
+- ``config``, ``configdir``, ``settings``: the flags, the ConfigMap and the upstream addresses.
+
+One hit: ``front.frontend.Frontend.udp_handler``'s callback reads the query (``dnswire.reader``), finds
+the entry in ``ResponseCache.index`` under (name, type, class, DO, CD) and returns the ID, the entry's
+prebuilt header, the question as asked and the entry's records with this second's TTLs; ``net.udp``
+sends it with the rest of its batch.
+
+One miss: the same callback finds no fresh entry, ``QueryPolicy`` lets it through, and
+``Resolver.resolve`` gets the question with a function that will send the reply. A question already
+upstream gains a waiter; otherwise ``Forwarder.forward`` picks the route and a budget slot, and an
+``Exchange`` asks the route's first usable server: ``UpstreamClient.send`` draws a socket on a random
+port and a random ID, writes the query and files it in that socket's ID table and the one
+``Deadlines``. The reply's datagram is matched by (socket, ID, question), read once into an
+``UpstreamReply`` (``dnswire.response``), and handed back to the exchange, which gives back the slot.
+The resolver keeps it in the store when the rules allow (``store.rules``) and calls every waiter,
+which splices the client's reply and queues it on the listener. A timeout or an ICMP error moves the
+exchange to the next server instead.
+
 May use: ``dnswire``, ``net``, and the plumbing (``flags``, ``memo``, ``ratelimit``). Never imports
 ``serve``, ``cluster`` or ``sources``: it knows the cluster only as a zone some server answers.
 """

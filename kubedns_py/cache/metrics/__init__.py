@@ -1,0 +1,1 @@
+"""The cache's Prometheus series, ours and CoreDNS's, computed when scraped."""
