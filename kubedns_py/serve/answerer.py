@@ -8,6 +8,8 @@ for a question never seen before as for one asked a million times.
 Everything else takes the general path: error replies spliced from what the reader found, and the rare
 questions only ``Zone`` answers (ExternalName CNAMEs, ANY, the apex and its fixed names, answers too
 large for the client's UDP size) built with dnslib.
+
+Over UDP a reply never exceeds the client's EDNS size nor ours (``OUR_PAYLOAD``).
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from kubedns_py.cluster.zone import Zone
 from kubedns_py.dnswire.header import BADVERS, rcode_name
 from kubedns_py.dnswire.query import Query
 from kubedns_py.dnswire.reader import BadVersion, Drop, Outcome, Question, Rejected, asked_dnssec_ok, read
-from kubedns_py.dnswire.reply import TCP_MAX, build_reply
+from kubedns_py.dnswire.reply import OUR_PAYLOAD, TCP_MAX, build_reply
 from kubedns_py.dnswire.splice import empty_reply, header_only, raw_opt, refusal
 from kubedns_py.memo import Memo
 from kubedns_py.net.acl import ClientAcl
@@ -36,7 +38,6 @@ log = logging.getLogger(__name__)
 IN = 1
 # Types from IXFR (251) up (AXFR, MAILB, MAILA, ANY) and the rare ones past 255 take the general path.
 FIRST_GENERAL_TYPE = QTYPE.IXFR
-OUR_PAYLOAD = 4096
 OPT_BY_DO = (raw_opt(OUR_PAYLOAD, False), raw_opt(OUR_PAYLOAD, True))
 ZONE_TRANSFERS = (QTYPE.AXFR, QTYPE.IXFR)
 # Finished UDP replies by query bytes after the ID, for names asked again and again. Keyed by whole
@@ -116,7 +117,7 @@ class Answerer:
                     question = data[12 : q.end]
                     variant = q.edns << 1 | (q.flags >> 8 & 1)
                     opt = OPT_BY_DO[q.dnssec_ok] if q.edns else b""
-                    limit = TCP_MAX if tcp else q.payload
+                    limit = TCP_MAX if tcp else min(q.payload, OUR_PAYLOAD)
                     while True:
                         heads, body, rcode, shorter = section
                         reply = head + heads[variant] + question + body + opt
@@ -178,7 +179,7 @@ class Answerer:
             return header_only(data, RCODE.FORMERR), label, "FORMERR"
         query = Query(record, q.edns, q.payload, q.dnssec_ok)
         result = self._zone.lookup(query.record.q.qname, q.qtype)
-        limit = tcp_limit if tcp_limit is not None else q.payload
+        limit = tcp_limit if tcp_limit is not None else min(q.payload, OUR_PAYLOAD)
         answer, authority, additional = result.answer, result.authority, result.additional
         wire = build_reply(query, result.rcode, answer, authority, additional, result.authoritative, limit)
         return wire, label, rcode_name(result.rcode)

@@ -25,6 +25,7 @@ from tests.support.processes import Running, serve
 
 BIG = "big.default.svc.cluster.local."
 ENDPOINTS = 1000
+WIDE = "wide.default.svc.cluster.local."  # 100 addresses: 1.6 KB, more than 1,232 bytes, less than 4,096
 
 
 def headless(name: str, endpoints: list[dict[str, object]]) -> list[dict[str, object]]:
@@ -44,15 +45,21 @@ def headless(name: str, endpoints: list[dict[str, object]]) -> list[dict[str, ob
     ]
 
 
+def addresses(first_octet: int, count: int) -> list[dict[str, object]]:
+    return [
+        {"addresses": [f"10.{first_octet + i // 62500}.{i // 250 % 250}.{1 + i % 250}"]} for i in range(count)
+    ]
+
+
 def big_headless_service(path: Path) -> Path:
     """``big``: 1,000 ready endpoints, far more than any UDP reply holds. ``mid``: six SRV answers
-    with long target names fit in 512 bytes but their six glue records do not."""
-    addresses = [f"10.{50 + i // 250}.{i % 250}.{1 + i % 200}" for i in range(ENDPOINTS)]
-    items = headless("big", [{"addresses": [a]} for a in addresses])
+    with long target names fit in 512 bytes but their six glue records do not. ``wide``: 100 addresses."""
+    items = headless("big", addresses(50, ENDPOINTS))
     items += headless(
         "mid",
         [{"addresses": [f"10.60.0.{i}"], "hostname": f"member-{i}-of-a-stateful-set"} for i in range(6)],
     )
+    items += headless("wide", addresses(70, 100))
     path.write_text(json.dumps({"kind": "List", "items": items}))
     return path
 
@@ -120,6 +127,17 @@ def test_additional_section_is_dropped_before_setting_tc(server: Running) -> Non
     assert not udp.flags & dns.flags.TC and len(udp.answer[0]) == 6 and not udp.additional
     tcp = ask(name, "SRV", server.dns_port, tcp=True)
     assert len(tcp.answer[0]) == 6 and sum(len(rrset) for rrset in tcp.additional) == 6
+
+
+def test_udp_replies_never_exceed_1232_bytes_whatever_the_client_advertises(server: Running) -> None:
+    for name, rdtype in ((WIDE, "A"), (WIDE, "ANY"), (BIG, "A")):  # ANY takes the general path
+        query = dns.message.make_query(name, rdtype, use_edns=0, payload=4096)
+        wire = raw_udp(server.dns_port, query.to_wire())
+        assert wire is not None and len(wire) <= 1232, (name, rdtype)
+        reply = dns.message.from_wire(wire)
+        assert reply.flags & dns.flags.TC and not reply.answer and reply.payload == 1232
+    small = ask("db.shop.svc.cluster.local.", "A", server.dns_port, use_edns=0, payload=4096)
+    assert not small.flags & dns.flags.TC and small.payload == 1232  # what we advertise
 
 
 def test_several_queries_on_one_tcp_connection(server: Running) -> None:
