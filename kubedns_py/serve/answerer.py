@@ -9,21 +9,34 @@ Everything else takes the general path: error replies spliced from what the read
 questions only ``Zone`` answers (ExternalName CNAMEs, ANY, the apex and its fixed names, answers too
 large for the client's UDP size) built with dnslib.
 
-Over UDP a reply never exceeds the client's EDNS size nor ours (``OUR_PAYLOAD``).
+Over UDP a reply never exceeds the client's EDNS size nor ours (``OUR_PAYLOAD``); over TCP, 64 KiB, an
+answer with more records than that carrying as many as fit (``cluster.answers.Spread``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from time import perf_counter
 
 from dnslib import QTYPE, RCODE, DNSRecord
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-from kubedns_py.cluster.answers import Validity, WireZone
+from kubedns_py.cluster.answers import Section, Spread, Validity, WireZone
 from kubedns_py.cluster.zone import Zone
 from kubedns_py.dnswire.header import BADVERS, rcode_name
 from kubedns_py.dnswire.query import Query
-from kubedns_py.dnswire.reader import BadVersion, Drop, Outcome, Question, Rejected, asked_dnssec_ok, read
+from kubedns_py.dnswire.reader import (
+    BadVersion,
+    Drop,
+    Outcome,
+    Question,
+    Rejected,
+    asked_dnssec_ok,
+    presentation,
+    read,
+)
 from kubedns_py.dnswire.reply import OUR_PAYLOAD, TCP_MAX, build_reply
 from kubedns_py.dnswire.splice import empty_reply, header_only, raw_opt, refusal
 from kubedns_py.memo import Memo
@@ -56,7 +69,7 @@ class Remembered:
         self.tally = tally
 
 
-class Answerer:
+class Answerer(Collector):
     def __init__(self, zone: Zone, wire: WireZone, stats: DnsStats, acl: ClientAcl | None = None) -> None:
         self._zone = zone
         self._acl = acl  # None: everyone may ask, and nobody's address is looked at
@@ -65,6 +78,8 @@ class Answerer:
         self._record = stats.record
         self._malformed = stats.malformed
         self._failures = RateLimitedLog(log)
+        self._notices = RateLimitedLog(log)
+        self.partial_answers = 0  # TCP replies carrying part of an answer too large for any message
         self._memo: Memo[bytes, Remembered] = Memo(MEMO_LIMIT)
         self._memo_get = self._memo.get
         self._unremembered = 0
@@ -130,6 +145,9 @@ class Answerer:
                             return reply
                         if shorter is None:
                             break
+                        if isinstance(shorter, Spread):
+                            room = limit - (len(reply) - len(body))
+                            shorter = self._in_part(shorter, q, room) if tcp else shorter.truncated
                         section = shorter  # too large for the client: drop what may be dropped
             general, qtype_name, rcode_text = self._general(data, q, TCP_MAX if tcp else None)
         except Exception:  # never a query without an answer: SERVFAIL, and a (rate-limited) log line
@@ -144,6 +162,31 @@ class Answerer:
             seconds, dnssec_ok = perf_counter() - start, asked_dnssec_ok(q)
             self._record(proto, qtype_name, rcode_text, seconds, len(general), len(data), dnssec_ok)
         return general
+
+    def _in_part(self, spread: Spread, q: Question, room: int) -> Section:
+        """The next part of an answer too large for any message; said once per answer (and at most once
+        every few seconds for all of them), counted every time."""
+        self.partial_answers += 1
+        if not spread.noticed:
+            spread.noticed = True
+            self._notices.warning(
+                "partial",
+                "%s %s has %d records, more than one DNS message holds: each TCP reply carries as many as"
+                " fit, in turn, with TC set",
+                presentation(q.key),
+                qtype_label(q.qtype),
+                spread.count,
+            )
+        return spread.part(room)
+
+    def collect(self) -> Iterator[Metric]:
+        partial = CounterMetricFamily(
+            "kubedns_dns_partial_answers",
+            "TCP replies carrying part of an answer that has more records than one DNS message holds.",
+            labels=["server"],
+        )
+        partial.add_metric(["serve"], self.partial_answers)
+        yield partial
 
     def _remember(self, data: bytes, reply: bytes, source: Validity, tally: HitTally) -> None:
         # One answer in four: a name asked again and again is soon remembered, while a stream of

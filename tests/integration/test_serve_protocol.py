@@ -15,10 +15,12 @@ import dns.message
 import dns.query
 import dns.rcode
 import dns.rdataclass
+import dns.rdatatype
 import pytest
 
 from tests.support.dig import run_dig
 from tests.support.dnsclient import answers, ask
+from tests.support.metrics import scrape
 from tests.support.paths import DEMO_CLUSTER
 from tests.support.ports import HOST
 from tests.support.processes import Running, serve
@@ -26,9 +28,11 @@ from tests.support.processes import Running, serve
 BIG = "big.default.svc.cluster.local."
 ENDPOINTS = 1000
 WIDE = "wide.default.svc.cluster.local."  # 100 addresses: 1.6 KB, more than 1,232 bytes, less than 4,096
+HUGE = "huge.default.svc.cluster.local."
+HUGE_ENDPOINTS = 5000  # 80 KB of A records, 10,000 SRV records: more than one message holds
 
 
-def headless(name: str, endpoints: list[dict[str, object]]) -> list[dict[str, object]]:
+def headless(name: str, endpoints: list[dict[str, object]], ports: int = 1) -> list[dict[str, object]]:
     labels = {"kubernetes.io/service-name": name}
     return [
         {
@@ -40,7 +44,7 @@ def headless(name: str, endpoints: list[dict[str, object]]) -> list[dict[str, ob
             "kind": "EndpointSlice",
             "metadata": {"name": f"{name}-1", "namespace": "default", "labels": labels},
             "endpoints": endpoints,
-            "ports": [{"name": "http", "port": 80}],
+            "ports": [{"name": name, "port": port} for name, port in (("http", 80), ("grpc", 81))[:ports]],
         },
     ]
 
@@ -53,21 +57,27 @@ def addresses(first_octet: int, count: int) -> list[dict[str, object]]:
 
 def big_headless_service(path: Path) -> Path:
     """``big``: 1,000 ready endpoints, far more than any UDP reply holds. ``mid``: six SRV answers
-    with long target names fit in 512 bytes but their six glue records do not. ``wide``: 100 addresses."""
+    with long target names fit in 512 bytes but their six glue records do not. ``wide``: 100 addresses.
+    ``huge``: 5,000 endpoints with two ports, more records than one message holds."""
     items = headless("big", addresses(50, ENDPOINTS))
     items += headless(
         "mid",
         [{"addresses": [f"10.60.0.{i}"], "hostname": f"member-{i}-of-a-stateful-set"} for i in range(6)],
     )
     items += headless("wide", addresses(70, 100))
+    items += headless("huge", addresses(80, HUGE_ENDPOINTS), ports=2)
     path.write_text(json.dumps({"kind": "List", "items": items}))
     return path
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    big = big_headless_service(tmp_path_factory.mktemp("big") / "big.json")
-    with serve(manifests=[DEMO_CLUSTER, big]) as running:
+def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return big_headless_service(tmp_path_factory.mktemp("big") / "big.json")
+
+
+@pytest.fixture(scope="module")
+def server(manifest: Path) -> Iterator[Running]:
+    with serve(manifests=[DEMO_CLUSTER, manifest]) as running:
         yield running
 
 
@@ -138,6 +148,30 @@ def test_udp_replies_never_exceed_1232_bytes_whatever_the_client_advertises(serv
         assert reply.flags & dns.flags.TC and not reply.answer and reply.payload == 1232
     small = ask("db.shop.svc.cluster.local.", "A", server.dns_port, use_edns=0, payload=4096)
     assert not small.flags & dns.flags.TC and small.payload == 1232  # what we advertise
+
+
+def rdata_texts(reply: dns.message.Message) -> set[str]:
+    return {rdata.to_text() for rrset in reply.answer for rdata in rrset}
+
+
+def test_an_answer_larger_than_a_message_goes_out_in_turns_over_tcp(server: Running) -> None:
+    before = scrape(server.metrics_port).get("kubedns_dns_partial_answers_total", server="serve")
+    first, second = (ask(HUGE, "A", server.dns_port, tcp=True, use_edns=0) for _ in range(2))
+    for reply in (first, second):
+        assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.TC
+        assert 4000 < len(rdata_texts(reply)) < HUGE_ENDPOINTS  # as many as 65,535 bytes hold
+    assert (
+        len(rdata_texts(first) | rdata_texts(second)) == HUGE_ENDPOINTS
+    )  # the second went on from the first
+    srv = [ask(HUGE, "SRV", server.dns_port, tcp=True) for _ in range(2)]
+    assert all(reply.flags & dns.flags.TC and not reply.additional for reply in srv)
+    assert len(rdata_texts(srv[0])) > 1000 and not rdata_texts(srv[0]) & rdata_texts(srv[1])
+    udp = ask(HUGE, "A", server.dns_port, use_edns=0)
+    assert udp.flags & dns.flags.TC and not udp.answer
+    after = scrape(server.metrics_port).value("kubedns_dns_partial_answers_total", server="serve")
+    assert after - before == 4
+    said = [line for line in server.lines if f"{HUGE[:-1]} A has {HUGE_ENDPOINTS} records" in line]
+    assert len(said) == 1, said
 
 
 def test_several_queries_on_one_tcp_connection(server: Running) -> None:
