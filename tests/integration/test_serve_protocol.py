@@ -24,12 +24,14 @@ from tests.support.metrics import scrape
 from tests.support.paths import DEMO_CLUSTER
 from tests.support.ports import HOST
 from tests.support.processes import Running, serve
+from tests.support.procfs import peak_resident_bytes, reset_peak_resident, resident_bytes
 
 BIG = "big.default.svc.cluster.local."
 ENDPOINTS = 1000
 WIDE = "wide.default.svc.cluster.local."  # 100 addresses: 1.6 KB, more than 1,232 bytes, less than 4,096
 HUGE = "huge.default.svc.cluster.local."
 HUGE_ENDPOINTS = 5000  # 80 KB of A records, 10,000 SRV records: more than one message holds
+MIB = 1024 * 1024
 
 
 def headless(name: str, endpoints: list[dict[str, object]], ports: int = 1) -> list[dict[str, object]]:
@@ -172,6 +174,40 @@ def test_an_answer_larger_than_a_message_goes_out_in_turns_over_tcp(server: Runn
     assert after - before == 4
     said = [line for line in server.lines if f"{HUGE[:-1]} A has {HUGE_ENDPOINTS} records" in line]
     assert len(said) == 1, said
+
+
+def test_clients_that_pipeline_and_never_read_cost_serve_little_memory(manifest: Path) -> None:
+    """60 connections each ask 100 times for a 64 KiB answer and read nothing: serve reads a connection's
+    next question only while less than 64 KiB of replies wait for it and the kernel holds 128 KiB more,
+    and cuts it off after the idle timeout (10 s). Queuing every reply took 4 MB a connection, and the
+    kernel 4 MB more."""
+    connections, pipelined = 60, 100
+    question = dns.message.make_query(HUGE, "A").to_wire()
+    framed = struct.pack("!H", len(question)) + question
+    with serve(manifests=[DEMO_CLUSTER, manifest]) as running:
+        pid = running.process.pid
+        assert ask(HUGE, "A", running.dns_port, tcp=True).answer  # built before measuring
+        reset_peak_resident(pid)
+        before = resident_bytes(pid)
+        sockets = [socket.create_connection((HOST, running.dns_port), timeout=3) for _ in range(connections)]
+        try:
+            for sock in sockets:
+                sock.sendall(framed * pipelined)
+
+            def all_closed() -> bool:
+                return scrape(running.metrics_port).value("kubedns_tcp_connections", server="serve") == 0
+
+            running.wait_until(all_closed, 30, "serve closing every connection")
+        finally:
+            for sock in sockets:
+                sock.close()
+        growth = peak_resident_bytes(pid) - before
+        assert growth < 30 * MIB, f"serve grew by {growth / MIB:.0f} MiB"
+        metrics = scrape(running.metrics_port)
+        assert metrics.value("kubedns_tcp_closed_idle_total", reason="unread") == connections
+        # Each question read was answered: 64 KiB queued, in serve or in the kernels.
+        answered = metrics.value("kubedns_dns_requests_total", proto="tcp") - 1
+        assert answered <= connections * 16, "more than 1 MiB of replies queued per connection"
 
 
 def test_several_queries_on_one_tcp_connection(server: Running) -> None:
