@@ -106,7 +106,7 @@ class TcpServer:
             if writer.transport.get_write_buffer_size():
                 # The client stopped asking with replies still unread: the close waits for it to read
                 # them, for the idle timeout at most.
-                asyncio.get_running_loop().call_later(self._connections.idle_timeout, cut_off, writer)
+                asyncio.get_running_loop().call_later(self._connections.idle_timeout, self._let_go, writer)
 
     async def _answer(self, data: bytes, peer: Peer, writer: asyncio.StreamWriter) -> None:
         try:
@@ -134,11 +134,21 @@ class TcpServer:
                 while transport.get_write_buffer_size() > WRITE_BUFFER:
                     await writer.drain()  # wakes every waiter at once: each checks again
         except TimeoutError:
-            if not transport.is_closing():
-                self._connections.unread()
-            cut_off(writer)
+            self._let_go(writer)
             return False
         return True
+
+    def _let_go(self, writer: asyncio.StreamWriter) -> None:
+        """Reset the connection of a client that left its replies unread for the idle timeout, dropping
+        them, ours and the kernel's: a close would wait, holding them, for a client that never reads."""
+        transport = writer.transport
+        if transport.is_closing() and not transport.get_write_buffer_size():
+            return  # closed, or let go already
+        self._connections.unread()
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+        transport.abort()
 
     async def close(self) -> None:
         if self._server is not None:
@@ -147,14 +157,3 @@ class TcpServer:
             task.cancel()
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
-def cut_off(writer: asyncio.StreamWriter) -> None:
-    """Reset the connection, dropping the replies queued for the client, ours and the kernel's: a close
-    would wait, holding them, for a client that never reads."""
-    if writer.transport.is_closing() and not writer.transport.get_write_buffer_size():
-        return  # closed, or closing with nothing left to wait for
-    sock = writer.get_extra_info("socket")
-    if sock is not None:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
-    writer.transport.abort()

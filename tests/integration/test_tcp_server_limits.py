@@ -123,13 +123,15 @@ async def test_replies_left_unread_when_the_client_stops_asking_are_dropped_afte
 
     # The smallest kernel buffers, so that most of the one reply waits in the server, under its limit.
     monkeypatch.setattr(tcp, "SEND_BUFFER", 4096)
-    server = TcpServer(large, TcpConnections("test", idle_timeout=0.3))
+    connections = TcpConnections("test", idle_timeout=0.3)
+    server = TcpServer(large, connections)
     await server.start(bind_socket("127.0.0.1", 0, socket.SOCK_STREAM))
     try:
         with await raw_client(server.port, receive_buffer=1) as sock:
             await asyncio.get_running_loop().sock_sendall(sock, struct.pack("!H", 12) + bytes(12))
             sock.shutdown(socket.SHUT_WR)
             await eventually(lambda: tcp_state(sock) == TCP_CLOSE, 5, "the server resetting the connection")
+        assert connections.closed_idle["unread"] == 1
     finally:
         await server.close()
 
