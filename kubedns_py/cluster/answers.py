@@ -14,12 +14,18 @@ and the empty non-terminals above them), or does not exist. Negative answers are
 current SOA record with its owner pointing at the zone apex inside the question, so a store change
 costs them nothing. Names only the general path answers (ExternalName CNAMEs, ANY, the fixed names)
 come back as None: the caller builds those with ``Zone``.
+
+A headless service can have more records than one DNS message holds (64 KiB: about 4,000 addresses, or
+SRV records for 1,000 endpoints with two ports). Its answer then carries a ``Spread``: each TCP reply
+takes as many whole records as fit, with TC set, starting where the previous reply stopped.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterable
+from array import array
+from bisect import bisect_right
+from collections.abc import Iterable, Sequence
 
 from kubedns_py.cluster.records import ServiceRecords, SrvGroup, srv_targets
 from kubedns_py.cluster.store import ServiceKey, Store
@@ -35,6 +41,9 @@ from kubedns_py.cluster.zone import (
 from kubedns_py.dnswire import encode
 from kubedns_py.dnswire.encode import AAAA, POINTERS, PTR, SRV, A
 from kubedns_py.dnswire.header import AA_BIT, NOERROR, NXDOMAIN, QR_BIT, REFUSED, SERVFAIL, TC_BIT
+from kubedns_py.dnswire.reader import HEADER_SIZE, MAX_NAME
+from kubedns_py.dnswire.reply import TCP_MAX
+from kubedns_py.dnswire.splice import raw_opt
 
 _HEAD = struct.Struct("!HHHHH")  # flags, qdcount, ancount, nscount, arcount
 QUESTION_START = POINTERS[12]
@@ -43,6 +52,9 @@ IP6 = encode.name("ip6.arpa")
 SVC = b"\x03svc"
 POD = b"\x03pod"
 ANY = 255
+# Room for records in a TCP reply to the longest question (a 255-byte name, its type and class) with our
+# OPT: an answer with more bytes of records than this may not fit in one message.
+MOST_RECORD_BYTES = TCP_MAX - HEADER_SIZE - (MAX_NAME + 4) - len(raw_opt(0))
 
 
 # A reply without its ID, question and OPT, as a plain tuple of plain values, which the cycle collector
@@ -52,8 +64,16 @@ ANY = 255
 #   body:    the records after the question;
 #   rcode;
 #   shorter: what to send when the reply is too large for the client (RFC 2181 9): the same without
-#            the additional section, or, once nothing optional is left, an empty reply with TC set.
-Section = tuple[tuple[bytes, ...], bytes, int, "Section | None"]
+#            the additional section; records too many for any message, a ``Spread``; or, once nothing
+#            optional is left, an empty reply with TC set.
+Section = tuple[tuple[bytes, ...], bytes, int, "Section | Spread | None"]
+
+
+def _heads(flags: int, counts: tuple[int, int, int]) -> tuple[bytes, ...]:
+    ancount, nscount, arcount = counts
+    return tuple(
+        _HEAD.pack(flags | rd << 8, 1, ancount, nscount, arcount + edns) for edns in (0, 1) for rd in (0, 1)
+    )
 
 
 def make_section(
@@ -61,20 +81,60 @@ def make_section(
     authoritative: bool,
     counts: tuple[int, int, int],
     body: bytes,
-    additional_from: int | None = None,
     truncated: bool = False,
 ) -> Section:
+    """A section whose records go whole or not at all: too large, it is sent empty with TC set."""
     flags = QR_BIT | (AA_BIT if authoritative else 0) | (TC_BIT if truncated else 0) | rcode
-    ancount, nscount, arcount = counts
-    heads = tuple(
-        _HEAD.pack(flags | rd << 8, 1, ancount, nscount, arcount + edns) for edns in (0, 1) for rd in (0, 1)
-    )
-    shorter = None
-    if additional_from is not None and arcount:
-        shorter = make_section(rcode, authoritative, (ancount, nscount, 0), body[:additional_from])
-    elif body:
-        shorter = make_section(rcode, authoritative, (0, 0, 0), b"", truncated=True)
-    return heads, body, rcode, shorter
+    shorter = make_section(rcode, authoritative, (0, 0, 0), b"", truncated=True) if body else None
+    return _heads(flags, counts), body, rcode, shorter
+
+
+def answer_section(answer: Sequence[bytes], additional: Sequence[bytes] = ()) -> Section:
+    """An authoritative NOERROR answer: ``answer`` records, and ``additional`` ones (glue) that go first
+    when the reply is too large; answer records too many for any message make a ``Spread``."""
+    body = b"".join(answer)
+    empty = make_section(NOERROR, True, (0, 0, 0), b"", truncated=True)
+    shorter = Spread(answer, body, empty) if len(body) > MOST_RECORD_BYTES else empty
+    section: Section = (_heads(QR_BIT | AA_BIT, (len(answer), 0, 0)), body, NOERROR, shorter)
+    if additional:
+        counts = (len(answer), 0, len(additional))
+        section = (_heads(QR_BIT | AA_BIT, counts), body + b"".join(additional), NOERROR, section)
+    return section
+
+
+class Spread:
+    """Answer records too many for one DNS message. Each TCP reply carries as many whole records as fit
+    (``part``), with TC set, starting where the previous reply stopped: every record is given out in
+    turn, so clients spread their load over all of them. UDP clients get ``truncated``, as for any
+    answer too large for them."""
+
+    __slots__ = ("_bounds", "_next", "body", "count", "noticed", "truncated")
+
+    def __init__(self, records: Sequence[bytes], body: bytes, truncated: Section) -> None:
+        self.body = body
+        self.count = len(records)
+        self.truncated = truncated
+        self.noticed = False  # whether a reply was sent in part yet, for the caller to say so once
+        # Where each record ends in ``body``, twice over: a run that wraps past the end is found by one
+        # bisect, and an array costs 4 bytes per record where a list of ints costs 36.
+        bounds = array("I", [0])
+        for _ in range(2):
+            for record in records:
+                bounds.append(bounds[-1] + len(record))
+        self._bounds = bounds
+        self._next = 0
+
+    def part(self, room: int) -> Section:
+        """The next run of whole records fitting in ``room`` bytes, as a section of its own."""
+        bounds, body, size = self._bounds, self.body, len(self.body)
+        first = self._next
+        start = bounds[first]
+        last = min(bisect_right(bounds, start + room) - 1, first + self.count)
+        end = bounds[last]
+        records = body[start:end] if end <= size else body[start:] + body[: end - size]
+        self._next = last % self.count
+        counts = (last - first, 0, 0)
+        return _heads(QR_BIT | AA_BIT | TC_BIT | NOERROR, counts), records, NOERROR, None
 
 
 SERVFAIL_SECTION = make_section(SERVFAIL, False, (0, 0, 0), b"")
@@ -258,8 +318,7 @@ class WireZone:
         wanted = [ip for ip in ips if (":" in ip) == (qtype == AAAA)]
         if not wanted:
             return NOERROR
-        body = b"".join(encode.address(owner, self._ttl, ip) for ip in wanted)
-        return make_section(NOERROR, True, (len(wanted), 0, 0), body)
+        return answer_section([encode.address(owner, self._ttl, ip) for ip in wanted])
 
     def _srv(self, records: ServiceRecords, groups: Iterable[SrvGroup], service_offset: int) -> Section:
         """SRV records for ``groups`` with their targets' addresses as glue; the service's own name is
@@ -284,9 +343,7 @@ class WireZone:
             v4 = [ip for ip in ips if ":" not in ip]
             v6 = [ip for ip in ips if ":" in ip]
             glue += [encode.address(owner, self._ttl, ip) for ip in v4 + v6]
-        srv_records = b"".join(answer)
-        counts = (len(answer), 0, len(glue))
-        return make_section(NOERROR, True, counts, srv_records + b"".join(glue), len(srv_records))
+        return answer_section(answer, glue)
 
     # -- pods and reverse names --------------------------------------------------------------------------
 
@@ -316,7 +373,7 @@ class WireZone:
             if label is not None:
                 target = f"{label}.{target}"
             answer.append(encode.record(QUESTION_START, PTR, self._ttl, encode.name(target)))
-        return make_section(NOERROR, True, (len(answer), 0, 0), b"".join(answer))
+        return answer_section(answer)
 
 
 def _labels(name: bytes) -> list[str]:

@@ -8,15 +8,17 @@ from collections.abc import Sequence
 
 from dnslib import EDNS0, RR, DNSHeader, DNSRecord
 
-from kubedns_py.dnswire.query import MAX_UDP_PAYLOAD, Query
+from kubedns_py.dnswire.query import Query
 
 TCP_MAX = 65535
-# What the cache advertises, to clients and upstreams: the DNS Flag Day 2020 size, no IP fragmentation.
-FORWARDER_PAYLOAD = 1232
+# What serve and the cache advertise, and the most serve sends over UDP: the DNS Flag Day 2020 size, which
+# every path carries without IP fragmentation.
+OUR_PAYLOAD = 1232
+FORWARDER_PAYLOAD = OUR_PAYLOAD  # the cache's name for it
 
 
 def opt_record() -> RR:
-    return EDNS0(udp_len=MAX_UDP_PAYLOAD)
+    return EDNS0(udp_len=OUR_PAYLOAD)
 
 
 def build_reply(

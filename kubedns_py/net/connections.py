@@ -81,7 +81,7 @@ class TcpConnections(Collector):
         self._open: OrderedDict[Connection, None] = OrderedDict()  # least recently asked first
         self._per_client: dict[str, int] = {}
         self.rejected = {"client_limit": 0, "limit": 0}
-        self.closed_idle = {"evicted": 0, "timeout": 0}
+        self.closed_idle = {"evicted": 0, "timeout": 0, "unread": 0}
 
     def __len__(self) -> int:
         return len(self._open)
@@ -133,6 +133,10 @@ class TcpConnections(Collector):
     def timed_out(self) -> None:
         self.closed_idle["timeout"] += 1
 
+    def unread(self) -> None:
+        """A connection was cut off for not reading its replies for the idle timeout."""
+        self.closed_idle["unread"] += 1
+
     def _evict_idle(self) -> bool:
         longest = next((conn for conn in self._open if conn.idle), None)
         if longest is None:
@@ -162,7 +166,8 @@ class TcpConnections(Collector):
         yield rejected
         closed = CounterMetricFamily(
             "kubedns_tcp_closed_idle",
-            "Idle TCP connections closed: timed out, or evicted to make room for a newcomer.",
+            "Idle TCP connections closed: timed out, evicted to make room for a newcomer, or not reading"
+            " their replies.",
             labels=["server", "reason"],
         )
         for reason, count in self.closed_idle.items():

@@ -18,7 +18,9 @@ def bind_socket(host: str, port: int, kind: socket.SocketKind) -> socket.socket:
     sock = socket.socket(family, kind)
     try:
         if family == socket.AF_INET6:
-            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            # ``::`` takes IPv4 clients too, as Go's listeners (kube-dns's) do; a specific address is
+            # unaffected. A second listener on 0.0.0.0 and the same port would then clash with it.
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
         if kind == socket.SOCK_STREAM:
             # Restart without waiting out TIME_WAIT. Not on UDP: there it would let a second server
             # bind the same port and silently take part of the traffic.

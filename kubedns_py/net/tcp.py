@@ -2,7 +2,13 @@
 concurrently (each reply as soon as it is ready: glibc's ``use-vc`` sends A and AAAA back to back, and
 a slow one must not hold up the other), an idle timeout, a cap on queries in flight per connection, and
 fair limits on open connections (``net.connections``), so neither a flood of queries nor of idle
-clients exhausts memory or file descriptors, nor does one client shut out the others."""
+clients exhausts memory or file descriptors, nor does one client shut out the others.
+
+Replies a client has not read yet are bounded too: past ``WRITE_BUFFER`` bytes queued for it in the
+server (and ``SEND_BUFFER`` in the kernel), its next query is not read and a ready reply waits, until it
+reads; a client that reads nothing for the idle timeout is reset and what was queued for it dropped.
+Pipelining questions for 64 KiB answers and never reading thus costs a few replies per connection, where
+it cost 64 in the server and 4 MiB in the kernel."""
 
 from __future__ import annotations
 
@@ -21,6 +27,12 @@ Peer = Any  # the client's address as the socket reports it: (host, port, ...)
 MessageHandler = Callable[[bytes, Peer], Awaitable[bytes | None]]
 LENGTH = struct.Struct("!H")
 MAX_IN_FLIGHT = 64  # per connection; past that, reading waits for an answer to go out
+LINGER_RESET = struct.pack("ii", 1, 0)  # SO_LINGER on, 0 s: close resets, discarding what is unsent
+WRITE_BUFFER = 64 * 1024  # replies queued per connection before it is paused: one large one, or many small
+# The kernel's share of a connection's unread replies. Left to itself it grows a connection's send
+# buffer up to 4 MiB (tcp_wmem), memory a pod's cgroup is charged for; 64 KiB (the kernel doubles it for
+# its bookkeeping) takes the largest reply whole, ample for the round trips inside a cluster.
+SEND_BUFFER = 64 * 1024
 
 
 class TcpServer:
@@ -55,10 +67,16 @@ class TcpServer:
             return
         self._tasks.add(task)
         in_flight = conn.in_flight
+        writer.transport.set_write_buffer_limits(WRITE_BUFFER)
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, SEND_BUFFER)
         try:
             while not writer.is_closing():
                 if len(in_flight) >= MAX_IN_FLIGHT:
                     await asyncio.wait(in_flight, return_when=asyncio.FIRST_COMPLETED)
+                if not await self._writable(writer):
+                    break
                 try:
                     async with asyncio.timeout(self._connections.idle_timeout) as conn.timer:
                         (length,) = LENGTH.unpack(await reader.readexactly(2))
@@ -66,6 +84,9 @@ class TcpServer:
                 finally:
                     conn.timer = None
                 self._connections.asked(conn, asyncio.create_task(self._answer(data, peer, writer)))
+                # Let the answer run before the next query is read: a reply ready at once (all of
+                # serve's) is then queued, and a client that does not read it is not read either.
+                await asyncio.sleep(0)
         except TimeoutError:
             self._connections.timed_out()
         except (asyncio.IncompleteReadError, ConnectionError):
@@ -82,6 +103,10 @@ class TcpServer:
             self._connections.release(conn)
             self._tasks.discard(task)
             writer.close()
+            if writer.transport.get_write_buffer_size():
+                # The client stopped asking with replies still unread: the close waits for it to read
+                # them, for the idle timeout at most.
+                asyncio.get_running_loop().call_later(self._connections.idle_timeout, self._let_go, writer)
 
     async def _answer(self, data: bytes, peer: Peer, writer: asyncio.StreamWriter) -> None:
         try:
@@ -89,16 +114,41 @@ class TcpServer:
             if reply is None:
                 writer.close()  # not a query we answer: the stream can no longer be trusted
                 return
-            if writer.is_closing():
+            if writer.is_closing() or not await self._writable(writer):
                 return
             writer.write(LENGTH.pack(len(reply)) + reply)
-            async with asyncio.timeout(self._connections.idle_timeout):  # a client that never reads lets go
-                await writer.drain()
-        except (TimeoutError, ConnectionError):
+        except ConnectionError:
             writer.close()
         except Exception:
             log.exception("answering over tcp failed")
             writer.close()
+
+    async def _writable(self, writer: asyncio.StreamWriter) -> bool:
+        """Whether the replies queued for the client are down to ``WRITE_BUFFER`` bytes, waiting while it
+        reads them; False, the connection cut off, when it read none of them for the idle timeout."""
+        transport = writer.transport
+        if transport.get_write_buffer_size() <= WRITE_BUFFER:
+            return True
+        try:
+            async with asyncio.timeout(self._connections.idle_timeout):
+                while transport.get_write_buffer_size() > WRITE_BUFFER:
+                    await writer.drain()  # wakes every waiter at once: each checks again
+        except TimeoutError:
+            self._let_go(writer)
+            return False
+        return True
+
+    def _let_go(self, writer: asyncio.StreamWriter) -> None:
+        """Reset the connection of a client that left its replies unread for the idle timeout, dropping
+        them, ours and the kernel's: a close would wait, holding them, for a client that never reads."""
+        transport = writer.transport
+        if transport.is_closing() and not transport.get_write_buffer_size():
+            return  # closed, or let go already
+        self._connections.unread()
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RESET)
+        transport.abort()
 
     async def close(self) -> None:
         if self._server is not None:

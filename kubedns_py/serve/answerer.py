@@ -8,21 +8,36 @@ for a question never seen before as for one asked a million times.
 Everything else takes the general path: error replies spliced from what the reader found, and the rare
 questions only ``Zone`` answers (ExternalName CNAMEs, ANY, the apex and its fixed names, answers too
 large for the client's UDP size) built with dnslib.
+
+Over UDP a reply never exceeds the client's EDNS size nor ours (``OUR_PAYLOAD``); over TCP, 64 KiB, an
+answer with more records than that carrying as many as fit (``cluster.answers.Spread``).
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
 from time import perf_counter
 
 from dnslib import QTYPE, RCODE, DNSRecord
+from prometheus_client.core import CounterMetricFamily, Metric
+from prometheus_client.registry import Collector
 
-from kubedns_py.cluster.answers import Validity, WireZone
+from kubedns_py.cluster.answers import Section, Spread, Validity, WireZone
 from kubedns_py.cluster.zone import Zone
 from kubedns_py.dnswire.header import BADVERS, rcode_name
 from kubedns_py.dnswire.query import Query
-from kubedns_py.dnswire.reader import BadVersion, Drop, Outcome, Question, Rejected, asked_dnssec_ok, read
-from kubedns_py.dnswire.reply import TCP_MAX, build_reply
+from kubedns_py.dnswire.reader import (
+    BadVersion,
+    Drop,
+    Outcome,
+    Question,
+    Rejected,
+    asked_dnssec_ok,
+    presentation,
+    read,
+)
+from kubedns_py.dnswire.reply import OUR_PAYLOAD, TCP_MAX, build_reply
 from kubedns_py.dnswire.splice import empty_reply, header_only, raw_opt, refusal
 from kubedns_py.memo import Memo
 from kubedns_py.net.acl import ClientAcl
@@ -36,7 +51,6 @@ log = logging.getLogger(__name__)
 IN = 1
 # Types from IXFR (251) up (AXFR, MAILB, MAILA, ANY) and the rare ones past 255 take the general path.
 FIRST_GENERAL_TYPE = QTYPE.IXFR
-OUR_PAYLOAD = 4096
 OPT_BY_DO = (raw_opt(OUR_PAYLOAD, False), raw_opt(OUR_PAYLOAD, True))
 ZONE_TRANSFERS = (QTYPE.AXFR, QTYPE.IXFR)
 # Finished UDP replies by query bytes after the ID, for names asked again and again. Keyed by whole
@@ -55,7 +69,7 @@ class Remembered:
         self.tally = tally
 
 
-class Answerer:
+class Answerer(Collector):
     def __init__(self, zone: Zone, wire: WireZone, stats: DnsStats, acl: ClientAcl | None = None) -> None:
         self._zone = zone
         self._acl = acl  # None: everyone may ask, and nobody's address is looked at
@@ -64,6 +78,8 @@ class Answerer:
         self._record = stats.record
         self._malformed = stats.malformed
         self._failures = RateLimitedLog(log)
+        self._notices = RateLimitedLog(log)
+        self.partial_answers = 0  # TCP replies carrying part of an answer too large for any message
         self._memo: Memo[bytes, Remembered] = Memo(MEMO_LIMIT)
         self._memo_get = self._memo.get
         self._unremembered = 0
@@ -116,7 +132,7 @@ class Answerer:
                     question = data[12 : q.end]
                     variant = q.edns << 1 | (q.flags >> 8 & 1)
                     opt = OPT_BY_DO[q.dnssec_ok] if q.edns else b""
-                    limit = TCP_MAX if tcp else q.payload
+                    limit = TCP_MAX if tcp else min(q.payload, OUR_PAYLOAD)
                     while True:
                         heads, body, rcode, shorter = section
                         reply = head + heads[variant] + question + body + opt
@@ -129,6 +145,9 @@ class Answerer:
                             return reply
                         if shorter is None:
                             break
+                        if isinstance(shorter, Spread):
+                            room = limit - (len(reply) - len(body))
+                            shorter = self._in_part(shorter, q, room) if tcp else shorter.truncated
                         section = shorter  # too large for the client: drop what may be dropped
             general, qtype_name, rcode_text = self._general(data, q, TCP_MAX if tcp else None)
         except Exception:  # never a query without an answer: SERVFAIL, and a (rate-limited) log line
@@ -143,6 +162,31 @@ class Answerer:
             seconds, dnssec_ok = perf_counter() - start, asked_dnssec_ok(q)
             self._record(proto, qtype_name, rcode_text, seconds, len(general), len(data), dnssec_ok)
         return general
+
+    def _in_part(self, spread: Spread, q: Question, room: int) -> Section:
+        """The next part of an answer too large for any message; said once per answer (and at most once
+        every few seconds for all of them), counted every time."""
+        self.partial_answers += 1
+        if not spread.noticed:
+            spread.noticed = True
+            self._notices.warning(
+                "partial",
+                "%s %s has %d records, more than one DNS message holds: each TCP reply carries as many as"
+                " fit, in turn, with TC set",
+                presentation(q.key),
+                qtype_label(q.qtype),
+                spread.count,
+            )
+        return spread.part(room)
+
+    def collect(self) -> Iterator[Metric]:
+        partial = CounterMetricFamily(
+            "kubedns_dns_partial_answers",
+            "TCP replies carrying part of an answer that has more records than one DNS message holds.",
+            labels=["server"],
+        )
+        partial.add_metric(["serve"], self.partial_answers)
+        yield partial
 
     def _remember(self, data: bytes, reply: bytes, source: Validity, tally: HitTally) -> None:
         # One answer in four: a name asked again and again is soon remembered, while a stream of
@@ -178,7 +222,7 @@ class Answerer:
             return header_only(data, RCODE.FORMERR), label, "FORMERR"
         query = Query(record, q.edns, q.payload, q.dnssec_ok)
         result = self._zone.lookup(query.record.q.qname, q.qtype)
-        limit = tcp_limit if tcp_limit is not None else q.payload
+        limit = tcp_limit if tcp_limit is not None else min(q.payload, OUR_PAYLOAD)
         answer, authority, additional = result.answer, result.authority, result.additional
         wire = build_reply(query, result.rcode, answer, authority, additional, result.authoritative, limit)
         return wire, label, rcode_name(result.rcode)

@@ -85,6 +85,7 @@ class ServeApp:
         self.acl = ClientAcl(config.allow_from) if config.allow_from else None
         self.answerer = Answerer(self.zone, WireZone(self.zone, self.store), self.stats, self.acl)
         self.registry.register(self.stats)
+        self.registry.register(self.answerer)
         self.registry.register(SkyDnsCollector(self.stats))
         self.registry.register(RefusedClients("serve", self.acl))
         self.lameduck = config.lameduck

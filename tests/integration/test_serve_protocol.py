@@ -15,19 +15,26 @@ import dns.message
 import dns.query
 import dns.rcode
 import dns.rdataclass
+import dns.rdatatype
 import pytest
 
 from tests.support.dig import run_dig
 from tests.support.dnsclient import answers, ask
+from tests.support.metrics import scrape
 from tests.support.paths import DEMO_CLUSTER
 from tests.support.ports import HOST
 from tests.support.processes import Running, serve
+from tests.support.procfs import peak_resident_bytes, reset_peak_resident, resident_bytes
 
 BIG = "big.default.svc.cluster.local."
 ENDPOINTS = 1000
+WIDE = "wide.default.svc.cluster.local."  # 100 addresses: 1.6 KB, more than 1,232 bytes, less than 4,096
+HUGE = "huge.default.svc.cluster.local."
+HUGE_ENDPOINTS = 5000  # 80 KB of A records, 10,000 SRV records: more than one message holds
+MIB = 1024 * 1024
 
 
-def headless(name: str, endpoints: list[dict[str, object]]) -> list[dict[str, object]]:
+def headless(name: str, endpoints: list[dict[str, object]], ports: int = 1) -> list[dict[str, object]]:
     labels = {"kubernetes.io/service-name": name}
     return [
         {
@@ -39,28 +46,40 @@ def headless(name: str, endpoints: list[dict[str, object]]) -> list[dict[str, ob
             "kind": "EndpointSlice",
             "metadata": {"name": f"{name}-1", "namespace": "default", "labels": labels},
             "endpoints": endpoints,
-            "ports": [{"name": "http", "port": 80}],
+            "ports": [{"name": name, "port": port} for name, port in (("http", 80), ("grpc", 81))[:ports]],
         },
+    ]
+
+
+def addresses(first_octet: int, count: int) -> list[dict[str, object]]:
+    return [
+        {"addresses": [f"10.{first_octet + i // 62500}.{i // 250 % 250}.{1 + i % 250}"]} for i in range(count)
     ]
 
 
 def big_headless_service(path: Path) -> Path:
     """``big``: 1,000 ready endpoints, far more than any UDP reply holds. ``mid``: six SRV answers
-    with long target names fit in 512 bytes but their six glue records do not."""
-    addresses = [f"10.{50 + i // 250}.{i % 250}.{1 + i % 200}" for i in range(ENDPOINTS)]
-    items = headless("big", [{"addresses": [a]} for a in addresses])
+    with long target names fit in 512 bytes but their six glue records do not. ``wide``: 100 addresses.
+    ``huge``: 5,000 endpoints with two ports, more records than one message holds."""
+    items = headless("big", addresses(50, ENDPOINTS))
     items += headless(
         "mid",
         [{"addresses": [f"10.60.0.{i}"], "hostname": f"member-{i}-of-a-stateful-set"} for i in range(6)],
     )
+    items += headless("wide", addresses(70, 100))
+    items += headless("huge", addresses(80, HUGE_ENDPOINTS), ports=2)
     path.write_text(json.dumps({"kind": "List", "items": items}))
     return path
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
-    big = big_headless_service(tmp_path_factory.mktemp("big") / "big.json")
-    with serve(manifests=[DEMO_CLUSTER, big]) as running:
+def manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return big_headless_service(tmp_path_factory.mktemp("big") / "big.json")
+
+
+@pytest.fixture(scope="module")
+def server(manifest: Path) -> Iterator[Running]:
+    with serve(manifests=[DEMO_CLUSTER, manifest]) as running:
         yield running
 
 
@@ -120,6 +139,75 @@ def test_additional_section_is_dropped_before_setting_tc(server: Running) -> Non
     assert not udp.flags & dns.flags.TC and len(udp.answer[0]) == 6 and not udp.additional
     tcp = ask(name, "SRV", server.dns_port, tcp=True)
     assert len(tcp.answer[0]) == 6 and sum(len(rrset) for rrset in tcp.additional) == 6
+
+
+def test_udp_replies_never_exceed_1232_bytes_whatever_the_client_advertises(server: Running) -> None:
+    for name, rdtype in ((WIDE, "A"), (WIDE, "ANY"), (BIG, "A")):  # ANY takes the general path
+        query = dns.message.make_query(name, rdtype, use_edns=0, payload=4096)
+        wire = raw_udp(server.dns_port, query.to_wire())
+        assert wire is not None and len(wire) <= 1232, (name, rdtype)
+        reply = dns.message.from_wire(wire)
+        assert reply.flags & dns.flags.TC and not reply.answer and reply.payload == 1232
+    small = ask("db.shop.svc.cluster.local.", "A", server.dns_port, use_edns=0, payload=4096)
+    assert not small.flags & dns.flags.TC and small.payload == 1232  # what we advertise
+
+
+def rdata_texts(reply: dns.message.Message) -> set[str]:
+    return {rdata.to_text() for rrset in reply.answer for rdata in rrset}
+
+
+def test_an_answer_larger_than_a_message_goes_out_in_turns_over_tcp(server: Running) -> None:
+    before = scrape(server.metrics_port).get("kubedns_dns_partial_answers_total", server="serve")
+    first, second = (ask(HUGE, "A", server.dns_port, tcp=True, use_edns=0) for _ in range(2))
+    for reply in (first, second):
+        assert reply.rcode() == dns.rcode.NOERROR and reply.flags & dns.flags.TC
+        assert 4000 < len(rdata_texts(reply)) < HUGE_ENDPOINTS  # as many as 65,535 bytes hold
+    assert (
+        len(rdata_texts(first) | rdata_texts(second)) == HUGE_ENDPOINTS
+    )  # the second went on from the first
+    srv = [ask(HUGE, "SRV", server.dns_port, tcp=True) for _ in range(2)]
+    assert all(reply.flags & dns.flags.TC and not reply.additional for reply in srv)
+    assert len(rdata_texts(srv[0])) > 1000 and not rdata_texts(srv[0]) & rdata_texts(srv[1])
+    udp = ask(HUGE, "A", server.dns_port, use_edns=0)
+    assert udp.flags & dns.flags.TC and not udp.answer
+    after = scrape(server.metrics_port).value("kubedns_dns_partial_answers_total", server="serve")
+    assert after - before == 4
+    said = [line for line in server.lines if f"{HUGE[:-1]} A has {HUGE_ENDPOINTS} records" in line]
+    assert len(said) == 1, said
+
+
+def test_clients_that_pipeline_and_never_read_cost_serve_little_memory(manifest: Path) -> None:
+    """60 connections each ask 100 times for a 64 KiB answer and read nothing: serve reads a connection's
+    next question only while less than 64 KiB of replies wait for it and the kernel holds 128 KiB more,
+    and cuts it off after the idle timeout (10 s). Queuing every reply took 4 MB a connection, and the
+    kernel 4 MB more."""
+    connections, pipelined = 60, 100
+    question = dns.message.make_query(HUGE, "A").to_wire()
+    framed = struct.pack("!H", len(question)) + question
+    with serve(manifests=[DEMO_CLUSTER, manifest]) as running:
+        pid = running.process.pid
+        assert ask(HUGE, "A", running.dns_port, tcp=True).answer  # built before measuring
+        reset_peak_resident(pid)
+        before = resident_bytes(pid)
+        sockets = [socket.create_connection((HOST, running.dns_port), timeout=3) for _ in range(connections)]
+        try:
+            for sock in sockets:
+                sock.sendall(framed * pipelined)
+
+            def all_closed() -> bool:
+                return scrape(running.metrics_port).value("kubedns_tcp_connections", server="serve") == 0
+
+            running.wait_until(all_closed, 30, "serve closing every connection")
+        finally:
+            for sock in sockets:
+                sock.close()
+        growth = peak_resident_bytes(pid) - before
+        assert growth < 30 * MIB, f"serve grew by {growth / MIB:.0f} MiB"
+        metrics = scrape(running.metrics_port)
+        assert metrics.value("kubedns_tcp_closed_idle_total", reason="unread") == connections
+        # Each question read was answered: 64 KiB queued, in serve or in the kernels.
+        answered = metrics.value("kubedns_dns_requests_total", proto="tcp") - 1
+        assert answered <= connections * 16, "more than 1 MiB of replies queued per connection"
 
 
 def test_several_queries_on_one_tcp_connection(server: Running) -> None:

@@ -9,9 +9,11 @@ import struct
 import pytest
 from prometheus_client import CollectorRegistry
 
+from kubedns_py.net import tcp
 from kubedns_py.net.connections import TcpConnections
 from kubedns_py.net.sockets import bind_dns_sockets, bind_socket
 from kubedns_py.net.tcp import TcpServer
+from tests.support.waiting import eventually
 
 
 async def echo(data: bytes, _peer: object) -> bytes:
@@ -79,21 +81,57 @@ def test_port_zero_pairs_udp_and_tcp_on_one_number() -> None:
             bind_dns_sockets("127.0.0.1", tcp.getsockname()[1])
 
 
-async def test_a_client_that_never_reads_is_let_go() -> None:
+TCP_CLOSE = 7  # tcpi_state once the peer reset the connection
+
+
+def tcp_state(sock: socket.socket) -> int:
+    return sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0]
+
+
+async def raw_client(port: int, receive_buffer: int = 0) -> socket.socket:
+    """A plain socket, never read from, unlike a stream reader that reads ahead for its caller."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setblocking(False)
+    if receive_buffer:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, receive_buffer)
+    await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+    return sock
+
+
+async def test_a_client_that_never_reads_is_cut_off_and_its_replies_dropped() -> None:
     async def large(_: bytes, _peer: object) -> bytes:
         return bytes(60_000)
 
-    server = TcpServer(large, TcpConnections("test", idle_timeout=0.3))
+    connections = TcpConnections("test", idle_timeout=0.3)
+    server = TcpServer(large, connections)
     await server.start(bind_socket("127.0.0.1", 0, socket.SOCK_STREAM))
     try:
-        _, writer = await asyncio.open_connection("127.0.0.1", server.port)
-        writer.write((struct.pack("!H", 12) + bytes(12)) * 300)  # ~18 MB of replies nobody reads
-        await writer.drain()
-        # Reading here would unblock the server; watch its count instead (it has no event to await).
-        async with asyncio.timeout(5):
-            while server.open_connections:  # noqa: ASYNC110
-                await asyncio.sleep(0.05)
-        writer.close()
+        with await raw_client(server.port) as sock:
+            # ~18 MB of replies nobody reads: past the first few, the server stops reading questions.
+            await asyncio.get_running_loop().sock_sendall(sock, (struct.pack("!H", 12) + bytes(12)) * 300)
+            await eventually(lambda: tcp_state(sock) == TCP_CLOSE, 5, "the server resetting the connection")
+        assert server.open_connections == 0 and connections.closed_idle["unread"] == 1
+    finally:
+        await server.close()
+
+
+async def test_replies_left_unread_when_the_client_stops_asking_are_dropped_after_the_idle_timeout(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    async def large(_: bytes, _peer: object) -> bytes:
+        return bytes(40_000)
+
+    # The smallest kernel buffers, so that most of the one reply waits in the server, under its limit.
+    monkeypatch.setattr(tcp, "SEND_BUFFER", 4096)
+    connections = TcpConnections("test", idle_timeout=0.3)
+    server = TcpServer(large, connections)
+    await server.start(bind_socket("127.0.0.1", 0, socket.SOCK_STREAM))
+    try:
+        with await raw_client(server.port, receive_buffer=1) as sock:
+            await asyncio.get_running_loop().sock_sendall(sock, struct.pack("!H", 12) + bytes(12))
+            sock.shutdown(socket.SHUT_WR)
+            await eventually(lambda: tcp_state(sock) == TCP_CLOSE, 5, "the server resetting the connection")
+        assert connections.closed_idle["unread"] == 1
     finally:
         await server.close()
 
@@ -198,7 +236,7 @@ async def test_under_pressure_idle_connections_time_out_sooner() -> None:
         for stream in busy:  # then they are idle, still under pressure
             assert await stream[0].readexactly(6) == b"\0\4hold"
             assert await closed_by_server(stream)
-        assert connections.closed_idle == {"evicted": 0, "timeout": 4}
+        assert connections.closed_idle == {"evicted": 0, "timeout": 4, "unread": 0}
         assert len(connections) == 0
         assert not connections.pressed and connections.idle_timeout == 30
     finally:

@@ -16,12 +16,18 @@ KUBERNETES = f"kubernetes.default.svc.{CLUSTER}"  # the Service every cluster ha
 
 
 def ask(
-    name: str, rdtype: str, port: int, tcp: bool = False, timeout: float = 3.0, **make_kw: object
+    name: str,
+    rdtype: str,
+    port: int,
+    tcp: bool = False,
+    timeout: float = 3.0,
+    host: str = HOST,
+    **make_kw: object,
 ) -> dns.message.Message:
     query = dns.message.make_query(name, rdtype, **make_kw)  # type: ignore[arg-type]
     if tcp:
-        return dns.query.tcp(query, HOST, port=port, timeout=timeout)
-    return dns.query.udp(query, HOST, port=port, timeout=timeout, ignore_trailing=True)
+        return dns.query.tcp(query, host, port=port, timeout=timeout)
+    return dns.query.udp(query, host, port=port, timeout=timeout, ignore_trailing=True)
 
 
 def answers(message: dns.message.Message) -> set[str]:

@@ -219,13 +219,13 @@ def serve(
     return stopped_after(lambda: start_serve(*extra, manifests=manifests, env=env, ready=ready))
 
 
-def start_cache(*args: str, env: dict[str, str] | None = None) -> Running:
-    """``kubedns-py cache`` on 127.0.0.1 with free ports; ``args`` are its dnsmasq-style flags
-    (give ``--server=...`` and usually ``--no-resolv``)."""
+def start_cache(*args: str, env: dict[str, str] | None = None, listen: str = HOST) -> Running:
+    """``kubedns-py cache`` on ``listen`` (127.0.0.1) with free ports; ``args`` are its dnsmasq-style
+    flags (give ``--server=...`` and usually ``--no-resolv``)."""
     base = [
         "cache",
         "--listen-address",
-        HOST,
+        listen,
         "--port",
         "0",
         "--http-bind-address",
@@ -241,8 +241,10 @@ def start_cache(*args: str, env: dict[str, str] | None = None) -> Running:
     return started(spawn([*base, *args], env), up)
 
 
-def cache(*args: str, env: dict[str, str] | None = None) -> AbstractContextManager[Running]:
-    return stopped_after(lambda: start_cache(*args, env=env))
+def cache(
+    *args: str, env: dict[str, str] | None = None, listen: str = HOST
+) -> AbstractContextManager[Running]:
+    return stopped_after(lambda: start_cache(*args, env=env, listen=listen))
 
 
 def start_probe(*args: str) -> Running:

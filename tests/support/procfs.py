@@ -1,4 +1,4 @@
-"""Processes looked up in /proc: children, liveness, command lines, CPU time."""
+"""Processes looked up in /proc: children, liveness, command lines, CPU time, memory."""
 
 from __future__ import annotations
 
@@ -55,3 +55,26 @@ def cpu_seconds(pid: int) -> float | None:
     """User + system CPU time of a process so far (stat fields 14 and 15); None when it is gone."""
     fields = stat_fields(pid)
     return None if fields is None else (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(f"{field}:"):
+            return int(line.split()[1])
+    raise KeyError(f"no {field} in /proc/{pid}/status")
+
+
+def resident_bytes(pid: int) -> int:
+    """The process's resident set size now."""
+    return _status_kib(pid, "VmRSS") * 1024
+
+
+def peak_resident_bytes(pid: int) -> int:
+    """The largest resident set size the process has had since it started, or since the last
+    ``reset_peak_resident``."""
+    return _status_kib(pid, "VmHWM") * 1024
+
+
+def reset_peak_resident(pid: int) -> None:
+    """Start the peak over from the current resident set size (Linux 4.0+)."""
+    Path(f"/proc/{pid}/clear_refs").write_text("5")

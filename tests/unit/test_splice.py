@@ -15,7 +15,7 @@ from dnslib import EDNS0, DNSHeader, DNSRecord
 from kubedns_py.dnswire.header import AA_BIT, BADVERS, RA_BIT, RD_BIT, TC_BIT
 from kubedns_py.dnswire.query import Query, read_query
 from kubedns_py.dnswire.reader import FORMERR, HEADER_SIZE, NOTIMP, BadVersion, Question, read
-from kubedns_py.dnswire.reply import build_reply
+from kubedns_py.dnswire.reply import OUR_PAYLOAD, build_reply
 from kubedns_py.dnswire.splice import empty_reply, header_only, raw_opt
 
 NXDOMAIN = 3
@@ -211,14 +211,14 @@ def test_raw_opt_lays_out_payload_extended_rcode_and_do(
 @pytest.mark.parametrize("rcode", [0, NXDOMAIN, SERVFAIL])
 def test_empty_reply_is_byte_for_byte_the_dnslib_reply(use_edns: int | None, rcode: int) -> None:
     data = query(use_edns=use_edns)
-    spliced = empty_reply(data, question_in(data), rcode, AA_BIT, 4096)
+    spliced = empty_reply(data, question_in(data), rcode, AA_BIT, OUR_PAYLOAD)
     assert spliced == build_reply(dnslib_query(data), rcode, [], [], [], True, 512)
 
 
 def test_empty_reply_to_a_do_query_differs_from_the_dnslib_reply_only_in_do() -> None:
     # The dnslib reply drops DO; RFC 3225 3 has the server copy it into the reply, which the splice does.
     data = query(use_edns=0, want_dnssec=True)
-    spliced = empty_reply(data, question_in(data), NXDOMAIN, AA_BIT, 4096)
+    spliced = empty_reply(data, question_in(data), NXDOMAIN, AA_BIT, OUR_PAYLOAD)
     built = build_reply(dnslib_query(data), NXDOMAIN, [], [], [], True, 512)
     assert spliced != built
     assert spliced[: -OPT_SIZE + 7] + bytes(2) + spliced[-OPT_SIZE + 9 :] == built
@@ -228,7 +228,7 @@ def dnslib_badvers(query: Query) -> bytes:
     """RFC 6891 6.1.3's BADVERS reply as dnslib builds it: extended rcode 16 in our OPT, 0 in the header."""
     asked = query.record.header
     reply = DNSRecord(DNSHeader(id=asked.id, qr=1, rd=asked.rd), q=query.record.q)
-    reply.add_ar(EDNS0(udp_len=4096, ext_rcode=BADVERS >> 4))
+    reply.add_ar(EDNS0(udp_len=OUR_PAYLOAD, ext_rcode=BADVERS >> 4))
     return bytes(reply.pack())
 
 
@@ -236,4 +236,4 @@ def test_badvers_reply_is_byte_for_byte_the_dnslib_reply() -> None:
     data = query(use_edns=1)
     outcome = read(data)
     assert isinstance(outcome, BadVersion)
-    assert empty_reply(data, outcome.question, BADVERS, 0, 4096) == dnslib_badvers(dnslib_query(data))
+    assert empty_reply(data, outcome.question, BADVERS, 0, OUR_PAYLOAD) == dnslib_badvers(dnslib_query(data))
