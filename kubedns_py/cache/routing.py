@@ -77,14 +77,22 @@ class RouteTable:
 
     def names(self) -> dict[str, Group]:
         """The routes that forward (a local-only route or an empty default never does), by name, each
-        with the part of the forwarding budget it counts against."""
-        routes = [*self._lookup.values(), self._default_route]
-        return {route.name: self.budget_group(route) for route in routes if route.servers}
-
-    def budget_group(self, route: Route) -> Group:
-        if route.domain in self.configmap_domains:
-            return Group(",".join(sorted({str(server) for server in route.servers})), pinned=False)
-        return Group(route.name)
+        with the part of the forwarding budget it counts against: its own, or for a domain only the
+        ConfigMap names, the one of its set of servers."""
+        groups: dict[tuple[Upstream, ...], Group] = {}  # thousands of stub domains, a few server lists
+        names: dict[str, Group] = {}
+        for route in [*self._lookup.values(), self._default_route]:
+            if not route.servers:
+                continue
+            if route.domain in self.configmap_domains:
+                group = groups.get(route.servers)
+                if group is None:
+                    key = ",".join(sorted({str(server) for server in route.servers}))
+                    group = groups[route.servers] = Group(key, pinned=False)
+                names[route.name] = group
+            else:
+                names[route.name] = Group(route.name)
+        return names
 
     def route(self, qname: str) -> Route:
         """The route for ``qname`` (presentation form; case and a trailing dot do not matter)."""

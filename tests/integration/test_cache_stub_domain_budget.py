@@ -61,7 +61,7 @@ def crowded(
         f"--server=/ip6.arpa/{cluster_ns.address}",
         f"--config-dir={directory}",
     ) as running:
-        running.wait_for_log(r"config-dir \S+: loaded")
+        running.wait_for_log(rf"config-dir \S+: loaded: {STUB_DOMAINS} stub domains")
         yield running
 
 
