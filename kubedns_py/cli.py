@@ -57,8 +57,17 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def make_source(config: ServeConfig, registry: CollectorRegistry) -> Source | str:
-    """The source for this config, or a message saying why there is none."""
+class NoSource(Exception):
+    """Why serve has no source, and the exit status that says so: 2 for a bad flag, 1 for nothing
+    to read (as for any other configuration problem)."""
+
+    def __init__(self, message: str, status: int) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def make_source(config: ServeConfig, registry: CollectorRegistry) -> Source:
+    """The source for this config; raises NoSource saying why there is none."""
     if config.manifests:
         from kubedns_py.sources.manifests import ManifestSource
 
@@ -76,21 +85,23 @@ def make_source(config: ServeConfig, registry: CollectorRegistry) -> Source | st
             coredns_metrics=config.coredns_metrics,
         )
     except ValueError as err:
-        return str(err)
+        raise NoSource(str(err), 2) from None
     if not have_cluster_config(settings):
-        return (
+        raise NoSource(
             "no cluster to read: give --manifests PATH, or --kubeconfig / --kube-master-url, "
-            "or run inside a Pod with a service account"
+            "or run inside a Pod with a service account",
+            1,
         )
     return KubeSource(settings, registry)
 
 
 def run_serve(config: ServeConfig, check_only: bool) -> int:
     registry = CollectorRegistry()
-    source = make_source(config, registry)
-    if isinstance(source, str):
-        print(f"kubedns-py serve: {source}", file=sys.stderr)
-        return 2
+    try:
+        source = make_source(config, registry)
+    except NoSource as err:
+        print(f"kubedns-py serve: {err}", file=sys.stderr)
+        return err.status
     if check_only:
         return _report("serve", cluster_problems(config.manifests, config.kubeconfig, config.kube_master_url))
     from kubedns_py.serve.app import ServeApp

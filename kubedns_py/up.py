@@ -66,8 +66,7 @@ def child_commands(args: argparse.Namespace) -> dict[str, list[str]]:
     # serve's flags as given (serve decides between manifests and a cluster); with neither, the demo.
     serve += [f"--kubeconfig={args.kubeconfig}"] if args.kubeconfig else []
     serve += [f"--kube-master-url={args.kube_master_url}"] if args.kube_master_url else []
-    given = args.manifests or args.kubeconfig or args.kube_master_url
-    serve += [f"--manifests={path}" for path in (args.manifests if given else [DEMO_CLUSTER])]
+    serve += [f"--manifests={path}" for path in ([DEMO_CLUSTER] if on_demo(args) else args.manifests)]
     compat = ["--coredns-metrics"] if args.coredns_metrics else []
     serve += compat
     to_serve = f"{address}#{args.serve_port}"
@@ -91,7 +90,7 @@ def child_commands(args: argparse.Namespace) -> dict[str, list[str]]:
     cache += compat
     if args.server:
         cache += ["--no-resolv", *(f"--server={server}" for server in args.server)]
-    name = f"kubernetes.default.svc.{domain}"
+    name = probed_name(args)
     probe = [
         sys.executable,
         "-m",
@@ -159,8 +158,35 @@ def check(args: argparse.Namespace) -> int:
     return status
 
 
+def probed_name(args: argparse.Namespace) -> str:
+    """The probes' question: the API server's Service, which every cluster has."""
+    return f"kubernetes.default.svc.{args.domain}"
+
+
+def on_demo(args: argparse.Namespace) -> bool:
+    """Whether serve gets the demo cluster: neither manifests nor a cluster were given."""
+    return not (args.manifests or args.kubeconfig or args.kube_master_url)
+
+
+def example_questions(args: argparse.Namespace) -> list[str]:
+    """What the banner offers to dig: the demo cluster's Services, or else the one name the probes
+    ask (the banner waits until both servers answer it), and the cache's statistics."""
+    domain = args.domain
+    if on_demo(args):
+        names = [
+            f"myservice.default.svc.{domain}",
+            f"_http._tcp.myservice.default.svc.{domain} SRV",
+            f"db.shop.svc.{domain}",
+            f"search.default.svc.{domain}",
+            "-x 10.96.100.10",
+        ]
+    else:
+        names = [probed_name(args)]
+    return [*names, "CH TXT hits.bind"]
+
+
 def banner(args: argparse.Namespace) -> str:
-    a, domain = args.address, args.domain
+    a = args.address
     dig = f"dig @{a} -p {args.cache_port}"
     return "\n".join(
         [
@@ -168,12 +194,7 @@ def banner(args: argparse.Namespace) -> str:
             f"kubedns-py is up: cache on {a}:{args.cache_port}, serve on {a}:{args.serve_port}, "
             f"probe on {a}:{args.probe_port}",
             "Try:",
-            f"  {dig} myservice.default.svc.{domain}",
-            f"  {dig} _http._tcp.myservice.default.svc.{domain} SRV",
-            f"  {dig} db.shop.svc.{domain}",
-            f"  {dig} search.default.svc.{domain}",
-            f"  {dig} -x 10.96.100.10",
-            f"  {dig} CH TXT hits.bind",
+            *(f"  {dig} {question}" for question in example_questions(args)),
             "Health and metrics:",
             f"  curl http://{a}:{args.probe_port}/healthcheck/kubedns",
             f"  curl http://{a}:{args.probe_port}/metrics",

@@ -137,3 +137,30 @@ class DnsConfig:
 
     stub_domains: Mapping[str, tuple[Upstream, ...]] = field(default_factory=lambda: frozen({}))
     upstream_nameservers: tuple[Upstream, ...] = ()
+
+
+@dataclass(frozen=True)
+class ConfigChange:
+    """What differs between two ConfigMap contents: stub domains by name (a changed one names other
+    servers), and whether the upstream nameservers did."""
+
+    added: tuple[str, ...] = ()
+    changed: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    upstreams: bool = False
+
+    @classmethod
+    def between(cls, old: DnsConfig, new: DnsConfig) -> ConfigChange:
+        before, after = old.stub_domains, new.stub_domains
+        return cls(
+            added=tuple(domain for domain in after if domain not in before),
+            changed=tuple(
+                domain for domain, servers in after.items() if before.get(domain, servers) != servers
+            ),
+            removed=tuple(domain for domain in before if domain not in after),
+            upstreams=old.upstream_nameservers != new.upstream_nameservers,
+        )
+
+    def domains(self) -> frozenset[str]:
+        """The stub domains whose names now go elsewhere."""
+        return frozenset((*self.added, *self.changed, *self.removed))

@@ -57,3 +57,13 @@ def binding(port: int, flag: str) -> Iterator[None]:
         yield
     except OSError as err:
         raise OSError(err.errno, f"port {port} ({flag}): {err.strerror or err}") from err
+
+
+def on_this_host(host: str) -> bool:
+    """Whether ``host`` is one of this host's addresses: binding it fails with nothing else than
+    EADDRNOTAVAIL (any other problem is for the real bind to report)."""
+    try:
+        bind_socket(host, 0, socket.SOCK_DGRAM).close()
+    except OSError as err:
+        return err.errno != errno.EADDRNOTAVAIL
+    return True

@@ -2,10 +2,12 @@
 local IP, the cluster zones routed to the upstream Service once it is known, /health on the health port
 and /metrics on the metrics address.
 
-Nothing here crash-loops on a missing piece: a failed re-check or an unknown upstream Service is logged,
-counted in ``kubedns_nodelocal_setup_errors_total{type}`` and retried every sync interval. On exit the
-rules and addresses go first (unless ``-skipteardown``), so Pods' queries fall back to kube-dns through
-kube-proxy while the next process starts.
+Nothing here crash-loops on a missing piece: a failed setup step or an unknown upstream Service is
+logged, counted in ``kubedns_nodelocal_setup_errors_total{type}`` and retried every sync interval. While
+the interface step fails and the local IPs are not on the node, the cache waits (/health says 503) and
+starts answering on the check that finds them. On exit the rules and addresses go first (unless
+``-skipteardown``), so Pods' queries fall back to kube-dns through kube-proxy while the next process
+starts.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from prometheus_client.registry import Collector
 from kubedns_py.cache.app import CacheApp
 from kubedns_py.cache.settings import Upstream
 from kubedns_py.net.http import metrics_handler, start_http, text_handler
+from kubedns_py.net.sockets import on_this_host
 from kubedns_py.nodelocal.config import NodeLocalConfig, upstream_from_env, with_upstream
 from kubedns_py.nodelocal.netsetup import NodeSetup, SetupError
 
@@ -86,23 +89,54 @@ class NodeLocalApp:
         self.cache.set_servers(with_upstream(self.config.cache.servers, self.config.cluster_domain, found))
         log.info("cluster zones (%s, reverse) → %s over TCP", self.config.cluster_domain, found)
 
-    async def _check(self) -> None:
-        """One round of the periodic check; each piece is retried on its own."""
+    async def _ensure_interface(self) -> bool:
         try:
             await asyncio.to_thread(self.node.ensure_interface)
         except SetupError as err:
             self._failed(err)
+            return False
+        return True
+
+    def _missing(self) -> list[str]:
+        """The local IPs not on this node: the cache could not bind them."""
+        return [ip for ip in self.config.local_ips if not on_this_host(ip)]
+
+    async def _answer(self) -> None:
+        """Start the cache if every local IP is on the node now; else say which are missing."""
+        missing = await asyncio.to_thread(self._missing)
+        if missing:
+            log.error(
+                "not answering yet: %s not on this node (the interface step puts them on %s); "
+                "checking again in %gs",
+                ", ".join(missing),
+                self.config.interface,
+                self.config.sync_interval,
+            )
+            return
+        await self.cache.start()
+        self._ready = True
+
+    async def _check(self) -> None:
+        """One round of the periodic check; each piece is retried on its own."""
+        await self._ensure_interface()
+        if not self._ready:
+            try:
+                await self._answer()
+            except OSError as err:  # say so and retry, as for every other step
+                log.error("binding the local IPs failed: %s; retrying in %gs", err, self.config.sync_interval)
         for failure in await asyncio.to_thread(self.node.ensure_iptables):
             self._failed(failure)
         if self.upstream is None:
             self._find_upstream()
 
     async def start(self) -> None:
-        try:
-            self.node.ensure_interface()  # the addresses must exist before the cache binds them
-        except SetupError as err:
-            self._failed(err)  # binding says whether that matters: fine if the addresses are there
-        await self.cache.start()
+        # The addresses must exist before the cache binds them. A failed interface step may have left
+        # them in place (or someone else put them there): then binding works and decides.
+        if await self._ensure_interface():
+            await self.cache.start()
+            self._ready = True
+        else:
+            await self._answer()
         for failure in self.node.ensure_iptables():
             self._failed(failure)  # answering without NOTRACK still works; the next check retries
         self._find_upstream()
@@ -112,7 +146,6 @@ class NodeLocalApp:
         self._http.append(await start_http("0.0.0.0", self.config.health_port, health))
         if self.config.pidfile:
             await asyncio.to_thread(_write_pidfile, self.config.pidfile)
-        self._ready = True
         self._sync = asyncio.create_task(self._follow(), name="nodelocal-sync")
         log.info(
             "node-local on %s (%s); /health on port %d",

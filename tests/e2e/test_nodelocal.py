@@ -3,8 +3,9 @@
 dnsmasq on 127.0.0.1:5353 standing in for kube-dns-upstream and for the node's upstream, then
 nodelocal on 169.254.20.10, the kube-dns ClusterIP 10.0.0.10 and an IPv6 address (ip6tables rules).
 A generated script prints what it sees (iptables-save, ip6tables-save, the interface's addresses, dig
-answers, /health, /metrics) while nodelocal runs and again after SIGTERM. The namespace dies with its
-last process, so nothing is left on the host."""
+answers, /health, /metrics) while nodelocal runs and again after SIGTERM. A second one starts nodelocal
+where the interface cannot be created (``ip link add`` refused) and creates it later itself. The
+namespace dies with its last process, so nothing is left on the host."""
 
 from __future__ import annotations
 
@@ -67,6 +68,53 @@ section done
 """
 
 
+# ``ip link add`` refused (as without CAP_NET_ADMIN) while every other ``ip`` command works, until the
+# script creates the interface itself with the real ``ip``: nodelocal waits, counting each failed
+# check, then answers on the check after.
+LATE_INTERFACE_SCRIPT = r"""
+set -u
+STATUS='import sys, urllib.request as u, urllib.error as e
+try: print(u.urlopen(sys.argv[1], timeout=2).status)
+except e.HTTPError as err: print(err.code)
+except OSError: print(0)'
+GET='import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=2).read().decode(), end="")'
+D={tmp}
+cd {root}
+step() {{ "$@" || {{ echo "@@@ setup failed: $*"; exit 1; }}; }}
+section() {{ echo "@@@ $1"; }}
+status() {{ {python} -c "$STATUS" http://127.0.0.1:8080/health; }}
+METRICS=http://127.0.0.1:9353/metrics
+errors() {{ {python} -c "$GET" $METRICS 2>/dev/null | grep 'type="interface"' | cut -d' ' -f2; }}
+step ip link set lo up
+IP=$(command -v ip)
+mkdir $D/bin
+cat > $D/bin/ip <<EOF
+#!/bin/sh
+case "\$*" in "link add"*) echo "RTNETLINK answers: Operation not permitted" >&2; exit 2;; esac
+exec $IP "\$@"
+EOF
+chmod +x $D/bin/ip
+dnsmasq -k --conf-file=/dev/null --pid-file= --port=5353 --listen-address=127.0.0.1 --bind-interfaces \
+  --no-resolv --no-hosts --address=/example.org/{outside} --log-facility=$D/dnsmasq.log &
+UPSTREAM=$!
+PATH=$D/bin:$PATH {python} -m kubedns_py nodelocal -localip={ip} -health-port=8080 -syncinterval=0.2s \
+  -setupiptables=false -metrics-listen-address=127.0.0.1:9353 \
+  -- --port=53 --no-resolv --server=127.0.0.1#5353 --metrics-port=9253 > $D/nodelocal.log 2>&1 &
+NODELOCAL=$!
+for _ in $(seq 100); do [ "$(errors)" = "" ] || [ "$(errors | cut -d. -f1)" -lt 3 ] || break; sleep 0.1; done
+section "health before"; status
+section "errors before"; errors
+section "running before"; kill -0 $NODELOCAL && echo yes
+step $IP link add nodelocaldns type veth peer name nodelocalpeer
+for _ in $(seq 100); do [ "$(status)" = 200 ] && break; sleep 0.1; done
+section "health after"; status
+section "answer after"; dig +short +time=2 +tries=2 @{ip} www.example.org
+kill -TERM $NODELOCAL; wait $NODELOCAL; section "exit $?"
+kill $UPSTREAM; wait $UPSTREAM
+section done
+"""
+
+
 def unavailable() -> str | None:
     """Why this test cannot run here, or None."""
     return namespaces.unavailable(
@@ -91,6 +139,11 @@ def run_node(tmp: Path, *, skip_teardown: bool, upstream_known: bool) -> dict[st
         cluster=CLUSTER_ADDRESS,
         outside=OUTSIDE_ADDRESS,
     )
+    return run_sections(tmp, script)
+
+
+def run_sections(tmp: Path, script: str) -> dict[str, str]:
+    """Run ``script`` in a network namespace; its output by section."""
     (tmp / "node.sh").write_text(script)
     output, _ = namespaces.run_script(tmp / "node.sh", ["-n"], SCRIPT_TIMEOUT)
     assert "@@@ setup failed" not in output and "@@@ done" in output, f"{output}\n{namespaces.logs(tmp)}"
@@ -193,3 +246,33 @@ def test_missing_upstream_service_is_counted_not_fatal(kept: dict[str, str]) -> 
     assert kept[f"tcp {LOCAL_IPS[0]}"].split() == [OUTSIDE_ADDRESS]
     counts = dict(re.findall(r'type="(\w+)"} (\S+)', kept["metrics"]))
     assert float(counts["upstream"]) >= 1
+
+
+@pytest.fixture(scope="module")
+def late_interface(
+    node_unavailable: None, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[dict[str, str], str]:
+    tmp = tmp_path_factory.mktemp("nodelocal-late")
+    script = LATE_INTERFACE_SCRIPT.format(
+        tmp=shlex.quote(str(tmp)),
+        root=shlex.quote(str(ROOT)),
+        python=shlex.quote(sys.executable),
+        ip=LOCAL_IPS[0],
+        outside=OUTSIDE_ADDRESS,
+    )
+    return run_sections(tmp, script), (tmp / "nodelocal.log").read_text()
+
+
+def test_an_interface_that_cannot_be_created_is_counted_and_retried_until_it_exists(
+    late_interface: tuple[dict[str, str], str],
+) -> None:
+    sections, log = late_interface
+    assert sections["running before"].strip() == "yes"
+    assert sections["health before"].strip() == "503"
+    assert float(sections["errors before"]) >= 3  # one per sync interval
+    assert "ip link add nodelocaldns type dummy: RTNETLINK answers: Operation not permitted" in log
+    assert f"not answering yet: {LOCAL_IPS[0]} not on this node" in log
+    assert "port 53" not in log.split("caching on")[0], "the interface step is to blame, not the port"
+    assert sections["health after"].strip() == "200"
+    assert sections["answer after"].split() == [OUTSIDE_ADDRESS]
+    assert "exit 0" in sections

@@ -17,6 +17,7 @@ import dns.message
 import dns.rcode
 import pytest
 
+from tests.support.flood import flood
 from tests.support.metrics import scrape
 from tests.support.nameservers import TestNameserver, answer, dead, run_in_thread
 from tests.support.ports import HOST
@@ -58,43 +59,6 @@ def fair(cluster_ns: TestNameserver, black_holes: tuple[TestNameserver, TestName
         yield running
 
 
-class _Flood(asyncio.DatagramProtocol):
-    """Questions sent by ID on one socket; each reply's rcode delivered to the question's future."""
-
-    def __init__(self) -> None:
-        self.waiting: dict[int, asyncio.Future[int]] = {}
-
-    def datagram_received(self, data: bytes, addr: object) -> None:
-        future = self.waiting.pop(int.from_bytes(data[:2], "big"), None)
-        if future is not None and not future.done():
-            future.set_result(data[3] & 0x0F)
-
-
-async def flood(port: int, names: list[str]) -> list[int | None]:
-    """Every name asked once, FLOOD_WINDOW at a time; per name its rcode, or None if none came."""
-    loop = asyncio.get_running_loop()
-    transport, protocol = await loop.create_datagram_endpoint(_Flood, remote_addr=(HOST, port))
-    rcodes: list[int | None] = [None] * len(names)
-    pending = iter(enumerate(names))
-
-    async def worker() -> None:
-        for ident, name in pending:
-            future = protocol.waiting[ident] = loop.create_future()
-            query = dns.message.make_query(name, "A", id=ident)
-            transport.sendto(query.to_wire())
-            try:
-                async with asyncio.timeout(FLOOD_REPLY_TIMEOUT):
-                    rcodes[ident] = await future
-            except TimeoutError:
-                protocol.waiting.pop(ident, None)
-
-    try:
-        await asyncio.gather(*(worker() for _ in range(FLOOD_WINDOW)))
-    finally:
-        transport.close()
-    return rcodes
-
-
 async def ask_cluster(port: int, names: list[str]) -> list[int]:
     limit = asyncio.Semaphore(CLUSTER_CONCURRENCY)
 
@@ -117,7 +81,7 @@ async def test_a_flood_towards_dead_upstreams_leaves_cluster_names_their_share(
     # Outside names, alternately for the dead default upstream and the dead stub domain.
     suffixes = itertools.cycle(["outside.test", "stub.example"])
     names = [f"n{i}.{suffix}." for i, suffix in zip(range(FLOOD_NAMES), suffixes, strict=False)]
-    flooding = asyncio.create_task(flood(fair.dns_port, names))
+    flooding = asyncio.create_task(flood(fair.dns_port, names, FLOOD_WINDOW, FLOOD_REPLY_TIMEOUT))
     try:
         await asyncio.to_thread(wait_until, lambda: both_dead_routes_rejecting(fair), 10)
         cluster_names = [f"svc{i}.team.svc.cluster.local." for i in range(CLUSTER_NAMES)]

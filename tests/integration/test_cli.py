@@ -16,10 +16,14 @@ def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedPr
     return run_entry_point("kubedns-py", *args, env=env)
 
 
-def test_no_cluster_source_exits_with_a_clear_message() -> None:
-    done = run("serve", "--check-config", env={"PATH": "/usr/bin:/bin"})
-    assert done.returncode == 2
+@pytest.mark.parametrize("check", [True, False], ids=["--check-config", "run"])
+def test_no_cluster_source_exits_1_with_a_clear_message(check: bool) -> None:
+    """Nothing to read is a problem with the configuration (1), not a bad flag (2)."""
+    done = run("serve", *(["--check-config"] if check else []), env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 1, done.stderr
     assert "no cluster to read" in done.stderr and "--manifests" in done.stderr
+    done = run("serve", "--kube-master-url=nowhere", "--check-config", env={"PATH": "/usr/bin:/bin"})
+    assert done.returncode == 2 and "--kube-master-url 'nowhere' needs a scheme and a host" in done.stderr
 
 
 def test_bad_flags_name_the_value() -> None:

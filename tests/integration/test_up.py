@@ -70,9 +70,9 @@ def launch(upstream: TestNameserver, *extra: str, new_session: bool = False, **c
     return Up(running, ports, {})
 
 
-def start_up(upstream: TestNameserver, new_session: bool = False) -> Up:
+def start_up(upstream: TestNameserver, *extra: str, new_session: bool = False) -> Up:
     """``kubedns-py up``, once it printed its banner."""
-    up = launch(upstream, new_session=new_session)
+    up = launch(upstream, *extra, new_session=new_session)
     running = up.running
     try:
         running.wait_for_log(r"Ctrl-C stops all three", READY_WITHIN)
@@ -106,8 +106,8 @@ def stop_up(up: Up) -> int:
 
 
 @contextlib.contextmanager
-def running_up(upstream: TestNameserver, new_session: bool = False) -> Iterator[Up]:
-    up = start_up(upstream, new_session)
+def running_up(upstream: TestNameserver, *extra: str, new_session: bool = False) -> Iterator[Up]:
+    up = start_up(upstream, *extra, new_session=new_session)
     try:
         yield up
     finally:
@@ -182,6 +182,25 @@ def test_banner_dig_answers(pod: Up, upstream: TestNameserver, question: str) ->
     check_answer(DIGS[question], dig_command(line))
     if DIGS[question] == "ExternalName":
         assert upstream.queries_for("www.example.com.", "A")  # the target came from upstream
+
+
+def test_banner_offers_only_digs_that_fit_the_manifests_given(
+    upstream: TestNameserver, tmp_path: Path
+) -> None:
+    """Someone's own manifests: not the demo cluster's names, but the Service the probes ask for."""
+    cluster = yaml.safe_load(DEMO_CLUSTER.read_text())
+    mine = {("Namespace", "default"), ("Namespace", "shop"), ("Service", "kubernetes"), ("Service", "db")}
+    cluster["items"] = [i for i in cluster["items"] if (i["kind"], i["metadata"]["name"]) in mine]
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(cluster))
+    with running_up(upstream, f"--manifests={tmp_path / 'mine.yaml'}") as up:
+        lines = up.banner_lines("dig")
+        prefix = f"dig @127.0.0.1 -p {up.ports['--cache-port']} "
+        assert [line.removeprefix(prefix) for line in lines] == [
+            f"kubernetes.default.{CLUSTER}",
+            "CH TXT hits.bind",
+        ]
+        for line in lines:
+            assert dig_command(line).status == "NOERROR", line
 
 
 def test_banner_health_check_and_metrics(pod: Up) -> None:

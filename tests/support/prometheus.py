@@ -79,12 +79,14 @@ class Prometheus:
         return groups
 
 
-def promtool(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+def promtool(
+    *args: str, stdin: str | None = None, cwd: Path | None = None
+) -> subprocess.CompletedProcess[str]:
     """``promtool args`` run to its end (skipped where it is not installed)."""
     if shutil.which("promtool") is None:
         pytest.skip("promtool is not installed (Debian package prometheus)")
     return subprocess.run(
-        ["promtool", *args], input=stdin, capture_output=True, text=True, timeout=30, check=False
+        ["promtool", *args], input=stdin, capture_output=True, text=True, timeout=30, check=False, cwd=cwd
     )
 
 

@@ -1,18 +1,21 @@
 """The kube-dns ConfigMap directory: valid keys load, invalid content keeps the last good config with one
-log line, dotfiles are skipped, unchanged content is not re-parsed."""
+log line, dotfiles are skipped, unchanged content is not re-parsed, a file caught half-written in place
+is not taken, a change is one short log line, and polls run off the event loop."""
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
+import threading
 from pathlib import Path
 
 import pytest
 
 from kubedns_py.cache import configdir
 from kubedns_py.cache.configdir import ConfigDirWatcher
-from kubedns_py.cache.settings import DnsConfig, Upstream
+from kubedns_py.cache.settings import ConfigChange, DnsConfig, Upstream
 
 STUBS = '{"acme.local": ["1.2.3.4", "1.2.3.5:5353"], "corp.example": ["[fd00::53]:53", "fd00::54"]}'
 UPSTREAMS = '["8.8.8.8", "8.8.4.4:53"]'
@@ -135,9 +138,11 @@ def test_unchanged_content_is_not_reparsed(tmp_path: Path, monkeypatch: pytest.M
     parses: list[int] = []
     real_parse = configdir.parse_config
 
-    def counting_parse(files: dict[str, bytes]) -> DnsConfig:
+    def counting_parse(
+        files: dict[str, bytes], known: configdir.Checked
+    ) -> tuple[DnsConfig, configdir.Checked]:
         parses.append(len(files))
-        return real_parse(files)
+        return real_parse(files, known)
 
     monkeypatch.setattr(configdir, "parse_config", counting_parse)
     watcher = ConfigDirWatcher(tmp_path)
@@ -209,3 +214,190 @@ def test_json_nested_too_deeply_is_one_bad_key_not_a_dead_watcher(tmp_path: Path
     (tmp_path / "upstreamNameservers").write_text('["10.0.0.53"]')
     config = watcher.poll()
     assert config is not None and [str(u) for u in config.upstream_nameservers] == ["10.0.0.53#53"]
+
+
+def stubs(count: int, changed: dict[str, str] | None = None) -> str:
+    """``count`` stub domains ``stubN.example`` on 10.1.0.N % 3, then ``changed`` (domain: server)."""
+    domains = {f"stub{i}.example": [f"10.1.0.{i % 3}"] for i in range(count)}
+    return json.dumps(domains | {domain: [server] for domain, server in (changed or {}).items()})
+
+
+def infos(caplog: pytest.LogCaptureFixture) -> list[str]:
+    return [
+        r.getMessage() for r in caplog.records if r.name == configdir.log.name and r.levelno == logging.INFO
+    ]
+
+
+def test_a_file_emptied_in_place_keeps_its_content_until_written_whole(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(tmp_path, stubDomains=STUBS, upstreamNameservers=UPSTREAMS)
+    watcher = ConfigDirWatcher(tmp_path)
+    good = watcher.poll()
+    assert good is not None
+    write(tmp_path, stubDomains="")  # an editor's in-place write, caught after truncating
+    caplog.clear()
+    for _ in range(3):
+        assert watcher.poll() is None
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        f"config-dir {tmp_path}: stubDomains read empty; keeping its previous content (delete the key, "
+        "or write {} or null, to clear it)"
+    ]
+    write(tmp_path, stubDomains=STUBS[: len(STUBS) // 2])  # half-written
+    assert watcher.poll() is None
+    assert watcher.config is good and watcher.reload_failures == 1
+    write(tmp_path, stubDomains='{"acme.local": ["1.2.3.9"]}')
+    changed = watcher.poll()
+    assert changed is not None and dict(changed.stub_domains) == {"acme.local": (Upstream("1.2.3.9"),)}
+    assert watcher.reloads == 1
+
+
+def test_an_emptied_key_keeps_its_content_while_other_keys_change(tmp_path: Path) -> None:
+    write(tmp_path, stubDomains=STUBS, upstreamNameservers=UPSTREAMS)
+    watcher = ConfigDirWatcher(tmp_path)
+    assert watcher.poll() is not None
+    write(tmp_path, stubDomains=" \n", upstreamNameservers='["9.9.9.9"]')
+    changed = watcher.poll()
+    assert changed is not None and changed.upstream_nameservers == (Upstream("9.9.9.9"),)
+    assert set(changed.stub_domains) == {"acme.local", "corp.example"}
+
+
+@pytest.mark.parametrize("cleared", ["{}", "null"])
+def test_a_key_is_cleared_by_deleting_it_or_by_writing_empty_json(tmp_path: Path, cleared: str) -> None:
+    write(tmp_path, stubDomains=STUBS, upstreamNameservers=UPSTREAMS)
+    watcher = ConfigDirWatcher(tmp_path)
+    assert watcher.poll() is not None
+    write(tmp_path, stubDomains=cleared)
+    changed = watcher.poll()
+    assert changed is not None and dict(changed.stub_domains) == {}
+    (tmp_path / "upstreamNameservers").unlink()
+    changed = watcher.poll()
+    assert changed == DnsConfig()
+
+
+def test_a_kubelet_swap_that_removes_a_key_counts(tmp_path: Path) -> None:
+    mount_like_kubelet(tmp_path, stubDomains=STUBS, upstreamNameservers=UPSTREAMS)
+    watcher = ConfigDirWatcher(tmp_path)
+    assert watcher.poll() is not None
+    fresh = tmp_path / "..2024_01_01_00_01_00.000000001"
+    fresh.mkdir()
+    (fresh / "upstreamNameservers").write_text(UPSTREAMS)
+    (tmp_path / "..data_tmp").symlink_to(fresh.name)
+    os.replace(tmp_path / "..data_tmp", tmp_path / "..data")
+    (tmp_path / "stubDomains").unlink()  # the kubelet drops the key's link after the swap
+    changed = watcher.poll()
+    assert changed is not None and dict(changed.stub_domains) == {}
+
+
+def test_each_change_is_one_short_line_counting_what_changed(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(tmp_path, stubDomains=stubs(1000), upstreamNameservers=UPSTREAMS)
+    watcher = ConfigDirWatcher(tmp_path)
+    with caplog.at_level(logging.INFO):
+        assert watcher.poll() is not None
+        assert infos(caplog) == [
+            f"config-dir {tmp_path}: loaded: 1000 stub domains (stub0.example, stub1.example, "
+            "stub2.example, +997 more); upstreamNameservers: 8.8.8.8#53 8.8.4.4#53"
+        ]
+        caplog.clear()
+        changed = json.loads(stubs(1000, {"stub5.example": "10.9.9.9"})) | {"new.example": ["10.9.9.9"]}
+        del changed["stub7.example"]
+        write(tmp_path, stubDomains=json.dumps(changed))
+        assert watcher.poll() is not None
+    assert infos(caplog) == [
+        f"config-dir {tmp_path}: configuration changed: stub domains: 1 added (new.example), 1 changed "
+        "(stub5.example), 1 removed (stub7.example); upstreamNameservers unchanged"
+    ]
+
+
+def test_content_that_reads_the_same_is_not_a_change(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(tmp_path, stubDomains=STUBS)
+    watcher = ConfigDirWatcher(tmp_path)
+    assert watcher.poll() is not None
+    write(tmp_path, stubDomains=json.dumps(json.loads(STUBS), indent=2))
+    with caplog.at_level(logging.INFO):
+        assert watcher.poll() is None
+    assert infos(caplog) == [] and watcher.reloads == 0
+
+
+def test_a_reload_checks_only_new_domains_and_nameservers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    write(tmp_path, stubDomains=stubs(1000))
+    watcher = ConfigDirWatcher(tmp_path)
+    assert watcher.poll() is not None
+    parsed: list[str] = []
+    real_parse = configdir.parse_upstream
+
+    def counting_parse(text: str, sep: str = "#") -> Upstream:
+        parsed.append(text)
+        return real_parse(text, sep)
+
+    monkeypatch.setattr(configdir, "parse_upstream", counting_parse)
+    write(tmp_path, stubDomains=stubs(1000, {"stub5.example": "10.9.9.9", "new.example": "10.1.0.1"}))
+    changed = watcher.poll()
+    assert changed is not None and changed.stub_domains["stub5.example"] == (Upstream("10.9.9.9"),)
+    assert parsed == ["10.9.9.9"]
+
+
+def test_what_was_checked_is_kept_only_while_in_force(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    parsed: list[str] = []
+    real_parse = configdir.parse_upstream
+
+    def counting_parse(text: str, sep: str = "#") -> Upstream:
+        parsed.append(text)
+        return real_parse(text, sep)
+
+    monkeypatch.setattr(configdir, "parse_upstream", counting_parse)
+    watcher = ConfigDirWatcher(tmp_path)
+    for servers in ('["8.8.8.8"]', '["9.9.9.9"]', '["8.8.8.8"]'):
+        write(tmp_path, upstreamNameservers=servers)
+        assert watcher.poll() is not None
+    assert parsed == ["8.8.8.8", "9.9.9.9", "8.8.8.8"]  # no memo of every text ever seen
+
+
+async def test_polls_read_off_the_event_loop_and_log_as_the_change_is_applied(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    write(tmp_path, upstreamNameservers='["8.8.8.8"]')
+    watcher = ConfigDirWatcher(tmp_path, period=0.01)
+    read_in: list[int] = []
+    real_read = configdir.read_dir
+
+    def read_dir(path: Path) -> dict[str, bytes]:
+        read_in.append(threading.get_ident())
+        return real_read(path)
+
+    monkeypatch.setattr(configdir, "read_dir", read_dir)
+    loaded = asyncio.Event()
+    with caplog.at_level(logging.INFO):
+        task = asyncio.create_task(watcher.run(lambda config: loaded.set()))
+        try:
+            await asyncio.wait_for(loaded.wait(), 5)
+        finally:
+            task.cancel()
+    assert read_in and threading.get_ident() not in read_in
+    # The line is logged by the loop, in the turn that applies the change, so a reader of the log
+    # never asks before the change is in force.
+    (line,) = [r for r in caplog.records if "loaded" in r.getMessage()]
+    assert line.thread == threading.get_ident()
+
+
+def test_config_change_names_the_stub_domains_routed_elsewhere() -> None:
+    a, b = (Upstream("10.0.0.1"),), (Upstream("10.0.0.2"),)
+    old = DnsConfig(stub_domains={"same.example": a, "moved.example": a, "gone.example": a})
+    new = DnsConfig(
+        stub_domains={"same.example": a, "moved.example": b, "new.example": b}, upstream_nameservers=b
+    )
+    change = ConfigChange.between(old, new)
+    assert change == ConfigChange(
+        added=("new.example",), changed=("moved.example",), removed=("gone.example",), upstreams=True
+    )
+    assert change.domains() == {"new.example", "moved.example", "gone.example"}
+    assert ConfigChange.between(new, new) == ConfigChange()

@@ -12,6 +12,9 @@ Precedence, as dnsmasq behaves under kube-dns's dnsmasq-nanny:
   ``upstreamNameservers`` (if it gives any; the nanny added them as ``--server=ip`` plus ``--no-resolv``)
   or else the resolv.conf nameservers (unless ``--no-resolv``).
 * The longest matching domain wins, label-aligned and case-insensitive.
+
+Forwarding budgets (``budget``): each flag domain and the default upstreams count on their own; a
+domain only the ConfigMap names counts with every such domain naming the same servers.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from kubedns_py.cache.forward.budget import Group
 from kubedns_py.cache.settings import DnsConfig, StaticServers, Upstream, dedupe, frozen, parse_upstream
 
 log = logging.getLogger(__name__)
@@ -40,7 +44,7 @@ class Route:
 
     @property
     def name(self) -> str:
-        """The route's name in metrics and forwarding budgets: its domain, ``.`` for the default
+        """The route's name in metrics and to its forwarding budget: its domain, ``.`` for the default
         upstreams."""
         return DEFAULT_ROUTE if self.domain is None else self.domain
 
@@ -48,11 +52,13 @@ class Route:
 @dataclass(frozen=True)
 class RouteTable:
     """Domain routes (lower-case, no trailing dot; an empty tuple = local-only) over the default
-    upstreams; ``default_domains`` are routed to the default upstreams explicitly."""
+    upstreams; ``default_domains`` are routed to the default upstreams explicitly. ``configmap_domains``
+    are the domains only the ConfigMap's stubDomains name: they share forwarding budgets by server set."""
 
     domains: Mapping[str, tuple[Upstream, ...]]
     default: tuple[Upstream, ...]
     default_domains: frozenset[str] = frozenset()
+    configmap_domains: frozenset[str] = frozenset()
     _lookup: dict[str, Route] = field(init=False, repr=False, compare=False)
     _default_route: Route = field(init=False, repr=False, compare=False)
 
@@ -69,10 +75,24 @@ class RouteTable:
         object.__setattr__(self, "_lookup", lookup)
         object.__setattr__(self, "_default_route", Route(None, self.default))
 
-    def names(self) -> list[str]:
-        """The routes that forward (a local-only route or an empty default never does)."""
-        routes = [*self._lookup.values(), self._default_route]
-        return [route.name for route in routes if route.servers]
+    def names(self) -> dict[str, Group]:
+        """The routes that forward (a local-only route or an empty default never does), by name, each
+        with the part of the forwarding budget it counts against: its own, or for a domain only the
+        ConfigMap names, the one of its set of servers."""
+        groups: dict[tuple[Upstream, ...], Group] = {}  # thousands of stub domains, a few server lists
+        names: dict[str, Group] = {}
+        for route in [*self._lookup.values(), self._default_route]:
+            if not route.servers:
+                continue
+            if route.domain in self.configmap_domains:
+                group = groups.get(route.servers)
+                if group is None:
+                    key = ",".join(sorted({str(server) for server in route.servers}))
+                    group = groups[route.servers] = Group(key, pinned=False)
+                names[route.name] = group
+            else:
+                names[route.name] = Group(route.name)
+        return names
 
     def route(self, qname: str) -> Route:
         """The route for ``qname`` (presentation form; case and a trailing dot do not matter)."""
@@ -119,10 +139,13 @@ def build_routes(
     domains: dict[str, tuple[Upstream, ...]] = dict(static.domains)
     use_default = set(static.use_default)
     default = list(static.default)
+    configmap_domains: set[str] = set()
     if configmap is not None:
         for domain, servers in configmap.stub_domains.items():
             if servers:  # an empty stub list gave the nanny nothing to pass on
                 key = domain.lower().removesuffix(".")
+                if key not in domains and key not in use_default:
+                    configmap_domains.add(key)
                 domains[key] = dedupe((*domains.get(key, ()), *servers))
     for domain, servers in domains.items():
         if servers:  # explicit servers beat '#' and local-only
@@ -134,5 +157,8 @@ def build_routes(
     elif resolv is not None:
         default.extend(resolv)
     return RouteTable(
-        domains=frozen(domains), default=dedupe(default), default_domains=frozenset(use_default)
+        domains=frozen(domains),
+        default=dedupe(default),
+        default_domains=frozenset(use_default),
+        configmap_domains=frozenset(configmap_domains),
     )
