@@ -14,7 +14,6 @@ TCP_MAX = 65535
 # What serve and the cache advertise, and the most serve sends over UDP: the DNS Flag Day 2020 size, which
 # every path carries without IP fragmentation.
 OUR_PAYLOAD = 1232
-FORWARDER_PAYLOAD = OUR_PAYLOAD  # the cache's name for it
 
 
 def opt_record() -> RR:

@@ -34,6 +34,7 @@ from tests.support.nameservers import (
     dead,
     garbage,
     mismatched_question,
+    partial,
     run_in_thread,
     slow,
     truncate,
@@ -121,11 +122,25 @@ def test_tc_is_passed_to_udp_clients_and_tcp_gets_everything(main: Running, good
     assert small_udp.id and small_udp.question[0].name.to_text() == name
     over_tcp = ask(name, "A", main.dns_port, tcp=True)
     assert not over_tcp.flags & dns.flags.TC and len(answers(over_tcp)) == 200
+    # Never more than 1,232 bytes over UDP, whatever size the client says it takes (DNS Flag Day 2020).
     edns_udp = ask(name, "A", main.dns_port, use_edns=0, payload=4096)
-    assert not edns_udp.flags & dns.flags.TC and len(answers(edns_udp)) == 200
+    assert edns_udp.flags & dns.flags.TC and not edns_udp.answer and len(edns_udp.to_wire()) <= 1232
     # dig retries over TCP by itself when it sees TC.
     assert len(run_dig("+noedns", "+short", name, "A", port=main.dns_port).split()) == 200
     assert [q.transport for q in good.queries_for(name)] == ["udp", "tcp"]  # then all from the cache
+
+
+def test_a_partial_answer_is_passed_on_marked_partial_and_never_kept(
+    main: Running, good: TestNameserver
+) -> None:
+    name = "partial.fwd.test."
+    good.script(name, "A", partial(big_answer(name, 200)))
+    over_udp = ask(name, "A", main.dns_port, use_edns=0, payload=4096)
+    assert over_udp.flags & dns.flags.TC and not over_udp.answer  # the client will ask over TCP
+    over_tcp = ask(name, "A", main.dns_port, tcp=True)
+    assert over_tcp.flags & dns.flags.TC and len(answers(over_tcp)) == 200  # never an empty NOERROR
+    ask(name, "A", main.dns_port, tcp=True)
+    assert [q.transport for q in good.queries_for(name)] == ["udp", "tcp"] * 3  # each time upstream
 
 
 def test_tcp_clients_are_served_several_queries_per_connection(main: Running, good: TestNameserver) -> None:

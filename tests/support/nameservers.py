@@ -52,6 +52,7 @@ class Behaviour:
     delay: float = 0.0
     dead: bool = False
     truncate: bool = False  # UDP: TC=1 and no records; TCP: the full reply
+    partial: bool = False  # TC=1 over TCP too, with the records: an answer larger than a message
     garbage: bool = False
     wrong_id: bool = False
     mismatched_question: bool = False
@@ -123,6 +124,11 @@ def dead() -> Behaviour:
 
 def truncate(base: Behaviour) -> Behaviour:
     return dataclasses.replace(base, truncate=True)
+
+
+def partial(base: Behaviour) -> Behaviour:
+    """TC over UDP (no records) and over TCP (with the records): part of a larger answer."""
+    return dataclasses.replace(base, truncate=True, partial=True)
 
 
 def wrong_id(base: Behaviour, then_right: bool = False) -> Behaviour:
@@ -200,6 +206,9 @@ def _wire(
     limit = max(512, query.payload or 0)
     if query.transport == "udp" and (b.truncate or len(wire) > limit):
         reply.rr, reply.auth = [], []
+        reply.header.tc = 1
+        wire = bytes(reply.pack())
+    elif b.partial:
         reply.header.tc = 1
         wire = bytes(reply.pack())
     return wire

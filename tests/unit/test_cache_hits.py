@@ -166,6 +166,19 @@ async def test_an_answer_too_big_for_the_client_is_truncated(front: Frontend) ->
     assert not large.flags & dns.flags.TC and len(large.answer[0]) == 40
 
 
+async def test_udp_replies_never_exceed_our_size_whatever_the_client_takes(front: Frontend) -> None:
+    reply = dns.message.make_response(dns.message.make_query(NAME, "A"))
+    addresses = [f"192.0.2.{i}" for i in range(1, 101)]  # about 1,650 bytes
+    reply.answer.append(dns.rrset.from_text_list(NAME, 300, "IN", "A", addresses))
+    store(front, NAME, reply.to_wire())
+    for _ in range(2):  # the slower path first, then the fast one
+        wire = front.udp_handler(pytest.fail)(
+            dns.message.make_query(NAME, "A", use_edns=0, payload=4096).to_wire(), None
+        )
+        assert wire is not None and len(wire) <= 1232
+        assert dns.message.from_wire(wire).flags & dns.flags.TC
+
+
 async def test_the_memo_takes_names_as_first_asked_and_stays_bounded(front: Frontend) -> None:
     memo: Memo[bytes, Slot] = Memo(8, batch=2)
     front._memo = memo

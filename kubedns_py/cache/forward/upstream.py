@@ -26,7 +26,7 @@ from kubedns_py.cache.forward.sockets import Opener, Socket, TcpExchange
 from kubedns_py.cache.forward.timers import Deadlines
 from kubedns_py.cache.settings import Upstream
 from kubedns_py.dnswire.header import CD_BIT, RD_BIT, TC_BIT
-from kubedns_py.dnswire.reply import FORWARDER_PAYLOAD
+from kubedns_py.dnswire.reply import OUR_PAYLOAD
 from kubedns_py.dnswire.response import UpstreamReply, read_reply
 from kubedns_py.dnswire.splice import raw_opt
 from kubedns_py.dnswire.walk import HEADER_SIZE, WireError
@@ -45,7 +45,7 @@ def build_query(ident: int, question: bytes, checking_disabled: bool, dnssec_ok:
     """Our query upstream: RD set, CD as the client asked, EDNS0 with our payload and the DO bit."""
     flags = RD_BIT | (CD_BIT if checking_disabled else 0)
     header = struct.pack("!HHHHHH", ident, flags, 1, 0, 0, 1)
-    return header + question + raw_opt(FORWARDER_PAYLOAD, dnssec_ok=dnssec_ok)
+    return header + question + raw_opt(OUR_PAYLOAD, dnssec_ok=dnssec_ok)
 
 
 def answers_question(wire: bytes, question: bytes) -> bool:

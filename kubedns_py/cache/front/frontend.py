@@ -33,7 +33,7 @@ from kubedns_py.cache.store.entry import NO_TALLY, OPT_SIZE, OPTS, Entry, served
 from kubedns_py.dnswire import reader, splice
 from kubedns_py.dnswire.header import BADVERS, CD_BIT, RA_BIT, SERVFAIL, rcode_name, reply_rcode
 from kubedns_py.dnswire.reader import Question as Asked
-from kubedns_py.dnswire.reply import FORWARDER_PAYLOAD, TCP_MAX
+from kubedns_py.dnswire.reply import OUR_PAYLOAD, TCP_MAX
 from kubedns_py.memo import Memo
 from kubedns_py.net.acl import ClientAcl
 from kubedns_py.net.stats import DnsStats, qtype_label
@@ -51,6 +51,11 @@ MEMO_LIMIT = 50_000
 
 def cache_key(q: reader.Question) -> CacheKey:
     return _new(CacheKey, (q.key, q.qtype, q.qclass, q.dnssec_ok, q.flags & CD_BIT != 0))
+
+
+def udp_limit(q: reader.Question) -> int:
+    """The largest UDP reply for ``q``: the client's size or ours (DNS Flag Day 2020), the smaller."""
+    return min(q.payload, OUR_PAYLOAD)
 
 
 class Slot:
@@ -125,7 +130,7 @@ class Frontend:
                     return rest(data, q, addr, send, now)
                 entry = found
                 if q.edns:
-                    if entry.size + OPT_SIZE > q.payload:
+                    if entry.size + OPT_SIZE > q.payload or entry.size + OPT_SIZE > OUR_PAYLOAD:
                         return rest(data, q, addr, send, now)
                     head = entry.heads[data[2] & 1 | 2] + data[12 : q.end]
                     opt = opts[q.dnssec_ok]
@@ -157,18 +162,18 @@ class Frontend:
         key = cache_key(q)
         entry = self._hit(data, q, key, now)
         if entry is not None:
-            reply = entry.reply(data, q.end, q.edns, q.dnssec_ok, q.payload, now)
+            reply = entry.reply(data, q.end, q.edns, q.dnssec_ok, udp_limit(q), now)
             rcode = rcode_name(entry.rcode)
             self._record("udp", q, rcode, monotonic() - now, reply, data)
             return reply
         self.counters.misses += 1
         if self._resolver.waiting >= self._max_waiting:
-            failed = splice.empty_reply(data, q, SERVFAIL, RA_BIT, FORWARDER_PAYLOAD)
+            failed = splice.empty_reply(data, q, SERVFAIL, RA_BIT, OUR_PAYLOAD)
             self._record("udp", q, rcode_name(SERVFAIL), monotonic() - now, failed, data)
             return failed
 
         def answered(answer: Answer) -> None:
-            reply = self._render(answer, data, q, q.payload)
+            reply = self._render(answer, data, q, udp_limit(q))
             self._record("udp", q, rcode_name(reply_rcode(reply)), monotonic() - now, reply, data)
             send(reply, addr)
 
@@ -229,7 +234,7 @@ class Frontend:
         """Dropped (None), or answered at once: FORMERR/NOTIMP header only, BADVERS with our OPT."""
         self._stats.malformed(outcome.reason)
         if isinstance(outcome, reader.BadVersion):
-            reply = splice.empty_reply(data, outcome.question, BADVERS, RA_BIT, FORWARDER_PAYLOAD)
+            reply = splice.empty_reply(data, outcome.question, BADVERS, RA_BIT, OUR_PAYLOAD)
         elif isinstance(outcome, reader.Rejected):
             reply = splice.header_only(data, outcome.rcode)
         else:
@@ -257,9 +262,9 @@ class Frontend:
             return answer.entry.reply(data, q.end, q.edns, q.dnssec_ok, limit, monotonic(), answer.stale)
         passed = answer.passed
         if passed is not None:
-            flags = served_flags(passed.flags)
+            flags = served_flags(passed.flags, truncated=True)
             return splice_reply(data, q.end, q.edns, q.dnssec_ok, limit, flags, passed.counts, passed.body)
-        return splice.empty_reply(data, q, answer.rcode, RA_BIT, FORWARDER_PAYLOAD)
+        return splice.empty_reply(data, q, answer.rcode, RA_BIT, OUR_PAYLOAD)
 
     async def close(self, finish_within: float = 0.0) -> None:
         """Answer the misses in flight, waiting at most ``finish_within`` seconds."""

@@ -14,7 +14,7 @@ from kubedns_py.cache.front.chaos import Chaos
 from kubedns_py.dnswire import reader, splice
 from kubedns_py.dnswire.header import RA_BIT
 from kubedns_py.dnswire.query import read_query
-from kubedns_py.dnswire.reply import FORWARDER_PAYLOAD
+from kubedns_py.dnswire.reply import OUR_PAYLOAD
 from kubedns_py.net.acl import ClientAcl
 from kubedns_py.net.stats import DnsStats, qtype_label
 from kubedns_py.net.tcp import Peer
@@ -41,11 +41,11 @@ class QueryPolicy:
                     self._stats.malformed("undecodable")
                     return query or splice.header_only(data, RCODE.FORMERR)
                 return self._chaos.reply(query)
-            return splice.empty_reply(data, q, REFUSED, RA_BIT, FORWARDER_PAYLOAD)
+            return splice.empty_reply(data, q, REFUSED, RA_BIT, OUR_PAYLOAD)
         if q.qtype in NOT_FORWARDED:
-            return splice.empty_reply(data, q, REFUSED, RA_BIT, FORWARDER_PAYLOAD)
+            return splice.empty_reply(data, q, REFUSED, RA_BIT, OUR_PAYLOAD)
         if self._loops.watching and self._loops.intercept(reader.presentation(q.key)):
-            return splice.empty_reply(data, q, REFUSED, RA_BIT, FORWARDER_PAYLOAD)
+            return splice.empty_reply(data, q, REFUSED, RA_BIT, OUR_PAYLOAD)
         return None
 
     def guard(self, on_datagram: DatagramHandler) -> DatagramHandler:
@@ -70,7 +70,7 @@ class QueryPolicy:
         now = monotonic()
         assert self._acl is not None
         self._acl.refused += 1
-        refused = splice.refusal(data, RA_BIT, FORWARDER_PAYLOAD)
+        refused = splice.refusal(data, RA_BIT, OUR_PAYLOAD)
         if refused is None:
             return None
         reply, qtype = refused

@@ -13,7 +13,7 @@ from __future__ import annotations
 import struct
 
 from kubedns_py.dnswire.header import AA_BIT, RA_BIT, RD_BIT, SERVFAIL, TC_BIT
-from kubedns_py.dnswire.reply import FORWARDER_PAYLOAD
+from kubedns_py.dnswire.reply import OUR_PAYLOAD
 from kubedns_py.dnswire.response import UpstreamReply
 from kubedns_py.dnswire.splice import raw_opt
 from kubedns_py.dnswire.walk import HEADER_SIZE
@@ -23,7 +23,7 @@ STALE_ANSWER_TTL = 30  # RFC 8767 section 4's recommendation
 PREFETCH_MIN_HITS = 3
 PREFETCH_FRACTION = 0.1  # refresh once less than this share of the lifetime remains
 
-OPTS = (raw_opt(FORWARDER_PAYLOAD), raw_opt(FORWARDER_PAYLOAD, dnssec_ok=True))  # by the DO bit
+OPTS = (raw_opt(OUR_PAYLOAD), raw_opt(OUR_PAYLOAD, dnssec_ok=True))  # by the DO bit
 OPT_SIZE = len(OPTS[0])
 _HEADER_TAIL = struct.Struct("!HHHHH")  # flags and the four counts: the header after the ID
 _TTL = struct.Struct("!I")
@@ -41,9 +41,10 @@ def shown_ttl(expires: float, now: float) -> int:
     return remaining & -(1 << max(0, remaining.bit_length() - EXACT_TTL_BITS))
 
 
-def served_flags(upstream_flags: int) -> int:
-    """The flags we answer with: the upstream's, less AA (we are not the authority) and TC, plus RA."""
-    return (upstream_flags & ~(AA_BIT | TC_BIT)) | RA_BIT
+def served_flags(upstream_flags: int, truncated: bool = False) -> int:
+    """The flags we answer with: the upstream's, less AA (we are not the authority), plus RA; TC only
+    for a reply passed on as it came (a partial answer over TCP stays marked partial)."""
+    return (upstream_flags & ~(AA_BIT | (0 if truncated else TC_BIT))) | RA_BIT
 
 
 def splice_reply(
