@@ -8,6 +8,7 @@ import contextlib
 import datetime
 import json
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -184,6 +185,40 @@ async def test_stalled_watch_is_restarted(api: FakeApiServer) -> None:
         await eventually(lambda: run.store.service("default", "quiet") is not None)
         assert run.metric("kubedns_kubernetes_reconnects_total", resource="services") >= 1
         assert run.metric("kubedns_kubernetes_relists_total", resource="services") == 0
+
+
+async def test_requests_into_a_black_hole_are_given_up(api: FakeApiServer) -> None:
+    seed(api)
+    api.faults.black_hole(0.5)  # swallows discovery
+    async with running(settings_for(api, request_timeout=1.0, stall_timeout=60.0)) as run:
+        assert run.names(Kind.SERVICE) == {"web", "db"}
+    assert api.faults.swallowed == 1
+
+
+async def test_too_large_resource_version_lists_again(api: FakeApiServer) -> None:
+    seed(api)
+    async with running(settings_for(api)) as run:
+        await api.wait_watching("services")
+        too_large = "Too large resource version: 900, current: 12"  # the watch cache's 504
+        api.faults.fail_next(1, status=504, path="/api/v1/services", message=too_large)
+        api.end_watches("services")
+        await eventually(lambda: run.metric("kubedns_kubernetes_relists_total", resource="services") == 1)
+
+
+async def test_api_sockets_keep_alive(api: FakeApiServer) -> None:
+    settings = settings_for(api)
+    configuration, loader = await client_configuration(settings)
+    async with (
+        session(settings, configuration, loader) as client,
+        await client.get("/api/v1/services", {"watch": "true"}) as response,
+    ):
+        assert response.connection is not None and response.connection.transport is not None
+        sock = response.connection.transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        idle = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE)
+        count = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT)
+        interval = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL)
+        assert idle + count * interval <= 30  # a dead peer dropped within 30 s
 
 
 async def test_stream_cut_mid_event_resumes_without_relist(api: FakeApiServer) -> None:
@@ -453,6 +488,12 @@ async def test_watch_error_raises_after_the_events_before_it() -> None:
     with pytest.raises(ApiError, match="HTTP 500") as raised:
         [b async for b in framed(other)]
     assert not isinstance(raised.value, Gone)
+
+
+async def test_too_large_resource_version_error_is_gone() -> None:
+    status = {"kind": "Status", "code": 504, "reason": "Timeout", "message": "Too large resource version: 9"}
+    with pytest.raises(Gone, match="Too large"):
+        [b async for b in framed(json.dumps({"type": "ERROR", "object": status}).encode() + b"\n")]
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,8 @@
 
 - ``client``: settings; configuration (kubeconfig, in-cluster service account, ``--kube-master-url``),
   authentication (rotated tokens, exec plugins) and the HTTP session, all from kubernetes-asyncio,
-  plus a GET that turns a failing status into ``ApiError``/``Gone``. Knows no resource and no record.
+  plus GETs bounded in time over sockets with TCP keepalive, that turn a failing status into
+  ``ApiError``/``Gone``. Knows no resource and no record.
 - ``streams``: one paginated LIST and one WATCH as async generators of raw JSON pages and events
   (framing, bookmarks, ERROR events as ``Gone``/``ApiError``, stalls as ``Stalled``). Keeps no state;
   an object's resourceVersion is read through ``cluster.objects``, the one reader of metadata.

@@ -78,7 +78,8 @@ class KubeMetrics(Collector):
         yield events
         yield _by_resource(
             "kubedns_kubernetes_relists",
-            "LISTs after the first one of a resource (410 Gone: the watch fell too far behind).",
+            "LISTs after the first one of a resource (410 Gone: the watch fell too far behind; or the "
+            "server went back below our resourceVersion).",
             self.relists,
         )
         yield _by_resource(

@@ -194,7 +194,7 @@ def _describe(failure: Exception | None) -> str:
     if failure is None:
         return "the watch ended without sending anything"
     if isinstance(failure, Gone):
-        return "resourceVersion expired (410), listing again"
+        return f"resourceVersion unusable ({failure}), listing again"
     if isinstance(failure, streams.Stalled):
         return str(failure)
     return f"{type(failure).__name__}: {failure}"
