@@ -43,6 +43,10 @@ class KubeSettings:
     backoff_cap: float = 30.0
     connect_timeout: float = 10.0
     request_timeout: float = 30.0  # a LIST page or discovery answered in full, a WATCH's headers
+    # While a watch is silent this long (bookmarks come once a minute), a LIST of one namespace on a new
+    # connection checks that the server answers and has not gone back below our resourceVersions.
+    probe_interval: float = 10.0
+    probe_timeout: float = 5.0
     coredns_metrics: bool = False  # the programming-latency histogram under CoreDNS's name too
 
     def __post_init__(self) -> None:
@@ -59,6 +63,8 @@ class KubeSettings:
             self.backoff_base,
             self.connect_timeout,
             self.request_timeout,
+            self.probe_interval,
+            self.probe_timeout,
         )
         if min(numbers) <= 0 or self.backoff_cap < self.backoff_base:
             raise ValueError("page size, timeouts and backoff must be positive (and cap >= base)")
@@ -157,8 +163,9 @@ def _status_message(body: bytes) -> str:
 class Api:
     """GETs through the client's session and auth, each bounded in time."""
 
-    def __init__(self, client: ApiClient, settings: KubeSettings) -> None:
+    def __init__(self, client: ApiClient, probe_client: ApiClient, settings: KubeSettings) -> None:
         self._client = client
+        self._probe_client = probe_client  # only ever one request at a time, never a kept connection
         self._settings = settings
         # sock_read doubles as the stall detector: bookmarks keep a healthy watch from going silent.
         self._timeout = aiohttp.ClientTimeout(
@@ -174,6 +181,12 @@ class Api:
     async def read(self, path: str, query: Mapping[str, str]) -> bytes:
         """The whole body of a 200 (a LIST page, discovery), within the request timeout."""
         return await self._read(self._client, self._settings.request_timeout, path, query, {})
+
+    async def probe(self, path: str, query: Mapping[str, str]) -> bytes:
+        """``read`` on a new connection, within the probe timeout: whether the server answers at all,
+        whatever became of the connections already open."""
+        seconds = self._settings.probe_timeout
+        return await self._read(self._probe_client, seconds, path, query, {"Connection": "close"})
 
     async def _read(
         self,
@@ -231,11 +244,11 @@ class Api:
 @contextlib.asynccontextmanager
 async def session(settings: KubeSettings, configuration: Configuration, loader: Any) -> AsyncIterator[Api]:
     """An ``Api`` on a fresh HTTP session, refreshing the kubeconfig's credentials while it is open."""
-    async with ApiClient(configuration=configuration) as client:
-        client.user_agent = f"kubedns-py/{__version__}"
+    async with ApiClient(configuration=configuration) as client, ApiClient(configuration) as probe_client:
+        client.user_agent = probe_client.user_agent = f"kubedns-py/{__version__}"
         refresh = asyncio.create_task(_refresh_credentials(loader, configuration)) if loader else None
         try:
-            yield Api(client, settings)
+            yield Api(client, probe_client, settings)
         finally:
             if refresh is not None:
                 refresh.cancel()

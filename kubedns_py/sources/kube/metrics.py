@@ -84,7 +84,7 @@ class KubeMetrics(Collector):
         )
         yield _by_resource(
             "kubedns_kubernetes_reconnects",
-            "Failed or stalled LIST/WATCH requests, each retried after a backoff.",
+            "Failed, stalled or restarted LIST/WATCH requests, each retried after a backoff.",
             self.reconnects,
         )
         contact = GaugeMetricFamily(

@@ -2,7 +2,8 @@
 
 A LIST is read page by page (``limit``/``continue``); a WATCH is newline-delimited JSON in chunks that
 split lines anywhere, read in batches of the events that arrived together. The server's ERROR events
-become exceptions: ``Gone`` (the resourceVersion is too old or too new: LIST again) or ``ApiError``. A request
+become exceptions: ``Gone`` (the resourceVersion is too old or too new: LIST again) or ``ApiError``.
+``current_version`` asks what resourceVersion the server is at, on a connection of its own. A request
 that sends nothing, not even a bookmark, for the stall timeout raises ``Stalled``: proxies and load
 balancers silently kill idle connections, and a client that waits forever serves stale answers
 (kube-dns's stale-record bug).
@@ -54,6 +55,12 @@ async def list_pages(
         query["continue"] = meta["continue"]
     if not meta.get("resourceVersion"):
         raise ApiError(None, "the list has no metadata.resourceVersion")
+
+
+async def current_version(api: Api, path: str) -> str:
+    """The resourceVersion the server is at now (that of a LIST of at most one object), or ""."""
+    _, meta = _list_page(await api.probe(path, {"limit": "1"}))
+    return str(meta.get("resourceVersion") or "")
 
 
 async def watch(
