@@ -295,3 +295,50 @@ async def test_bulk_load_and_paged_list_are_fast(api: FakeApiServer, http: aioht
     print(f"load 20k objects / 100k endpoints: {loaded:.2f}s; LIST 10k services in 20 pages: {listed:.2f}s")
     assert count == 10_000
     assert loaded < 10 and listed < 5
+
+
+async def test_black_hole_swallows_requests_and_streams(
+    api: FakeApiServer, http: aiohttp.ClientSession
+) -> None:
+    params = {"watch": "true", "resourceVersion": str(api.resource_version), "allowWatchBookmarks": "true"}
+    async with http.get(api.url + "/api/v1/services", params=params) as response:
+        await response.content.readline()  # a bookmark: the stream flows
+        api.faults.black_hole(0.3)
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.8):  # made in the hole: no answer, even once it has ended
+                await http.get(api.url + "/version")
+        assert not api.faults.silent() and api.faults.swallowed == 1
+        api.create("services", objects.service("a"))
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):  # the stream it swallowed stays silent
+                await response.content.readline()
+    assert (await get_json(http, api.url + "/version"))[0] == 200
+    (event,) = await watch_lines(http, api.url + "/api/v1/services", 1, resourceVersion="1")
+    assert event["object"]["metadata"]["name"] == "a"
+
+
+async def test_restore_takes_resource_versions_back(api: FakeApiServer, http: aiohttp.ClientSession) -> None:
+    api.create("services", objects.service("kept"))
+    snapshot = api.snapshot()
+    api.create("services", objects.service("lost"))
+    api.delete("services", "kept")
+    ahead = str(api.resource_version)
+    params = {"watch": "true", "resourceVersion": ahead}
+    async with http.get(api.url + "/api/v1/services", params=params) as response:
+        await api.wait_watching("services")
+        api.restore(snapshot)
+        with pytest.raises(aiohttp.ClientPayloadError):  # the API servers restart
+            await response.content.read()
+    status, listed = await get_json(http, api.url + "/api/v1/services")
+    assert status == 200 and [s["metadata"]["name"] for s in listed["items"]] == ["kept"]
+    assert int(listed["metadata"]["resourceVersion"]) == snapshot.resource_version < int(ahead)
+    # A watch from the version clients saw before gets nothing at or below it, bookmarks included.
+    params = {"watch": "true", "resourceVersion": ahead, "allowWatchBookmarks": "true"}
+    async with http.get(api.url + "/api/v1/services", params=params) as response:
+        api.create("services", objects.service("new"))
+        with pytest.raises(TimeoutError):
+            async with asyncio.timeout(0.3):  # six bookmark intervals
+                await response.content.readline()
+    new, restored = str(api.resource_version), str(snapshot.resource_version)
+    (event,) = await watch_lines(http, api.url + "/api/v1/services", 1, resourceVersion=restored)
+    assert (event["type"], event["object"]["metadata"]["resourceVersion"]) == ("ADDED", new)

@@ -8,6 +8,7 @@ import contextlib
 import datetime
 import json
 import logging
+import socket
 import time
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from prometheus_client import CollectorRegistry
 
 from kubedns_py.cluster.objects import Kind
 from kubedns_py.cluster.store import Event, Replace, Store, Synced
-from kubedns_py.sources.kube import streams
+from kubedns_py.sources.kube import reflector, streams
 from kubedns_py.sources.kube.client import (
     ApiError,
     Gone,
@@ -184,6 +185,102 @@ async def test_stalled_watch_is_restarted(api: FakeApiServer) -> None:
         await eventually(lambda: run.store.service("default", "quiet") is not None)
         assert run.metric("kubedns_kubernetes_reconnects_total", resource="services") >= 1
         assert run.metric("kubedns_kubernetes_relists_total", resource="services") == 0
+
+
+# The probe timings tenfold below the defaults (a probe after 10 s of silence, 5 s to answer), against a
+# black hole of 1.5 s rather than 15 s; the stall timeout stays long, so only the probes can notice.
+FAST_PROBES = {"probe_interval": 1.0, "probe_timeout": 0.5, "stall_timeout": 60.0}
+
+
+async def test_black_holed_api_is_noticed_once_it_answers_again(api: FakeApiServer) -> None:
+    seed(api)
+    async with running(settings_for(api, **FAST_PROBES)) as run:
+        await eventually(lambda: run.source.connected)
+        api.faults.black_hole(1.5)  # the open watches die in it, unclosed
+        api.create("services", objects.service("during", cluster_ip="10.0.0.80"))
+        api.delete("services", "web")
+        await eventually(lambda: not api.faults.silent(), within=3)
+        api.create("services", objects.service("after", cluster_ip="10.0.0.81"))
+        took = await eventually(lambda: run.names(Kind.SERVICE) == {"db", "during", "after"}, within=10)
+        assert took < 3.0  # 30 s at full scale
+        assert api.faults.swallowed >= 1  # a probe, at least
+        assert run.metric("kubedns_kubernetes_relists_total", resource="services") == 0  # resumed
+
+
+async def test_retries_waiting_out_their_backoff_go_once_the_api_answers_again(
+    api: FakeApiServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    seed(api)
+    monkeypatch.setattr(reflector, "backoff_delay", lambda attempt, base, cap: 60.0)
+    async with running(settings_for(api, **FAST_PROBES)) as run:
+        await eventually(lambda: run.source.connected)
+        await api.refuse_connections()
+        await eventually(lambda: run.metric("kubedns_kubernetes_reconnects_total", resource="services") == 1)
+        await eventually(lambda: "did not answer a probe" in caplog.text)
+        await api.accept_connections()
+        api.create("services", objects.service("after", cluster_ip="10.0.0.82"))
+        await eventually(lambda: run.store.service("default", "after") is not None)
+
+
+async def test_requests_into_a_black_hole_are_given_up(api: FakeApiServer) -> None:
+    seed(api)
+    api.faults.black_hole(0.5)  # swallows discovery
+    async with running(settings_for(api, request_timeout=1.0, stall_timeout=60.0)) as run:
+        assert run.names(Kind.SERVICE) == {"web", "db"}
+    assert api.faults.swallowed == 1
+
+
+async def test_api_restored_to_older_resource_versions_is_listed_again(api: FakeApiServer) -> None:
+    seed(api)
+    async with running(settings_for(api, probe_interval=0.3)) as run:
+        await eventually(lambda: run.source.connected)
+        backup = api.snapshot()
+        for name in ("lost-1", "lost-2", "lost-3"):
+            api.create("services", objects.service(name, cluster_ip=None))
+        await eventually(lambda: "lost-3" in run.names(Kind.SERVICE))
+        api.restore(backup)  # the watches resume from versions the server is now below
+        api.create("services", objects.service("after", cluster_ip="10.0.0.90"))
+        api.delete("services", "web")
+        await eventually(lambda: run.names(Kind.SERVICE) == {"db", "after"})
+        assert run.metric("kubedns_kubernetes_relists_total", resource="services") == 1
+
+
+async def test_too_large_resource_version_lists_again(api: FakeApiServer) -> None:
+    seed(api)
+    async with running(settings_for(api)) as run:
+        await api.wait_watching("services")
+        too_large = "Too large resource version: 900, current: 12"  # the watch cache's 504
+        api.faults.fail_next(1, status=504, path="/api/v1/services", message=too_large)
+        api.end_watches("services")
+        await eventually(lambda: run.metric("kubedns_kubernetes_relists_total", resource="services") == 1)
+
+
+async def test_a_stalled_watch_from_an_opaque_resource_version_lists_again(
+    api: FakeApiServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seed(api)
+    monkeypatch.setattr(reflector, "version_number", lambda rv: None)  # as if none were an integer
+    async with running(settings_for(api, stall_timeout=0.5)) as run:
+        await api.wait_watching("services")
+        api.faults.hang_watches()
+        await eventually(lambda: run.metric("kubedns_kubernetes_relists_total", resource="services") >= 1)
+        api.faults.hang_watches(False)
+
+
+async def test_api_sockets_keep_alive(api: FakeApiServer) -> None:
+    settings = settings_for(api)
+    configuration, loader = await client_configuration(settings)
+    async with (
+        session(settings, configuration, loader) as client,
+        await client.get("/api/v1/services", {"watch": "true"}) as response,
+    ):
+        assert response.connection is not None and response.connection.transport is not None
+        sock = response.connection.transport.get_extra_info("socket")
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE) == 1
+        idle = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPIDLE)
+        count = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPCNT)
+        interval = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_KEEPINTVL)
+        assert idle + count * interval <= 30  # a dead peer dropped within 30 s
 
 
 async def test_stream_cut_mid_event_resumes_without_relist(api: FakeApiServer) -> None:
@@ -453,6 +550,12 @@ async def test_watch_error_raises_after_the_events_before_it() -> None:
     with pytest.raises(ApiError, match="HTTP 500") as raised:
         [b async for b in framed(other)]
     assert not isinstance(raised.value, Gone)
+
+
+async def test_too_large_resource_version_error_is_gone() -> None:
+    status = {"kind": "Status", "code": 504, "reason": "Timeout", "message": "Too large resource version: 9"}
+    with pytest.raises(Gone, match="Too large"):
+        [b async for b in framed(json.dumps({"type": "ERROR", "object": status}).encode() + b"\n")]
 
 
 @pytest.mark.parametrize(

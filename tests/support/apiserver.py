@@ -3,13 +3,16 @@
 It speaks enough of the protocol that kubernetes-asyncio and ``kubedns_py.sources.kube`` run unchanged
 against it: discovery, paginated LIST (``limit``/``continue``), WATCH as chunked newline-delimited JSON
 from a ``resourceVersion`` (bookmarks, ``timeoutSeconds``, ``ERROR 410 Expired`` once history is
-compacted), and scripted faults (see ``apiserver_faults``).
+compacted), and scripted faults (see ``apiserver_faults``), including an etcd restore (``snapshot``,
+``restore``) that takes resourceVersions back below what clients hold.
 
 Objects are kept as serialised JSON, so a LIST page is a byte join rather than a ``json.dumps`` of every
 item: 10k-object clusters load and list in well under a second. One global counter hands out
 resourceVersions, as etcd does. Pages of a LIST are cut from the current state rather than an MVCC
 snapshot; whatever raced with the pages is replayed by the watch that follows from the list's
-resourceVersion, which a consumer must tolerate anyway.
+resourceVersion, which a consumer must tolerate anyway. As the API server's watch cache does, a watch
+sends nothing at or below the resourceVersion it started from, bookmarks included: a watch from a version
+the server has not reached stays silent.
 """
 
 from __future__ import annotations
@@ -100,11 +103,24 @@ class _Collection:
         return new
 
     def pop(self, key: Key) -> bytes:
-        self._sorted = None
+        self.invalidate()
         return self.objects.pop(key)
+
+    def invalidate(self) -> None:
+        self._sorted = None
 
     def line(self, type_: str, body: bytes) -> bytes:
         return b'{"type":"%s","object":{%s%s}\n' % (type_.encode(), self.event_prefix, body[1:])
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The data as ``FakeApiServer.snapshot`` found it: what an etcd backup holds."""
+
+    objects: dict[str, dict[Key, bytes]]
+    history: dict[str, list[_Event]]
+    resource_version: int
+    compacted: int
 
 
 @dataclass(eq=False)
@@ -142,8 +158,8 @@ def _dumps(obj: Obj) -> bytes:
 class FakeApiServer:
     """``async with FakeApiServer() as api:`` serves on ``api.url`` (127.0.0.1, a free port).
 
-    Driving methods (``create``, ``update``, ``apply``, ``delete``, ``load``, ``compact``) are plain
-    functions: call them from the test's event loop; open watches see the change at once.
+    Driving methods (``create``, ``update``, ``apply``, ``delete``, ``load``, ``compact``, ``snapshot``)
+    are plain functions: call them from the test's event loop; open watches see the change at once.
     """
 
     def __init__(self, *, bookmark_interval: float = 0.2) -> None:
@@ -202,6 +218,10 @@ class FakeApiServer:
         if self._site is not None:
             await self._site.stop()
             self._site = None
+        self._drop_connections()
+
+    def _drop_connections(self) -> None:
+        assert self._runner is not None and self._runner.server is not None
         for connection in self._runner.server.connections:
             connection.force_close()
 
@@ -264,6 +284,28 @@ class FakeApiServer:
         self._compacted = self._rv
         for collection in self._collections.values():
             collection.history.clear()
+
+    def snapshot(self) -> Snapshot:
+        """The data as it is now, to ``restore`` later."""
+        return Snapshot(
+            {name: dict(c.objects) for name, c in self._collections.items()},
+            {name: list(c.history) for name, c in self._collections.items()},
+            self._rv,
+            self._compacted,
+        )
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """An etcd restore: the data and history as in ``snapshot``, resourceVersions counting on from
+        its (so below what clients have seen since), and every connection dropped as the API servers
+        restart. A watch resumed from a later version sees nothing until the counter passes it."""
+        for name, collection in self._collections.items():
+            collection.objects = dict(snapshot.objects[name])
+            collection.history = list(snapshot.history[name])
+            collection.invalidate()
+        self._rv = snapshot.resource_version
+        self._compacted = snapshot.compacted
+        self._drop_connections()
+        self._notify()
 
     def _key(self, resource: str, obj: Obj) -> Key:
         meta = obj["metadata"]
@@ -337,9 +379,12 @@ class FakeApiServer:
             RequestRecord(request.method, request.path, query, request.headers.get("Authorization"))
         )
         self._notify()
-        if (status := self.faults.take_failure(request.path)) is not None:
+        if self.faults.silent():
+            await self.faults.swallow()
+        if (failure := self.faults.take_failure(request.path)) is not None:
+            reasons = {500: "InternalError", 504: "Timeout"}
             return status_response(
-                status, "InternalError" if status == 500 else "ServiceUnavailable", "fault"
+                failure.status, reasons.get(failure.status, "ServiceUnavailable"), failure.message
             )
         if (group := request.match_info.get("group")) and group in self.faults.dropped_groups:
             return status_response(404, "NotFound", "the server could not find the requested resource")
@@ -485,6 +530,7 @@ class FakeApiServer:
             backlog = [e for e in collection.history[first:] if namespace in (None, e.namespace)]
         # Registered before the first await, so no event falls between the backlog and the queue.
         watcher = _Watcher(collection.type.plural, namespace)
+        opened = self.faults.black_holes
         self._watchers.add(watcher)
         self._watches_started[watcher.resource] += 1
         self._notify()
@@ -492,7 +538,7 @@ class FakeApiServer:
         try:
             await response.prepare(request)
             for event in backlog:
-                if not await self._send(request, response, collection, event):
+                if not await self._send(request, response, collection, event, opened):
                     return response
                 last_rv = max(last_rv, event.rv)
             deadline = None if timeout is None else loop.time() + timeout
@@ -506,16 +552,21 @@ class FakeApiServer:
                     if deadline is not None and loop.time() >= deadline:
                         break
                     bookmark_rv = self._rv if watcher.queue.empty() else last_rv
-                    await self.faults.gate()
+                    next_bookmark = loop.time() + self.bookmark_interval
+                    if bookmark_rv < last_rv:  # restored below where the watch started
+                        continue
+                    await self.faults.gate(opened)
                     meta = b'{"metadata":{"resourceVersion":"%d"}}' % bookmark_rv
                     await response.write(collection.line("BOOKMARK", meta))
-                    next_bookmark = loop.time() + self.bookmark_interval
                     continue
                 if item is None:
                     break
-                if not await self._send(request, response, collection, item):
+                if item.rv <= last_rv:  # restored below where the watch started
+                    continue
+                if not await self._send(request, response, collection, item, opened):
                     return response
                 last_rv = item.rv
+            await self.faults.gate(opened)
             await response.write_eof()
         finally:
             self._watchers.discard(watcher)
@@ -523,10 +574,15 @@ class FakeApiServer:
         return response
 
     async def _send(
-        self, request: web.Request, response: web.StreamResponse, collection: _Collection, event: _Event
+        self,
+        request: web.Request,
+        response: web.StreamResponse,
+        collection: _Collection,
+        event: _Event,
+        opened: int,
     ) -> bool:
         """Write one event line; False when a scripted fault cut the stream in the middle of it."""
-        await self.faults.gate()
+        await self.faults.gate(opened)
         line = collection.line(event.type, event.body)
         if self.faults.take_cut(collection.type.plural):
             await response.write(line[: len(line) // 2])

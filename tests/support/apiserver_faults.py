@@ -1,7 +1,8 @@
 """Scripted faults for the API server double (``FakeApiServer.faults``).
 
-Outages (``refuse_connections``/``accept_connections``) and clean stream ends (``end_watches``) live on
-the server itself because they act on its listener and open streams; this holds the rest.
+Outages (``refuse_connections``/``accept_connections``), clean stream ends (``end_watches``) and restores
+(``restore``) live on the server itself because they act on its listener, open streams and data; this
+holds the rest.
 """
 
 from __future__ import annotations
@@ -12,34 +13,41 @@ from dataclasses import dataclass
 
 
 @dataclass
-class _Failure:
+class Failure:
     remaining: int
     status: int
     path: str | None
+    message: str
 
 
 class Faults:
     def __init__(self) -> None:
         self.dropped_groups: set[str] = set()
-        self._failures: list[_Failure] = []
+        self._failures: list[Failure] = []
         self._cuts: Counter[str | None] = Counter()
         self._hung = False
+        self._silent_until = 0.0  # loop time at which the current black hole ends
+        self.black_holes = 0  # how many began: a stream opened before the last one is dead
+        self.swallowed = 0  # requests that arrived in a black hole and were never answered
 
-    def fail_next(self, count: int, status: int = 500, path: str | None = None) -> None:
-        """Answer the next ``count`` requests (whose path starts with ``path``, if given) with ``status``."""
-        self._failures.append(_Failure(count, status, path))
+    def fail_next(
+        self, count: int, status: int = 500, path: str | None = None, message: str = "fault"
+    ) -> None:
+        """Answer the next ``count`` requests (whose path starts with ``path``, if given) with ``status``
+        and a Status saying ``message``."""
+        self._failures.append(Failure(count, status, path, message))
 
     def clear_failures(self) -> None:
         """Forget every pending ``fail_next``: requests succeed again."""
         self._failures.clear()
 
-    def take_failure(self, path: str) -> int | None:
+    def take_failure(self, path: str) -> Failure | None:
         for failure in self._failures:
             if failure.path is None or path.startswith(failure.path):
                 failure.remaining -= 1
                 if failure.remaining <= 0:
                     self._failures.remove(failure)
-                return failure.status
+                return failure
         return None
 
     def hang_watches(self, hung: bool = True) -> None:
@@ -48,10 +56,26 @@ class Faults:
         only new streams flow again."""
         self._hung = hung
 
-    async def gate(self) -> None:
-        """Awaited before every write to a watch stream."""
-        if self._hung:
-            await asyncio.Event().wait()  # until the client hangs up and the handler is cancelled
+    def black_hole(self, seconds: float) -> None:
+        """For ``seconds`` from now the server is there but silent, as behind a path that drops packets:
+        connections are still accepted, but requests get no answer and open watch streams send nothing.
+        What it swallowed stays swallowed, as when a peer lost the connection's state: those requests and
+        streams never answer, however long the client waits; only requests made afterwards are served."""
+        self._silent_until = asyncio.get_running_loop().time() + seconds
+        self.black_holes += 1
+
+    def silent(self) -> bool:
+        return asyncio.get_running_loop().time() < self._silent_until
+
+    async def swallow(self) -> None:
+        """Never answer the request being handled (a black hole swallowed it)."""
+        self.swallowed += 1
+        await _forever()
+
+    async def gate(self, opened: int) -> None:
+        """Awaited before every write to a watch stream, opened when ``black_holes`` was ``opened``."""
+        if self._hung or self.black_holes != opened:
+            await _forever()
 
     def cut_next_event(self, resource: str | None = None, count: int = 1) -> None:
         """The next ``count`` events on watches of ``resource`` (any resource if None) are written
@@ -71,3 +95,7 @@ class Faults:
 
     def restore_group(self, group: str) -> None:
         self.dropped_groups.discard(group)
+
+
+async def _forever() -> None:
+    await asyncio.Event().wait()  # until the client hangs up and the handler is cancelled

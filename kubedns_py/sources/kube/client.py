@@ -1,7 +1,9 @@
 """Reaching the API server: settings, configuration, authentication and the HTTP session.
 
 kubernetes-asyncio provides configuration, authentication (including rotated tokens) and its aiohttp
-session, nothing more: ``Api.get`` hands back the raw response, for the layers above to read as JSON.
+session, nothing more: ``Api`` hands back raw responses and bodies, for the layers above to read as JSON.
+Every request is bounded in time, and sockets carry TCP keepalive, so a server that stops answering
+without closing anything (a black-holed path, a peer that lost the connection) is noticed.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import contextlib
 import json
 import logging
 import os
+import socket
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
@@ -39,6 +42,11 @@ class KubeSettings:
     backoff_base: float = 0.5
     backoff_cap: float = 30.0
     connect_timeout: float = 10.0
+    request_timeout: float = 30.0  # a LIST page or discovery answered in full, a WATCH's headers
+    # While a watch is silent this long (bookmarks come once a minute), a LIST of one namespace on a new
+    # connection checks that the server answers and has not gone back below our resourceVersions.
+    probe_interval: float = 10.0
+    probe_timeout: float = 5.0
     coredns_metrics: bool = False  # the programming-latency histogram under CoreDNS's name too
 
     def __post_init__(self) -> None:
@@ -48,8 +56,17 @@ class KubeSettings:
             url = urlsplit(self.api_url or "")
             if url.scheme not in ("http", "https") or not url.hostname:
                 raise ValueError(f"--kube-master-url {self.master_url!r} needs a scheme and a host")
-        numbers = (self.page_size, self.watch_timeout_seconds, self.stall_timeout, self.backoff_base)
-        if min(numbers) <= 0 or self.backoff_cap < self.backoff_base or self.connect_timeout <= 0:
+        numbers = (
+            self.page_size,
+            self.watch_timeout_seconds,
+            self.stall_timeout,
+            self.backoff_base,
+            self.connect_timeout,
+            self.request_timeout,
+            self.probe_interval,
+            self.probe_timeout,
+        )
+        if min(numbers) <= 0 or self.backoff_cap < self.backoff_base:
             raise ValueError("page size, timeouts and backoff must be positive (and cap >= base)")
 
     @property
@@ -106,7 +123,33 @@ class ApiError(Exception):
 
 
 class Gone(ApiError):
-    """410: the resourceVersion or continue token is older than the server's history."""
+    """The server cannot go on from our resourceVersion or continue token: 410, older than its history;
+    or "Too large resource version", newer than anything it has (as after an etcd restore)."""
+
+
+class NoAnswer(ApiError):
+    """The server did not answer within a timeout: the request was given up."""
+
+
+def error(status: int | None, message: str) -> ApiError:
+    """The exception for a failing status, from an HTTP response or a watch's ERROR event."""
+    too_large = status == 504 and "too large resource version" in message.lower()
+    return (Gone if status == 410 or too_large else ApiError)(status, message)
+
+
+# A silent peer is probed after 15 s and dropped after 3 unanswered probes 5 s apart: within 30 s.
+_KEEPALIVE = {"TCP_KEEPIDLE": 15, "TCP_KEEPINTVL": 5, "TCP_KEEPCNT": 3}
+
+
+def _keep_alive(response: aiohttp.ClientResponse) -> None:
+    transport = response.connection.transport if response.connection is not None else None
+    sock = transport.get_extra_info("socket") if transport is not None else None
+    if sock is None:
+        return
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_KEEPALIVE, 1)
+    for option, value in _KEEPALIVE.items():
+        if hasattr(socket, option):  # Linux has all three; others keep their system defaults
+            sock.setsockopt(socket.IPPROTO_TCP, getattr(socket, option), value)
 
 
 def _status_message(body: bytes) -> str:
@@ -118,22 +161,63 @@ def _status_message(body: bytes) -> str:
 
 
 class Api:
-    """GETs through the client's session and auth."""
+    """GETs through the client's session and auth, each bounded in time."""
 
-    def __init__(self, client: ApiClient, settings: KubeSettings) -> None:
+    def __init__(self, client: ApiClient, probe_client: ApiClient, settings: KubeSettings) -> None:
         self._client = client
+        self._probe_client = probe_client  # only ever one request at a time, never a kept connection
+        self._settings = settings
         # sock_read doubles as the stall detector: bookmarks keep a healthy watch from going silent.
         self._timeout = aiohttp.ClientTimeout(
             connect=settings.connect_timeout, sock_read=settings.stall_timeout
         )
 
     async def get(self, path: str, query: Mapping[str, str]) -> aiohttp.ClientResponse:
-        """The raw response, which is a 200: any other status raises ``ApiError`` (``Gone`` for 410)."""
-        response: aiohttp.ClientResponse = await self._client.call_api(
+        """The raw response to stream (a WATCH), which is a 200 whose headers came within the request
+        timeout: any other status raises ``ApiError`` (``Gone`` when our resourceVersion is unusable)."""
+        async with self._bounded(self._settings.request_timeout):
+            return await self._get(self._client, path, query, {})
+
+    async def read(self, path: str, query: Mapping[str, str]) -> bytes:
+        """The whole body of a 200 (a LIST page, discovery), within the request timeout."""
+        return await self._read(self._client, self._settings.request_timeout, path, query, {})
+
+    async def probe(self, path: str, query: Mapping[str, str]) -> bytes:
+        """``read`` on a new connection, within the probe timeout: whether the server answers at all,
+        whatever became of the connections already open."""
+        seconds = self._settings.probe_timeout
+        return await self._read(self._probe_client, seconds, path, query, {"Connection": "close"})
+
+    async def _read(
+        self,
+        client: ApiClient,
+        seconds: float,
+        path: str,
+        query: Mapping[str, str],
+        headers: Mapping[str, str],
+    ) -> bytes:
+        async with self._bounded(seconds), await self._get(client, path, query, headers) as response:
+            return await response.read()
+
+    @contextlib.asynccontextmanager
+    async def _bounded(self, seconds: float) -> AsyncIterator[None]:
+        scope = asyncio.timeout(seconds)
+        try:
+            async with scope:
+                yield
+        except TimeoutError as exc:
+            if not scope.expired():
+                raise  # aiohttp's own (connect or read) timeout
+            raise NoAnswer(None, f"no answer within {seconds:g}s") from exc
+
+    async def _get(
+        self, client: ApiClient, path: str, query: Mapping[str, str], headers: Mapping[str, str]
+    ) -> aiohttp.ClientResponse:
+        response: aiohttp.ClientResponse = await client.call_api(
             path,
             "GET",
             query_params=list(query.items()),
-            header_params={"Accept": "application/json"},
+            header_params={"Accept": "application/json", **headers},
             auth_settings=["BearerToken"],
             _preload_content=False,
             _request_timeout=self._timeout,
@@ -141,19 +225,18 @@ class Api:
         if response.status != 200:
             async with response:
                 message = _status_message(await response.content.read(65536))
-            raise (Gone if response.status == 410 else ApiError)(response.status, message)
+            raise error(response.status, message)
+        _keep_alive(response)
         return response
 
     async def served(self, group_version: str) -> set[str] | None:
         """The resources an API group version serves (discovery), or None if it is not served."""
         try:
-            response = await self.get(f"/apis/{group_version}", {})
+            body = json.loads(await self.read(f"/apis/{group_version}", {}))
         except ApiError as exc:
             if exc.status != 404:
                 raise
             return None
-        async with response:
-            body = await response.json(content_type=None)
         resources = body.get("resources", ())
         return {name for r in resources if isinstance(r, Mapping) and isinstance(name := r.get("name"), str)}
 
@@ -161,11 +244,11 @@ class Api:
 @contextlib.asynccontextmanager
 async def session(settings: KubeSettings, configuration: Configuration, loader: Any) -> AsyncIterator[Api]:
     """An ``Api`` on a fresh HTTP session, refreshing the kubeconfig's credentials while it is open."""
-    async with ApiClient(configuration=configuration) as client:
-        client.user_agent = f"kubedns-py/{__version__}"
+    async with ApiClient(configuration=configuration) as client, ApiClient(configuration) as probe_client:
+        client.user_agent = probe_client.user_agent = f"kubedns-py/{__version__}"
         refresh = asyncio.create_task(_refresh_credentials(loader, configuration)) if loader else None
         try:
-            yield Api(client, settings)
+            yield Api(client, probe_client, settings)
         finally:
             if refresh is not None:
                 refresh.cancel()

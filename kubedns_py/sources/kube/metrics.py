@@ -78,12 +78,13 @@ class KubeMetrics(Collector):
         yield events
         yield _by_resource(
             "kubedns_kubernetes_relists",
-            "LISTs after the first one of a resource (410 Gone: the watch fell too far behind).",
+            "LISTs after the first one of a resource (410 Gone: the watch fell too far behind; or the "
+            "server went back below our resourceVersion).",
             self.relists,
         )
         yield _by_resource(
             "kubedns_kubernetes_reconnects",
-            "Failed or stalled LIST/WATCH requests, each retried after a backoff.",
+            "Failed, stalled or restarted LIST/WATCH requests, each retried after a backoff.",
             self.reconnects,
         )
         contact = GaugeMetricFamily(

@@ -2,8 +2,10 @@
 
 A LIST becomes ``Replace`` + ``Synced`` (so a relist drops whatever was deleted meanwhile); a WATCH
 from the list's resourceVersion turns events into ``Upsert``/``Delete``. A watch that ends is resumed
-from the last resourceVersion seen (bookmarks included); ``Gone`` means LIST again. Failures back off
-exponentially with full jitter.
+from the last resourceVersion seen (bookmarks included); ``Gone`` means LIST again, and so does a stall
+of a watch whose resourceVersion is not a number (nothing tells whether the server will ever reach it).
+Failures back off exponentially with full jitter. ``restart`` (the watchdog's) gives up the request in
+flight or the backoff, and starts over.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import random
 import time
 from collections import Counter
+from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,7 +30,17 @@ from kubedns_py.sources.kube import streams
 from kubedns_py.sources.kube.client import Api, ApiError, Gone, KubeSettings
 from kubedns_py.sources.kube.metrics import KubeMetrics
 
-_TRANSIENT = (aiohttp.ClientError, OSError, ApiError, TimeoutError, ValueError)  # ValueError: bad JSON
+TRANSIENT = (aiohttp.ClientError, OSError, ApiError, TimeoutError, ValueError)  # ValueError: bad JSON
+
+
+class Restarted(Exception):
+    """``Reflector.restart`` gave up the request in flight."""
+
+
+def version_number(rv: str | None) -> int | None:
+    """A resourceVersion as the integer every API server writes it as; None if it is not one (it is
+    opaque by contract: such a version can only be compared for equality)."""
+    return int(rv) if rv is not None and rv.isascii() and rv.isdigit() else None
 
 
 def backoff_delay(attempt: int, base: float, cap: float) -> float:
@@ -66,6 +79,11 @@ class Reflector:
         self.lists = 0
         self.healthy = False  # listed, and the watch is open
         self.last_contact: float | None = None  # Unix time of the last successful answer
+        # Monotonic times of the last answer, and of the start of the current LIST/WATCH attempt.
+        self.heard_at = self.started_at = time.monotonic()
+        self._scope: asyncio.Timeout | None = None  # what ``restart`` cuts short
+        self._restart_reason = ""
+        self._relist = False
         self._bad: dict[tuple[str, str], str] = {}  # objects that failed conversion, logged once
         metrics.add_resource(resource.name)
 
@@ -75,13 +93,16 @@ class Reflector:
             self.progressed = False
             failure: Exception | None = None
             try:
-                if self.rv is None:
-                    await self.list_all()
-                await self.watch()
+                await self._restartable(self.attempt())
             except Gone as exc:
                 self.rv = None
                 failure = exc
-            except _TRANSIENT as exc:
+            except streams.Stalled as exc:
+                if version_number(self.rv) is None:
+                    self.rv = None
+                failure = exc
+                self.metrics.reconnects[self.resource.name] += 1
+            except (Restarted, *TRANSIENT) as exc:
                 failure = exc
                 self.metrics.reconnects[self.resource.name] += 1
             except Exception as exc:  # a surprise must not end the watch for good: log it, retry
@@ -106,9 +127,46 @@ class Reflector:
                 _describe(failure),
                 delay,
             )
-            await asyncio.sleep(delay)
+            with contextlib.suppress(Restarted):  # the watchdog saw the server answer again: no waiting
+                await self._restartable(asyncio.sleep(delay))
+
+    async def attempt(self) -> None:
+        """LIST if there is no resourceVersion to go on from, then WATCH until the stream ends."""
+        if self._relist:
+            self._relist = False
+            self.rv = None
+        self.started_at = time.monotonic()
+        if self.rv is None:
+            await self.list_all()
+        await self.watch()
+
+    def restart(self, reason: str, relist: bool = False) -> None:
+        """Give up the request in flight (or the wait before the next one) and start over: from the
+        last resourceVersion, or with a LIST if ``relist``."""
+        self._relist = self._relist or relist
+        self._restart_reason = reason
+        if self._scope is not None and not self._scope.expired():
+            self._scope.reschedule(asyncio.get_running_loop().time())
+
+    async def _restartable(self, work: Awaitable[None]) -> None:
+        scope = self._scope = asyncio.timeout(None)
+        try:
+            async with scope:
+                await work
+        except TimeoutError:
+            if scope.expired():
+                raise Restarted(self._restart_reason) from None
+            raise
+        finally:
+            self._scope = None
+
+    @property
+    def silent_since(self) -> float:
+        """Monotonic time since which nothing was heard and no new attempt began."""
+        return max(self.heard_at, self.started_at)
 
     def touch(self) -> None:
+        self.heard_at = time.monotonic()
         self.last_contact = time.time()
         self.metrics.last_contact[self.resource.name] = self.last_contact
         self.healthy = True
@@ -194,7 +252,7 @@ def _describe(failure: Exception | None) -> str:
     if failure is None:
         return "the watch ended without sending anything"
     if isinstance(failure, Gone):
-        return "resourceVersion expired (410), listing again"
-    if isinstance(failure, streams.Stalled):
+        return f"resourceVersion unusable ({failure}), listing again"
+    if isinstance(failure, streams.Stalled | Restarted):
         return str(failure)
     return f"{type(failure).__name__}: {failure}"

@@ -1,4 +1,4 @@
-"""``KubeSource``: which resources to follow, and a reflector for each.
+"""``KubeSource``: which resources to follow, a reflector for each, and a watchdog over them all.
 
 Services, EndpointSlices or v1 Endpoints (discovery decides in ``auto`` mode), Namespaces, and with
 ``--pods=verified`` the Pods that are not finished.
@@ -19,6 +19,7 @@ from kubedns_py.sources.base import ApplyEvents
 from kubedns_py.sources.kube.client import Api, KubeSettings, client_configuration, log, session
 from kubedns_py.sources.kube.metrics import KubeMetrics, ProgrammingLatency
 from kubedns_py.sources.kube.reflector import Reflector, Resource, backoff_delay
+from kubedns_py.sources.kube.watchdog import Watchdog
 
 T = TypeVar("T")
 
@@ -83,6 +84,8 @@ class KubeSource:
                 reflector = Reflector(api, resource, self.settings, sink, self.metrics, self.limited)
                 self._reflectors.append(reflector)
                 tasks.create_task(reflector.run())
+            watchdog = Watchdog(api, NAMESPACES.path, self._reflectors, self.settings, self.limited)
+            tasks.create_task(watchdog.run())
 
     async def _retry(self, what: str, action: Callable[[], Awaitable[T]]) -> T:
         attempt = 0

@@ -2,7 +2,8 @@
 
 A LIST is read page by page (``limit``/``continue``); a WATCH is newline-delimited JSON in chunks that
 split lines anywhere, read in batches of the events that arrived together. The server's ERROR events
-become exceptions: ``Gone`` (410, the resourceVersion is too old: LIST again) or ``ApiError``. A request
+become exceptions: ``Gone`` (the resourceVersion is too old or too new: LIST again) or ``ApiError``.
+``current_version`` asks what resourceVersion the server is at, on a connection of its own. A request
 that sends nothing, not even a bookmark, for the stall timeout raises ``Stalled``: proxies and load
 balancers silently kill idle connections, and a client that waits forever serves stale answers
 (kube-dns's stale-record bug).
@@ -19,7 +20,7 @@ from typing import Any
 import aiohttp
 
 from kubedns_py.cluster.objects import raw_resource_version
-from kubedns_py.sources.kube.client import Api, ApiError, Gone
+from kubedns_py.sources.kube.client import Api, ApiError, error
 
 
 class Stalled(ApiError):
@@ -47,14 +48,19 @@ async def list_pages(
     query = _query(field_selector, limit=str(page_size))
     while True:
         with _stalls():
-            async with await api.get(path, query) as response:
-                items, meta = _list_page(await response.read())
+            items, meta = _list_page(await api.read(path, query))
         yield Page(items, str(meta.get("resourceVersion") or ""))
         if not meta.get("continue"):
             break
         query["continue"] = meta["continue"]
     if not meta.get("resourceVersion"):
         raise ApiError(None, "the list has no metadata.resourceVersion")
+
+
+async def current_version(api: Api, path: str) -> str:
+    """The resourceVersion the server is at now (that of a LIST of at most one object), or ""."""
+    _, meta = _list_page(await api.probe(path, {"limit": "1"}))
+    return str(meta.get("resourceVersion") or "")
 
 
 async def watch(
@@ -109,8 +115,8 @@ def _event(line: bytes) -> WatchEvent:
     if not isinstance(obj, dict) or not isinstance(event_type, str):
         raise ApiError(None, f"a malformed watch event: {line[:200]!r}")
     if event_type == "ERROR":
-        code, message = obj.get("code"), str(obj.get("message"))
-        raise Gone(code, message) if code == 410 else ApiError(code, message)
+        code = obj.get("code")
+        raise error(code if isinstance(code, int) else None, str(obj.get("message")))
     return WatchEvent(event_type, obj, raw_resource_version(obj))
 
 
