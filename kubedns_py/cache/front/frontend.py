@@ -139,7 +139,7 @@ class Frontend:
                 else:
                     head = entry.heads[data[2] & 1] + data[12 : q.end]
                     opt = b""
-                if data[12 : q.end] == entry.question:  # as first asked (not a random-case spelling)
+                if data[12 : q.name_end] == q.key:  # as first asked (not a random-case spelling)
                     memo_put(asked, Slot(entry, head, opt))
             reply = data[:2] + head + entry.body_now + opt
             entry.hits += 1  # the hits of the slower paths are counted in _hit

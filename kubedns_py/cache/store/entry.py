@@ -11,6 +11,7 @@ bytes.
 from __future__ import annotations
 
 import struct
+from typing import TypeVar, cast
 
 from kubedns_py.dnswire.header import AA_BIT, RA_BIT, RD_BIT, SERVFAIL, TC_BIT
 from kubedns_py.dnswire.reply import OUR_PAYLOAD
@@ -30,7 +31,8 @@ _TTL = struct.Struct("!I")
 # TTLs of 64 s and more are shown rounded down to a power of two no more than a 32nd of them (at most
 # 3% short, never longer than what remains), so that a rendering serves for seconds rather than one.
 EXACT_TTL_BITS = 6
-NO_TALLY = HitTally("", "", "")  # an entry's tally until the frontend first serves it
+NO_TALLY = HitTally("", "", "")
+Numbers = TypeVar("Numbers", bound=tuple[int, ...])  # an entry's tally until the frontend first serves it
 
 
 def shown_ttl(expires: float, now: float) -> int:
@@ -71,11 +73,25 @@ def splice_reply(
     return query[:2] + header + question + body + opt
 
 
+def shared(numbers: Numbers) -> Numbers:
+    """One copy of each small tuple the entries hold (record counts, TTL offsets, TTLs): a flood of
+    negative answers under one zone holds the same few thousands of times."""
+    found = _SHARED.get(numbers)
+    if found is None:
+        if len(_SHARED) >= SHARED_LIMIT:
+            _SHARED.clear()
+        found = _SHARED[numbers] = numbers
+    return cast(Numbers, found)
+
+
+_SHARED: dict[tuple[int, ...], tuple[int, ...]] = {}
+SHARED_LIMIT = 4096
+
+
 class Entry:
     __slots__ = (
         "_rendered",
         "_rendered_ttl",
-        "body",
         "body_now",
         "cached",
         "counts",
@@ -86,27 +102,30 @@ class Entry:
         "hits",
         "lifetime",
         "prefetching",
-        "question",
+        "question_size",
         "rcode",
         "size",
         "stale_until",
+        "stored",
         "tally",
         "ttl_offsets",
         "ttls",
     )
 
     def __init__(self, reply: UpstreamReply, lifetime: int, now: float, stale_ttl: float) -> None:
-        self.question = reply.question  # as first asked, lower-cased: what the memo may remember
+        # The question (as we asked it) and the record sections, in one object: the question is needed
+        # only to rebuild the whole message, and two objects cost more than one.
+        self.stored = reply.question + reply.body
+        self.question_size = len(reply.question)
         self.flags = served_flags(reply.flags)
-        self.counts = reply.counts
-        self.body = reply.body
-        self.ttl_offsets = reply.ttl_offsets
-        self.ttls = reply.ttls
+        self.counts = shared(reply.counts)
+        self.ttl_offsets = shared(reply.ttl_offsets)
+        self.ttls = shared(reply.ttls)
         self.rcode = reply.rcode
         self.lifetime = lifetime
         self.expires = now + lifetime
         self.stale_until = self.expires + (stale_ttl if reply.rcode != SERVFAIL else 0.0)
-        self.size = HEADER_SIZE + len(reply.question) + len(reply.body)  # a reply without OPT
+        self.size = HEADER_SIZE + len(self.stored)  # a reply without OPT
         self.hits = 0
         self.prefetching = False
         self.cached = False  # True while the cache holds this entry (not replaced, not evicted)
@@ -155,7 +174,7 @@ class Entry:
     def _render(self, shown: int, stale: bool) -> bytes:
         rendering = -2 if stale else shown
         if rendering != self._rendered_ttl:
-            body = bytearray(self.body)
+            body = bytearray(self.stored[self.question_size :])
             for offset, ttl in zip(self.ttl_offsets, self.ttls, strict=True):
                 _TTL.pack_into(body, offset, shown if stale or ttl > shown else ttl)
             self._rendered = bytes(body)
@@ -165,7 +184,7 @@ class Entry:
     def message(self, now: float) -> bytes:
         """The whole stored reply (ID 0, question as first asked), e.g. to parse it."""
         header = struct.pack("!HHHHHH", 0, self.flags, 1, *self.counts)
-        return header + self.question + self.body_at(now)
+        return header + self.stored[: self.question_size] + self.body_at(now)
 
     def reply(
         self,
