@@ -12,6 +12,7 @@ import asyncio
 import logging
 from collections.abc import Coroutine
 from dataclasses import replace
+from itertools import islice
 from typing import Any
 
 from aiohttp import web
@@ -30,6 +31,7 @@ from kubedns_py.cache.resolve.resolver import Resolver
 from kubedns_py.cache.settings import DnsConfig, StaticServers
 from kubedns_py.cache.store.cache import ResponseCache
 from kubedns_py.cache.store.rules import CacheRules
+from kubedns_py.dnswire.reader import presentation
 from kubedns_py.net.acl import ClientAcl, RefusedClients
 from kubedns_py.net.connections import TcpConnections
 from kubedns_py.net.coredns import CoreDnsCollector
@@ -46,6 +48,8 @@ log = logging.getLogger("kubedns_py.cache")
 UPSTREAM_TIMEOUT = 2.0
 FINISH_WITHIN = 5.0  # seconds for forwarded misses to be answered once the listeners stop reading
 LOCAL_NETWORKS_PERIOD = 10.0  # --local-service: interfaces come and go (veths, dummies)
+DROP_BATCH = 5000  # entries looked at per turn of the event loop after a change of routes
+ROUTES_LOGGED = 8  # domain routes named in a log line; a ConfigMap may hold thousands
 
 
 class _Listener:
@@ -222,22 +226,41 @@ class CacheApp:
 
     def _apply_configmap(self, configmap: DnsConfig | None) -> None:
         self._configmap = configmap
+        old = self.forwarder.routes
         routes = self._routes(configmap)
-        if routes == self.forwarder.routes:
+        if routes == old:
             return
         self.forwarder.set_routes(routes)
-        # Answers cached from the old upstreams would outlive the change by their TTLs (dnsmasq-nanny
-        # restarted dnsmasq, which emptied its cache).
-        self.cache.clear()
         log.info("upstreams now: %s", self._describe_routes())
+        self._spawn(self._drop_rerouted(old, routes), "drop-rerouted")
         self._spawn(self._check_loops(), "loop-detect")
 
+    async def _drop_rerouted(self, old: RouteTable, new: RouteTable) -> None:
+        """Forget the answers of names whose route changed: they came from upstreams that no longer
+        answer for them and would outlive the change by their TTLs. Every other entry stays. A few
+        thousand entries a turn of the event loop, so that a large cache never holds up queries."""
+        keys = list(self.cache.index)
+        dropped = 0
+        for start in range(0, len(keys), DROP_BATCH):
+            rerouted = [
+                key
+                for key in keys[start : start + DROP_BATCH]
+                if old.route(name := presentation(key.name)) != new.route(name)
+            ]
+            dropped += self.cache.drop(rerouted)
+            await asyncio.sleep(0)
+        if dropped:
+            log.info("dropped %d cached answers whose names the change routes elsewhere", dropped)
+
     def _describe_routes(self) -> str:
+        """The routes in one bounded line: the first few domains, then how many more."""
         routes = self.forwarder.routes
         parts = [
             f"{domain} → {' '.join(map(str, servers)) or 'local'}"
-            for domain, servers in routes.domains.items()
+            for domain, servers in islice(routes.domains.items(), ROUTES_LOGGED)
         ]
+        if len(routes.domains) > ROUTES_LOGGED:
+            parts.append(f"and {len(routes.domains) - ROUTES_LOGGED} more domains")
         parts.append(f"default → {' '.join(map(str, routes.default)) or 'none'}")
         return "; ".join(parts)
 

@@ -255,6 +255,17 @@ def test_a_new_stub_domain_applies_to_names_already_cached(config: ConfigMap, ru
     assert address(name, running.dns_port) == STUB2
 
 
+def test_a_change_keeps_the_answers_of_routes_it_did_not_touch(config: ConfigMap, running: Running) -> None:
+    kept, moved = fresh("default.test"), fresh("moved.test")
+    assert address(kept, running.dns_port) == DEFAULT and address(moved, running.dns_port) == DEFAULT
+    stubs = config.baseline()[STUB_DOMAINS] | {"moved.test": [config.servers[STUB2].hostport]}
+    config.apply({STUB_DOMAINS: stubs})
+    assert address(moved, running.dns_port) == STUB2  # dropped, asked again on its new route
+    assert address(kept, running.dns_port) == DEFAULT
+    assert len(config.servers[DEFAULT].queries_for(kept)) == 1  # still cached
+    running.wait_for_log("dropped 1 cached answers whose names the change routes elsewhere", 5)
+
+
 @pytest.mark.parametrize(
     ("key", "content", "problem"),
     [

@@ -74,6 +74,18 @@ class ResponseCache:
         self.insertions += 1
         return entry
 
+    def drop(self, keys: list[CacheKey]) -> int:
+        """Forget the entries of ``keys`` (replies remembered from them stop being served too)."""
+        dropped = 0
+        if self._entries is not None:
+            for key in keys:
+                entry = self._entries.pop(key, None)
+                if entry is not None:
+                    entry.cached = False
+                    del self.index[key]
+                    dropped += 1
+        return dropped
+
     def clear(self) -> None:
         """Forget every entry (replies already remembered from them stop being served too)."""
         if self._entries is not None:
