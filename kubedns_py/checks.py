@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-from kubedns_py.cache.configdir import ConfigError, parse_config, read_dir
+from kubedns_py.cache.configmap import ConfigError, parse_config, read_dir
 from kubedns_py.sources.kube.client import KubeSettings, client_configuration
 from kubedns_py.sources.manifests import ManifestError, files_in, load_file
 

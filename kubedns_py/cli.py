@@ -13,8 +13,8 @@ import uvloop
 from prometheus_client import CollectorRegistry
 
 from kubedns_py import __version__
-from kubedns_py.cache.config import OBSOLETE as CACHE_OBSOLETE
-from kubedns_py.cache.config import CacheConfig, add_cache_flags, cache_config
+from kubedns_py.cache.flags import OBSOLETE as CACHE_OBSOLETE
+from kubedns_py.cache.flags import CacheConfig, add_cache_flags, cache_config
 from kubedns_py.cluster.zone import PodMode
 from kubedns_py.flags import normalize_argv, setup_logging, warn_obsolete
 from kubedns_py.lifecycle import Component, run_until_signalled

@@ -11,7 +11,8 @@ Rooms, each importing only the rooms below it (an import-linter contract):
 - ``resolve/``: the miss path: one upstream question per key, serve-stale, prefetch, CNAME chase.
 - ``store/`` (reply → lifetime → entry → LRU) and ``forward/`` (routes, budget, the forward table,
   upstream sockets, loop detection), which know nothing of each other.
-- ``config``, ``configdir``, ``settings``: the flags, the ConfigMap and the upstream addresses.
+- ``flags``, ``configmap``, ``servers``: the flags, the kube-dns ConfigMap, and the upstream servers
+  (addresses, the ``--server`` flags grouped, the ConfigMap's content).
 
 One hit: ``front.frontend.Frontend.udp_handler``'s callback reads the query (``dnswire.reader``), finds
 the entry in ``ResponseCache.index`` under (name, type, class, DO, CD) and returns the ID, the entry's

@@ -18,8 +18,8 @@ from typing import Any
 from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
 
-from kubedns_py.cache.config import CacheConfig
-from kubedns_py.cache.configdir import ConfigDirWatcher
+from kubedns_py.cache.configmap import ConfigDirWatcher
+from kubedns_py.cache.flags import CacheConfig
 from kubedns_py.cache.forward.forwarder import Forwarder
 from kubedns_py.cache.forward.loopdetect import LoopDetector
 from kubedns_py.cache.forward.routing import RouteTable, build_routes, read_resolv_conf
@@ -28,7 +28,7 @@ from kubedns_py.cache.front.frontend import Frontend
 from kubedns_py.cache.metrics.collector import CacheCollector, UpstreamDurations
 from kubedns_py.cache.metrics.coredns import CoreDnsCacheCollector
 from kubedns_py.cache.resolve.resolver import Resolver
-from kubedns_py.cache.settings import DnsConfig, StaticServers
+from kubedns_py.cache.servers import DnsConfig, StaticServers
 from kubedns_py.cache.store.cache import ResponseCache
 from kubedns_py.cache.store.rules import CacheRules
 from kubedns_py.dnswire.reader import presentation

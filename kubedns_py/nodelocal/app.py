@@ -25,7 +25,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from kubedns_py.cache.app import CacheApp
-from kubedns_py.cache.settings import Upstream
+from kubedns_py.cache.servers import Upstream
 from kubedns_py.net.http import metrics_handler, start_http, text_handler
 from kubedns_py.net.sockets import on_this_host
 from kubedns_py.nodelocal.config import NodeLocalConfig, upstream_from_env, with_upstream

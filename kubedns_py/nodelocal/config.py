@@ -16,8 +16,8 @@ import os
 import re
 from collections.abc import Mapping
 
-from kubedns_py.cache.config import CacheConfig, add_cache_flags, cache_config
-from kubedns_py.cache.settings import StaticServers, Upstream, parse_upstream
+from kubedns_py.cache.flags import CacheConfig, add_cache_flags, cache_config
+from kubedns_py.cache.servers import StaticServers, Upstream, parse_upstream
 from kubedns_py.flags import add_logging_flags, duration, port
 
 log = logging.getLogger(__name__)

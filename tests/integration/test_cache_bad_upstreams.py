@@ -17,7 +17,7 @@ from kubedns_py.cache.forward.routing import RouteTable
 from kubedns_py.cache.front.chaos import Chaos
 from kubedns_py.cache.front.frontend import Frontend
 from kubedns_py.cache.resolve.resolver import Resolver
-from kubedns_py.cache.settings import Upstream
+from kubedns_py.cache.servers import Upstream
 from kubedns_py.cache.store.cache import CacheKey, ResponseCache
 from kubedns_py.cache.store.rules import CacheRules
 from kubedns_py.dnswire.response import read_reply, scan

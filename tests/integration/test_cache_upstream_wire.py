@@ -3,7 +3,7 @@ reaches the cluster DNS without UDP conntrack entries), and questions passed on 
 
 from __future__ import annotations
 
-from kubedns_py.cache.settings import StaticServers, Upstream
+from kubedns_py.cache.servers import StaticServers, Upstream
 from tests.support.dnsclient import answers, ask
 from tests.support.metrics import scrape
 from tests.support.nameservers import TestNameserver, refused, run_in_thread

@@ -28,7 +28,7 @@ from kubedns_py.cache.forward.forwarder import MAX_POOL, MIN_POOL, Failure, Forw
 from kubedns_py.cache.forward.ids import RandomNumbers
 from kubedns_py.cache.forward.routing import RouteTable
 from kubedns_py.cache.forward.sockets import OnDatagram, OnError
-from kubedns_py.cache.settings import Upstream
+from kubedns_py.cache.servers import Upstream
 from kubedns_py.dnswire.response import UpstreamReply
 from tests.support.replies import question_wire, reply_to
 

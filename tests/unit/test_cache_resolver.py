@@ -21,7 +21,7 @@ import pytest
 from kubedns_py.cache.forward import timers as timers_module
 from kubedns_py.cache.forward.forwarder import Done, Failure, Forwarder
 from kubedns_py.cache.resolve import resolver as resolver_module
-from kubedns_py.cache.resolve.resolver import MAX_CHAIN, STALE_AFTER, Answer, Question, Resolver
+from kubedns_py.cache.resolve.resolver import MAX_CHAIN, STALE_AFTER, Answer, Resolver, UpstreamQuestion
 from kubedns_py.cache.store.cache import CacheKey, ResponseCache
 from kubedns_py.cache.store.entry import Entry
 from kubedns_py.cache.store.rules import CacheRules
@@ -111,10 +111,12 @@ class World:
         return waiter
 
 
-def question(name: str, qtype: int = A, dnssec_ok: bool = False, checking_disabled: bool = False) -> Question:
+def question(
+    name: str, qtype: int = A, dnssec_ok: bool = False, checking_disabled: bool = False
+) -> UpstreamQuestion:
     wire = question_wire(name, qtype)
     key = CacheKey(wire[:-4], qtype, 1, dnssec_ok, checking_disabled)
-    return Question(key, name.lower().rstrip("."), wire)
+    return UpstreamQuestion(key, name.lower().rstrip("."), wire)
 
 
 def records(entry: Entry, now: float) -> list[tuple[str, str, str, int]]:
@@ -361,7 +363,7 @@ async def test_no_prefetch_while_the_question_is_upstream(world: World) -> None:
     held = world.store(NAME, reply(NAME, answer=[FRESH]))
     waiter = world.resolve()
 
-    def not_asked() -> Question:
+    def not_asked() -> UpstreamQuestion:
         raise AssertionError("the question of a skipped prefetch is not made")
 
     world.resolver.prefetch(question(NAME).key, held, not_asked)

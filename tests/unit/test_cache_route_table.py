@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from kubedns_py.cache.forward.routing import Route, RouteTable, build_routes, read_resolv_conf
-from kubedns_py.cache.settings import DnsConfig, StaticServers, Upstream, parse_upstream
+from kubedns_py.cache.servers import DnsConfig, StaticServers, Upstream, parse_upstream
 
 KUBEDNS = Upstream("127.0.0.1", 10053)
 MANIFEST_FLAGS = [

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kubedns_py.cache.forward.budget import ForwardBudget, Group, Share
 from kubedns_py.cache.forward.routing import build_routes
-from kubedns_py.cache.settings import DnsConfig, StaticServers, Upstream
+from kubedns_py.cache.servers import DnsConfig, StaticServers, Upstream
 
 KUBE_DNS_ROUTES = ["cluster.local", "in-addr.arpa", "ip6.arpa", "."]
 

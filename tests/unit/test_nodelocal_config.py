@@ -8,7 +8,7 @@ import argparse
 
 import pytest
 
-from kubedns_py.cache.settings import StaticServers, Upstream
+from kubedns_py.cache.servers import StaticServers, Upstream
 from kubedns_py.flags import normalize_argv
 from kubedns_py.nodelocal.config import (
     NodeLocalConfig,

@@ -26,7 +26,7 @@ from kubedns_py.cache.forward.routing import Route, RouteTable
 from kubedns_py.cache.forward.sockets import Opener, TcpExchange, UdpOpener, tcp_exchange
 from kubedns_py.cache.forward.timers import Deadlines
 from kubedns_py.cache.forward.upstream import Sent, UpstreamClient
-from kubedns_py.cache.settings import Upstream
+from kubedns_py.cache.servers import Upstream
 from kubedns_py.dnswire.header import REFUSED, rcode_name
 from kubedns_py.dnswire.response import UpstreamReply
 

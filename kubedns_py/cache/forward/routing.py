@@ -24,7 +24,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from kubedns_py.cache.forward.budget import Group
-from kubedns_py.cache.settings import DnsConfig, StaticServers, Upstream, dedupe, frozen, parse_upstream
+from kubedns_py.cache.servers import DnsConfig, StaticServers, Upstream, dedupe, frozen, parse_upstream
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ import struct
 from collections.abc import Callable
 from typing import Protocol
 
-from kubedns_py.cache.settings import Upstream
+from kubedns_py.cache.servers import Upstream
 
 READ_BATCH = 64  # datagrams read per wake-up, so one busy socket cannot hold the loop
 MAX_REPLY = 65535

@@ -24,7 +24,7 @@ from typing import Protocol
 from kubedns_py.cache.forward.ids import RandomNumbers
 from kubedns_py.cache.forward.sockets import Opener, Socket, TcpExchange
 from kubedns_py.cache.forward.timers import Deadlines
-from kubedns_py.cache.settings import Upstream
+from kubedns_py.cache.servers import Upstream
 from kubedns_py.dnswire.header import CD_BIT, RD_BIT, TC_BIT
 from kubedns_py.dnswire.reply import OUR_PAYLOAD
 from kubedns_py.dnswire.response import UpstreamReply, read_reply

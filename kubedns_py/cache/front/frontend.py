@@ -27,12 +27,11 @@ from time import monotonic
 from kubedns_py.cache.forward.loopdetect import LoopDetector
 from kubedns_py.cache.front.chaos import Chaos
 from kubedns_py.cache.front.policy import QueryPolicy
-from kubedns_py.cache.resolve.resolver import Answer, Question, Resolver
+from kubedns_py.cache.resolve.resolver import Answer, Resolver, UpstreamQuestion
 from kubedns_py.cache.store.cache import CacheKey, ResponseCache
 from kubedns_py.cache.store.entry import NO_TALLY, OPT_SIZE, OPTS, Entry, served_flags, splice_reply
 from kubedns_py.dnswire import reader, splice
 from kubedns_py.dnswire.header import BADVERS, CD_BIT, RA_BIT, SERVFAIL, rcode_name, reply_rcode
-from kubedns_py.dnswire.reader import Question as Asked
 from kubedns_py.dnswire.reply import OUR_PAYLOAD, TCP_MAX
 from kubedns_py.memo import Memo
 from kubedns_py.net.acl import ClientAcl
@@ -122,7 +121,7 @@ class Frontend:
                 head, opt = slot.head, slot.opt
             else:
                 q = read(data)
-                if type(q) is not Asked:
+                if type(q) is not reader.Question:
                     return rest(data, q, addr, send, now)
                 key = _new(CacheKey, (q.key, q.qtype, q.qclass, q.dnssec_ok, q.flags & CD_BIT != 0))
                 found = index_get(key)
@@ -251,9 +250,9 @@ class Frontend:
         self._stats.record(proto, qtype, rcode, seconds, len(reply), len(data), q.dnssec_ok)
 
     @staticmethod
-    def _question(data: bytes, q: reader.Question, key: CacheKey) -> Question:
+    def _question(data: bytes, q: reader.Question, key: CacheKey) -> UpstreamQuestion:
         """What the resolver asks: the name for routing, the question section lower-cased."""
-        return Question(key, reader.presentation(q.key), q.key + data[q.name_end : q.end])
+        return UpstreamQuestion(key, reader.presentation(q.key), q.key + data[q.name_end : q.end])
 
     @staticmethod
     def _render(answer: Answer, data: bytes, q: reader.Question, limit: int) -> bytes:

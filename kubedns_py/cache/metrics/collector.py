@@ -13,11 +13,11 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from kubedns_py.buckets import cumulative
-from kubedns_py.cache.configdir import ConfigDirWatcher
+from kubedns_py.cache.configmap import ConfigDirWatcher
 from kubedns_py.cache.forward.forwarder import Forwarder
 from kubedns_py.cache.front.frontend import Frontend
 from kubedns_py.cache.resolve.resolver import Resolver
-from kubedns_py.cache.settings import Upstream
+from kubedns_py.cache.servers import Upstream
 from kubedns_py.cache.store.cache import ResponseCache
 from kubedns_py.net.stats import DURATION_BUCKETS
 

@@ -35,7 +35,7 @@ STALE_AFTER = 1.8  # RFC 8767's client-response timer: under the usual 2 s clien
 A, AAAA = 1, 28
 
 
-class Question(NamedTuple):
+class UpstreamQuestion(NamedTuple):
     """What the cache asks upstream."""
 
     key: CacheKey
@@ -60,7 +60,7 @@ class Pending:
 
     __slots__ = ("question", "stale", "waiters")
 
-    def __init__(self, question: Question) -> None:
+    def __init__(self, question: UpstreamQuestion) -> None:
         self.question = question
         self.waiters: list[Waiter] = []
         self.stale: Answer | None = None  # set once the client-response timer served a stale answer
@@ -85,7 +85,7 @@ class Resolver:
         self._stale_timers: Deadlines[Pending] = Deadlines(STALE_AFTER, self._stale_due)
         self._idle: asyncio.Event | None = None
 
-    def resolve(self, question: Question, waiter: Waiter) -> None:
+    def resolve(self, question: UpstreamQuestion, waiter: Waiter) -> None:
         """Call ``waiter`` once with the answer to ``question`` (possibly before this returns)."""
         self.waiting += 1
         pending = self._inflight.get(question.key)
@@ -99,7 +99,7 @@ class Resolver:
             return
         self._start(question, waiter)
 
-    def prefetch(self, key: CacheKey, entry: Entry, question: Callable[[], Question]) -> None:
+    def prefetch(self, key: CacheKey, entry: Entry, question: Callable[[], UpstreamQuestion]) -> None:
         """Refresh ``entry`` in the background (``Entry.wants_refresh`` said so), unless its question is
         upstream already. ``question`` makes the question to ask, only when it is asked."""
         if key in self._inflight:
@@ -108,7 +108,7 @@ class Resolver:
         self.counters.prefetches += 1
         self._start(question(), None)
 
-    def _start(self, question: Question, waiter: Waiter | None) -> None:
+    def _start(self, question: UpstreamQuestion, waiter: Waiter | None) -> None:
         pending = self._inflight[question.key] = Pending(question)
         if waiter is not None:
             pending.waiters.append(waiter)
@@ -148,7 +148,7 @@ class Resolver:
         if not self.waiting and self._idle is not None:
             self._idle.set()
 
-    def _fetch(self, question: Question, chain: tuple[str, ...], finished: Finished) -> None:
+    def _fetch(self, question: UpstreamQuestion, chain: tuple[str, ...], finished: Finished) -> None:
         key = question.key
         self.forwarder.forward(
             question.name,
@@ -159,7 +159,7 @@ class Resolver:
         )
 
     def _fetched(
-        self, question: Question, chain: tuple[str, ...], outcome: Outcome, finished: Finished
+        self, question: UpstreamQuestion, chain: tuple[str, ...], outcome: Outcome, finished: Finished
     ) -> None:
         try:
             if isinstance(outcome, Failure):
@@ -179,23 +179,23 @@ class Resolver:
             limited.exception("resolve", "resolving %s failed", question.name)
             finished(Answer(None, rcode=SERVFAIL))
 
-    def _keep(self, question: Question, reply: UpstreamReply) -> Answer:
+    def _keep(self, question: UpstreamQuestion, reply: UpstreamReply) -> Answer:
         entry = self.cache.store(question.key, reply, monotonic())
         return Answer(entry) if entry is not None else Answer(None, passed=reply)
 
-    def _usable(self, question: Question) -> Entry | None:
+    def _usable(self, question: UpstreamQuestion) -> Entry | None:
         """The entry held for the question, fresh or expired within the stale window (not a SERVFAIL)."""
         entry = self.cache.get(question.key)
         if entry is not None and entry.stale_until > monotonic() and entry.rcode != SERVFAIL:
             return entry
         return None
 
-    def _stale(self, question: Question) -> Entry | None:
+    def _stale(self, question: UpstreamQuestion) -> Entry | None:
         """The entry held for the question if it has expired but may still be served stale."""
         entry = self._usable(question)
         return entry if entry is not None and entry.expires <= monotonic() else None
 
-    def _stale_or(self, question: Question, fallback: Answer) -> Answer:
+    def _stale_or(self, question: UpstreamQuestion, fallback: Answer) -> Answer:
         entry = self._stale(question)
         if entry is None:
             return fallback
@@ -203,7 +203,7 @@ class Resolver:
         return Answer(entry, stale=True)
 
     def _follow_cname(
-        self, question: Question, reply: UpstreamReply, chain: tuple[str, ...], finished: Finished
+        self, question: UpstreamQuestion, reply: UpstreamReply, chain: tuple[str, ...], finished: Finished
     ) -> None:
         """``reply`` with its CNAME target's records appended; SERVFAIL when the target cannot be
         resolved or a reply on the chain cannot be read (its records were scanned, but a name inside
@@ -233,7 +233,7 @@ class Resolver:
             # walking a CNAME loop from both ends would each wait for the other forever.
             self._fetch(target_question, (*chain, question.name), append)
 
-    def _appended(self, question: Question, record: DNSRecord, followed: Answer) -> Answer:
+    def _appended(self, question: UpstreamQuestion, record: DNSRecord, followed: Answer) -> Answer:
         if followed.entry is not None:
             target_wire = followed.entry.message(monotonic())
         elif followed.passed is not None:
@@ -252,7 +252,7 @@ class Resolver:
             return self._unreadable(question, err)
         return self._keep(question, combined)
 
-    def _unreadable(self, question: Question, err: Exception) -> Answer:
+    def _unreadable(self, question: UpstreamQuestion, err: Exception) -> Answer:
         self.forwarder.unreadable_replies += 1
         log.debug("%s: unreadable reply on its CNAME chain: %s", question.name, err)
         return Answer(None, rcode=SERVFAIL)
@@ -283,6 +283,6 @@ _FAILURES = {
 }
 
 
-def _question_for(name: str, like: Question) -> Question:
+def _question_for(name: str, like: UpstreamQuestion) -> UpstreamQuestion:
     wire = question_key(bytes(DNSRecord.question(name, QTYPE[like.key.qtype]).pack()))
-    return Question(like.key._replace(name=wire[:-4]), name, wire)
+    return UpstreamQuestion(like.key._replace(name=wire[:-4]), name, wire)

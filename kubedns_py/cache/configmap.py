@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from kubedns_py.cache.settings import ConfigChange, DnsConfig, Upstream, parse_upstream, quote
+from kubedns_py.cache.servers import ConfigChange, DnsConfig, Upstream, parse_upstream, quote
 
 log = logging.getLogger(__name__)
 

@@ -19,7 +19,7 @@ import ipaddress
 import logging
 from dataclasses import dataclass
 
-from kubedns_py.cache.settings import StaticServers
+from kubedns_py.cache.servers import StaticServers
 from kubedns_py.flags import (
     add_allow_from_flag,
     add_lameduck_flag,

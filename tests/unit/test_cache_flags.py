@@ -7,8 +7,8 @@ import logging
 
 import pytest
 
-from kubedns_py.cache.config import CacheConfig, add_cache_flags, cache_config
-from kubedns_py.cache.settings import Upstream
+from kubedns_py.cache.flags import CacheConfig, add_cache_flags, cache_config
+from kubedns_py.cache.servers import Upstream
 from kubedns_py.flags import normalize_argv
 
 MANIFEST_ARGS = [

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from kubedns_py.cache import configdir
-from kubedns_py.cache.configdir import ConfigDirWatcher
-from kubedns_py.cache.settings import ConfigChange, DnsConfig, Upstream
+from kubedns_py.cache import configmap
+from kubedns_py.cache.configmap import ConfigDirWatcher
+from kubedns_py.cache.servers import ConfigChange, DnsConfig, Upstream
 
 STUBS = '{"acme.local": ["1.2.3.4", "1.2.3.5:5353"], "corp.example": ["[fd00::53]:53", "fd00::54"]}'
 UPSTREAMS = '["8.8.8.8", "8.8.4.4:53"]'
@@ -136,15 +136,15 @@ def test_an_invalid_first_load_uses_the_defaults(tmp_path: Path, caplog: pytest.
 def test_unchanged_content_is_not_reparsed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     write(tmp_path, stubDomains=STUBS)
     parses: list[int] = []
-    real_parse = configdir.parse_config
+    real_parse = configmap.parse_config
 
     def counting_parse(
-        files: dict[str, bytes], known: configdir.Checked
-    ) -> tuple[DnsConfig, configdir.Checked]:
+        files: dict[str, bytes], known: configmap.Checked
+    ) -> tuple[DnsConfig, configmap.Checked]:
         parses.append(len(files))
         return real_parse(files, known)
 
-    monkeypatch.setattr(configdir, "parse_config", counting_parse)
+    monkeypatch.setattr(configmap, "parse_config", counting_parse)
     watcher = ConfigDirWatcher(tmp_path)
     assert watcher.poll() is not None
     os.utime(tmp_path / "stubDomains")  # a touch is not a change
@@ -224,7 +224,7 @@ def stubs(count: int, changed: dict[str, str] | None = None) -> str:
 
 def infos(caplog: pytest.LogCaptureFixture) -> list[str]:
     return [
-        r.getMessage() for r in caplog.records if r.name == configdir.log.name and r.levelno == logging.INFO
+        r.getMessage() for r in caplog.records if r.name == configmap.log.name and r.levelno == logging.INFO
     ]
 
 
@@ -331,13 +331,13 @@ def test_a_reload_checks_only_new_domains_and_nameservers(
     watcher = ConfigDirWatcher(tmp_path)
     assert watcher.poll() is not None
     parsed: list[str] = []
-    real_parse = configdir.parse_upstream
+    real_parse = configmap.parse_upstream
 
     def counting_parse(text: str, sep: str = "#") -> Upstream:
         parsed.append(text)
         return real_parse(text, sep)
 
-    monkeypatch.setattr(configdir, "parse_upstream", counting_parse)
+    monkeypatch.setattr(configmap, "parse_upstream", counting_parse)
     write(tmp_path, stubDomains=stubs(1000, {"stub5.example": "10.9.9.9", "new.example": "10.1.0.1"}))
     changed = watcher.poll()
     assert changed is not None and changed.stub_domains["stub5.example"] == (Upstream("10.9.9.9"),)
@@ -348,13 +348,13 @@ def test_what_was_checked_is_kept_only_while_in_force(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     parsed: list[str] = []
-    real_parse = configdir.parse_upstream
+    real_parse = configmap.parse_upstream
 
     def counting_parse(text: str, sep: str = "#") -> Upstream:
         parsed.append(text)
         return real_parse(text, sep)
 
-    monkeypatch.setattr(configdir, "parse_upstream", counting_parse)
+    monkeypatch.setattr(configmap, "parse_upstream", counting_parse)
     watcher = ConfigDirWatcher(tmp_path)
     for servers in ('["8.8.8.8"]', '["9.9.9.9"]', '["8.8.8.8"]'):
         write(tmp_path, upstreamNameservers=servers)
@@ -368,13 +368,13 @@ async def test_polls_read_off_the_event_loop_and_log_as_the_change_is_applied(
     write(tmp_path, upstreamNameservers='["8.8.8.8"]')
     watcher = ConfigDirWatcher(tmp_path, period=0.01)
     read_in: list[int] = []
-    real_read = configdir.read_dir
+    real_read = configmap.read_dir
 
     def read_dir(path: Path) -> dict[str, bytes]:
         read_in.append(threading.get_ident())
         return real_read(path)
 
-    monkeypatch.setattr(configdir, "read_dir", read_dir)
+    monkeypatch.setattr(configmap, "read_dir", read_dir)
     loaded = asyncio.Event()
     with caplog.at_level(logging.INFO):
         task = asyncio.create_task(watcher.run(lambda config: loaded.set()))

@@ -1,6 +1,6 @@
 """The forwarder's configuration as plain data: upstream addresses, the ``--server`` flags grouped, and
 the kube-dns ConfigMap's content. Read by the route table (``routing``), the ConfigMap watcher
-(``configdir``), the flags (``config``) and node-local's setup; imports no other cache module."""
+(``configmap``), the flags (``flags``) and node-local's setup; imports no other cache module."""
 
 from __future__ import annotations
 
