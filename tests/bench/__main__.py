@@ -29,6 +29,7 @@ BENCHMARKS: dict[str, Callable[[Sequence[str]], int]] = {
     serve_churn.NAME: serve_churn.main,
     cache_30k.NAME: cache_30k.main,
     ndots_storm.NAME: ndots_storm.main,
+    ndots_storm.NAME_NO_NEGCACHE: ndots_storm.main_no_negcache,
     latency.NAME: latency.main,
     overload.NAME: overload.main,
 }
