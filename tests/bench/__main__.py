@@ -11,6 +11,8 @@ from collections.abc import Callable, Sequence
 from tests.bench import (
     api_scale,
     cache_30k,
+    cache_flood,
+    cache_miss,
     cache_qps,
     latency,
     ndots_storm,
@@ -29,6 +31,9 @@ BENCHMARKS: dict[str, Callable[[Sequence[str]], int]] = {
     serve_churn.NAME: serve_churn.main,
     cache_30k.NAME: cache_30k.main,
     ndots_storm.NAME: ndots_storm.main,
+    ndots_storm.NAME_NO_NEGCACHE: ndots_storm.main_no_negcache,
+    cache_miss.NAME: cache_miss.main,
+    cache_flood.NAME: cache_flood.main,
     latency.NAME: latency.main,
     overload.NAME: overload.main,
 }

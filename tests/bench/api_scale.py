@@ -31,7 +31,6 @@ import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -50,6 +49,7 @@ from tests.bench.tools import (
     cpu_seconds,
     gc_pauses,
     log_problems,
+    memory_mib,
     percentile,
     write_results,
 )
@@ -247,16 +247,6 @@ async def start_and_sync(api: FakeApiServer, http: aiohttp.ClientSession) -> tup
 
 
 # -- 2. memory ----------------------------------------------------------------------------------------
-
-
-def memory_mib(pid: int) -> dict[str, float]:
-    """VmRSS (now) and VmHWM (peak RSS) of a process, in MiB."""
-    found: dict[str, float] = {}
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("VmRSS", "VmHWM"):
-            found[key] = int(value.split()[0]) / 1024  # reported in kB (KiB)
-    return found
 
 
 # -- 3. change latency -----------------------------------------------------------------------------

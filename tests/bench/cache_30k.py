@@ -19,6 +19,7 @@ from typing import Any
 from tests.bench import cache_qps
 from tests.bench.tools import (
     MAX_SECONDS,
+    MISS_OUTSTANDING,
     OURS,
     THEIRS,
     BenchError,
@@ -50,7 +51,6 @@ TARGET_RATIO = 0.8
 NAMES = 30_000
 CACHE_SIZE = 100_000
 WARM_PASSES = 4  # the first pass misses everything; later ones only what the upstream was slow to give
-WARM_OUTSTANDING = 100  # below dnsmasq's --dns-forward-max (150), so no miss is dropped while warming
 
 
 def main(argv: Sequence[str] = ()) -> int:
@@ -64,7 +64,7 @@ def main(argv: Sequence[str] = ()) -> int:
 
 def warm(port: int, queries: Path, load: DnsperfOptions) -> int:
     """Passes over every name until one adds no miss; how many it took."""
-    one_pass = replace(load, seconds=MAX_SECONDS, max_runs=1, outstanding=WARM_OUTSTANDING)
+    one_pass = replace(load, seconds=MAX_SECONDS, max_runs=1, outstanding=MISS_OUTSTANDING)
     for passes in range(1, WARM_PASSES + 1):
         before = chaos_number(port, "misses")
         run_dnsperf(port, queries, one_pass)

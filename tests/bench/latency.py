@@ -11,13 +11,14 @@ from __future__ import annotations
 import argparse
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, replace
 from typing import Any
 
 from tests.bench import cluster_mix
 from tests.bench.tools import (
     DnsperfOptions,
+    DnsperfResult,
     Measured,
     Verdict,
     cpu_split,
@@ -51,19 +52,43 @@ def main(argv: Sequence[str] = ()) -> int:
     return run_bench(NAME, lambda: run(args))
 
 
-def latency_summary(measured: Measured) -> dict[str, Any]:
+def latency_percentiles(runs: Sequence[DnsperfResult]) -> dict[str, Any]:
     """Milliseconds at each percentile over every query sent (lost ones as infinitely slow)."""
-    lost = sum(r.lost for r in measured.runs)
-    values = sorted(1000 * s for r in measured.runs for s in r.latencies) + [math.inf] * lost
-    runtime = sum(r.runtime for r in measured.runs)
+    lost = sum(r.lost for r in runs)
+    values = sorted(1000 * s for r in runs for s in r.latencies) + [math.inf] * lost
     summary: dict[str, Any] = {label: percentile(values, share) for label, share in PERCENTILES.items()}
-    return summary | {
-        "max": values[-1],
-        "answers": len(values) - lost,
-        "lost": lost,
+    return summary | {"max": values[-1], "answers": len(values) - lost, "lost": lost}
+
+
+def latency_summary(measured: Measured) -> dict[str, Any]:
+    """``latency_percentiles`` with the QPS answered and the server's CPU share."""
+    runtime = sum(r.runtime for r in measured.runs)
+    return latency_percentiles(measured.runs) | {
         "qps": sum(r.completed for r in measured.runs) / runtime,
         "server_cpu_percent": 100 * sum(measured.cpu) / runtime,
     }
+
+
+def print_latencies(summaries: Mapping[str, Mapping[str, Any]]) -> None:
+    width = max(9, *map(len, summaries))
+    print(
+        f"{'server':<{width}} {'QPS':>9} {'p50':>9} {'p99':>9} {'p99.9':>9} {'max':>9} {'lost':>6} {'CPU':>5}"
+    )
+    for server, s in summaries.items():
+        quantiles = " ".join(f"{s[k]:>6.3f} ms" for k in (*PERCENTILES, "max"))
+        print(
+            f"{server:<{width}} {s['qps']:>9,.0f} {quantiles} {s['lost']:>6} {s['server_cpu_percent']:>4.0f}%"
+        )
+
+
+def overload_problems(summaries: Mapping[str, Mapping[str, Any]], offered: int) -> list[str]:
+    """Servers that fell behind the offered load, whose latencies are then mostly queueing."""
+    return [
+        f"{server} answered {s['qps']:,.0f} of the {offered:,} QPS offered: overloaded, so its latencies are "
+        "mostly the queue dnsperf's -q allows"
+        for server, s in summaries.items()
+        if s["qps"] < KEPT_UP * offered
+    ]
 
 
 def run(args: argparse.Namespace) -> dict[str, Any]:
@@ -98,19 +123,11 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         Verdict("serve p99 / dnsmasq p99", serve["p99"] / reference["p99"], TARGET_P99_RATIO, at_most=True),
         Verdict("serve p99.9 (ms)", serve["p99.9"], TARGET_P999_MS, at_most=True),
     ]
-    print(f"{'server':<9} {'QPS':>9} {'p50':>9} {'p99':>9} {'p99.9':>9} {'max':>9} {'lost':>6} {'CPU':>5}")
-    for server, s in summaries.items():
-        quantiles = " ".join(f"{s[k]:>6.3f} ms" for k in (*PERCENTILES, "max"))
-        print(f"{server:<9} {s['qps']:>9,.0f} {quantiles} {s['lost']:>6} {s['server_cpu_percent']:>4.0f}%")
+    print_latencies(summaries)
     for verdict in verdicts:
         print(verdict.line())
     problems = [f"serve logged: {line}" for line in serve_log[:10]]
-    problems += [
-        f"{server} answered {s['qps']:,.0f} of the {offered:,} QPS offered: overloaded, so its latencies are "
-        "mostly the queue dnsperf's -q allows"
-        for server, s in summaries.items()
-        if s["qps"] < KEPT_UP * offered
-    ]
+    problems += overload_problems(summaries, offered)
     for problem in problems:
         print(f"WARNING: {problem}")
     return {

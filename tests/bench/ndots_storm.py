@@ -7,6 +7,9 @@ questions per name, for 500 names. Both caches get the same flags: ``--server=/c
 one ``kubedns-py serve`` and every other name to a dnsmasq upstream answering the external names
 from a hosts file. Once warm, the caches answer the misses (negative, from serve's SOA, 30 s) as
 often as the hits, and refresh them from serve as they expire.
+
+``ndots-storm-nonegcache`` gives both caches ``--no-negcache`` too, as the kube-dns pod does, so every
+search-path NXDOMAIN (6 questions in 8) is a miss forwarded to serve.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from typing import Any
 
 from tests.bench import cluster_gen, cluster_mix
 from tests.bench.tools import (
+    MISS_OUTSTANDING,
     OURS,
     THEIRS,
     BenchError,
@@ -33,6 +37,7 @@ from tests.bench.tools import (
     parse_load_args,
     pin,
     print_qps_table,
+    print_upstream_cpu,
     print_verdicts,
     qps_problems,
     qps_verdict,
@@ -49,19 +54,30 @@ from tests.support.ports import HOST
 from tests.support.processes import serve
 
 NAME = "ndots-storm"
-TARGET_RATIO = 0.9
+NAME_NO_NEGCACHE = "ndots-storm-nonegcache"
+TARGET_RATIO = 1.0
 EXTERNAL_NAMES = 500
 UPSTREAM_TTL = 3600
 CACHE_SIZE = 10_000  # the kube-dns manifests' value; holds the storm's 4,000 questions
 
 
 def main(argv: Sequence[str] = ()) -> int:
-    parser = load_parser(NAME, __doc__)
+    return bench(NAME, argv, negcache=True)
+
+
+def main_no_negcache(argv: Sequence[str] = ()) -> int:
+    return bench(NAME_NO_NEGCACHE, argv, negcache=False)
+
+
+def bench(name: str, argv: Sequence[str], negcache: bool) -> int:
+    parser = load_parser(name, __doc__)
+    if not negcache:  # most questions are misses
+        parser.set_defaults(outstanding=MISS_OUTSTANDING)
     parser.add_argument("--names", type=int, default=EXTERNAL_NAMES, help="external names")
     args = parse_load_args(parser, argv)
     if not 0 < args.names <= 2_500:  # 8 questions each must fit the cache
         parser.error("--names must be in (0, 2500]")
-    return run_bench(NAME, lambda: run(args))
+    return run_bench(name, lambda: run(name, args, negcache))
 
 
 def external_names(count: int) -> dict[str, tuple[str, str]]:
@@ -98,7 +114,7 @@ def spot_check(ports: dict[str, int], records: dict[str, tuple[str, str]], names
     return len(sample) * 5
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def run(name: str, args: argparse.Namespace, negcache: bool) -> dict[str, Any]:
     require("dnsmasq", "dnsperf", "dig", "taskset")
     server_cpus, load_cpus = cpu_split(not args.no_pin)
     load = DnsperfOptions(seconds=args.seconds, outstanding=args.outstanding, cpus=load_cpus)
@@ -122,19 +138,22 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"--server=/{cluster_mix.DOMAIN}/{HOST}#{served.dns_port}",
                 f"--server={HOST}#{upstream.port}",
                 f"--cache-size={CACHE_SIZE}",
+                *(() if negcache else ("--no-negcache",)),
             )
             with cache_pair(tmp / "cache.log", options, probe, server_cpus) as pair:
                 checked = spot_check(pair.ports, records, shape.namespaces)
                 print(
-                    f"bench {NAME}: {len(records):,} external names, {8 * len(records):,} questions "
-                    f"(4 names x A/AAAA each, 3 of them NXDOMAIN from serve); {checked} spot-checked "
+                    f"bench {name}: {len(records):,} external names, {8 * len(records):,} questions "
+                    f"(4 names x A/AAAA each, 3 of them NXDOMAIN from serve"
+                    f"{'' if negcache else ', never cached: --no-negcache'}); {checked} spot-checked "
                     f"through both caches; {args.rounds} x {args.seconds:g} s each after a {args.warmup:g} s "
                     "warm-up"
                 )
                 warm_up(pair.ports, queries, load, args.warmup)
                 ports = pair.ports.items()
                 misses = {server: chaos_number(port, "misses") for server, port in ports}
-                measured = measure_rounds(pair.ports, pair.processes, queries, load, args.rounds, 0)
+                behind = (served.process.pid, upstream.process.pid)
+                measured = measure_rounds(pair.ports, pair.processes, queries, load, args.rounds, 0, behind)
                 missed = {server: chaos_number(port, "misses") - misses[server] for server, port in ports}
                 pair.check_alive()
             if served.process.poll() is not None:
@@ -144,11 +163,13 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     verdict = qps_verdict("cache/dnsmasq", summaries, OURS, THEIRS, TARGET_RATIO)
     problems = [f"serve logged: {line}" for line in serve_log[:10]] + qps_problems(summaries)
     print_qps_table(summaries)
+    print_upstream_cpu(summaries, "serve and the upstream")
     print("misses forwarded while measured: " + ", ".join(f"{s} {n:,}" for s, n in missed.items()))
     print_verdicts([verdict], problems)
     return {
-        "benchmark": NAME,
+        "benchmark": name,
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        "negative_cache": negcache,
         "external_names": len(records),
         "questions": 8 * len(records),
         "cluster": asdict(shape),

@@ -26,7 +26,6 @@ from pathlib import Path
 from typing import Any
 
 from tests.bench import cluster_gen, cluster_mix
-from tests.bench.api_scale import memory_mib
 from tests.bench.tools import (
     BenchError,
     DnsperfOptions,
@@ -36,6 +35,7 @@ from tests.bench.tools import (
     cpu_split,
     dnsperf_command,
     log_problems,
+    memory_mib,
     parse_dnsperf,
     pin,
     require,

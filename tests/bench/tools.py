@@ -112,6 +112,16 @@ def cpu_seconds(pid: int) -> float:
     return seconds
 
 
+def memory_mib(pid: int) -> dict[str, float]:
+    """VmRSS (now) and VmHWM (peak RSS) of a process, in MiB."""
+    found: dict[str, float] = {}
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("VmRSS", "VmHWM"):
+            found[key] = int(value.split()[0]) / 1024  # reported in kB (KiB)
+    return found
+
+
 # -- dig -----------------------------------------------------------------------------------------
 
 
@@ -257,6 +267,11 @@ def write_query_file(path: Path, queries: Iterable[tuple[str, str]]) -> Path:
     """dnsperf's input: one ``name type`` per line."""
     path.write_text("".join(f"{name} {qtype}\n" for name, qtype in queries), "ascii")
     return path
+
+
+# Queries in flight when each may be a miss: below both caches' --dns-forward-max (150), past which
+# a cache turns questions away at once instead of forwarding them.
+MISS_OUTSTANDING = 100
 
 
 @dataclass(frozen=True)
@@ -409,14 +424,17 @@ SATURATED_CPU_PERCENT = 85  # below this the closed loop did not keep the server
 
 @dataclass
 class Measured:
-    """One server's measured dnsperf runs and the server CPU seconds each took."""
+    """One server's measured dnsperf runs and the CPU seconds each took of the server, and of the
+    servers behind it (its upstreams, whose CPU share shows whether they were the limit)."""
 
     runs: list[DnsperfResult] = field(default_factory=list)
     cpu: list[float] = field(default_factory=list)
+    upstream_cpu: list[float] = field(default_factory=list)
 
-    def add(self, result: DnsperfResult, server_cpu: float) -> None:
+    def add(self, result: DnsperfResult, server_cpu: float, upstream_cpu: float = 0.0) -> None:
         self.runs.append(result)
         self.cpu.append(server_cpu)
+        self.upstream_cpu.append(upstream_cpu)
 
     def summary(self) -> dict[str, Any]:
         sent = sum(r.sent for r in self.runs)
@@ -432,6 +450,7 @@ class Measured:
             "lost": sum(r.lost for r in self.runs),
             "lost_percent": 100 * sum(r.lost for r in self.runs) / max(1, sent),
             "server_cpu_percent": 100 * sum(self.cpu) / runtime,
+            "upstream_cpu_percent": 100 * sum(self.upstream_cpu) / runtime,
             "dnsperf_cpu_percent": 100 * sum(r.cpu_seconds for r in self.runs) / runtime,
             "round_qps": [r.qps for r in self.runs],
             "rcodes": {code: sum(r.rcodes.get(code, 0) for r in self.runs) for code in self._codes()},
@@ -456,17 +475,27 @@ def measure_rounds(
     load: DnsperfOptions,
     rounds: int,
     warmup: float,
+    upstreams: Collection[int] = (),
 ) -> dict[str, Measured]:
     """A warm-up per server (memos and caches fill on first ask), then measured runs taking turns, so
-    a burst of other work on the machine hits both servers rather than one."""
+    a burst of other work on the machine hits both servers rather than one. The CPU time of the
+    ``upstreams`` (pids) is charged to the server measured meanwhile."""
     warm_up(ports, queries, load, warmup)
     measured = {server: Measured() for server in ports}
     for _ in range(rounds):
         for server, port in ports.items():
             before = cpu_seconds(processes[server].pid)
+            behind = sum(map(cpu_seconds, upstreams))
             result = run_dnsperf(port, queries, load)
-            measured[server].add(result, cpu_seconds(processes[server].pid) - before)
+            server_cpu = cpu_seconds(processes[server].pid) - before
+            measured[server].add(result, server_cpu, sum(map(cpu_seconds, upstreams)) - behind)
     return measured
+
+
+def print_upstream_cpu(summaries: Mapping[str, Mapping[str, Any]], upstreams: str) -> None:
+    """The CPU share the servers behind each cache took while it was measured."""
+    shares = ", ".join(f"{server} {s['upstream_cpu_percent']:.0f}%" for server, s in summaries.items())
+    print(f"{upstreams} CPU while measured (of one CPU, shared with dnsperf): {shares}")
 
 
 def log_problems(text: str) -> list[str]:
