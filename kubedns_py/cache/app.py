@@ -31,7 +31,6 @@ from kubedns_py.cache.resolve.resolver import Resolver
 from kubedns_py.cache.servers import DnsConfig, StaticServers
 from kubedns_py.cache.store.cache import ResponseCache
 from kubedns_py.cache.store.rules import CacheRules
-from kubedns_py.dnswire.reader import presentation
 from kubedns_py.net.acl import ClientAcl, RefusedClients
 from kubedns_py.net.connections import TcpConnections
 from kubedns_py.net.coredns import CoreDnsCollector
@@ -245,7 +244,7 @@ class CacheApp:
             rerouted = [
                 key
                 for key in keys[start : start + DROP_BATCH]
-                if old.route(name := presentation(key.name)) != new.route(name)
+                if old.route_wire(key.name) != new.route_wire(key.name)
             ]
             dropped += self.cache.drop(rerouted)
             await asyncio.sleep(0)

@@ -145,7 +145,8 @@ class Setup:
         self, name: str = NAME, qtype: int | str = "A", cd: bool = False, do: bool = False
     ) -> Outcomes:
         done = Outcomes()
-        self.forwarder.forward(name.lower().rstrip("."), question_wire(name, qtype), cd, do, done)
+        wire = question_wire(name, qtype)
+        self.forwarder.forward(wire[:-4], wire, cd, do, done)
         return done
 
     def last(self) -> tuple[FakeSocket, bytes]:

@@ -26,6 +26,7 @@ from kubedns_py.cache.store.cache import CacheKey, ResponseCache
 from kubedns_py.cache.store.entry import Entry
 from kubedns_py.cache.store.rules import CacheRules
 from kubedns_py.dnswire.header import NXDOMAIN, SERVFAIL
+from kubedns_py.dnswire.reader import presentation
 from kubedns_py.dnswire.response import scan
 from kubedns_py.dnswire.walk import HEADER_SIZE
 from tests.support.junk import EXAMPLE, header, pointer, record
@@ -73,9 +74,9 @@ class FakeForwarder:
     unreadable_replies: int = 0
 
     def forward(
-        self, name: str, question: bytes, checking_disabled: bool, dnssec_ok: bool, done: Done
+        self, name: bytes, question: bytes, checking_disabled: bool, dnssec_ok: bool, done: Done
     ) -> None:
-        self.calls.append(Forwarded(name, question, checking_disabled, dnssec_ok, done))
+        self.calls.append(Forwarded(presentation(name), question, checking_disabled, dnssec_ok, done))
 
 
 @dataclass
@@ -116,7 +117,7 @@ def question(
 ) -> UpstreamQuestion:
     wire = question_wire(name, qtype)
     key = CacheKey(wire[:-4], qtype, 1, dnssec_ok, checking_disabled)
-    return UpstreamQuestion(key, name.lower().rstrip("."), wire)
+    return UpstreamQuestion(key, wire)
 
 
 def records(entry: Entry, now: float) -> list[tuple[str, str, str, int]]:

@@ -104,6 +104,40 @@ def test_longest_label_aligned_suffix_wins_whatever_the_case() -> None:
     assert table.route("") == Route(None, RESOLV)
 
 
+@pytest.mark.parametrize(
+    "name",
+    [
+        "kubernetes.default.svc.cluster.local",
+        "pod.cluster.local",
+        "cluster.local",
+        "xcluster.local",
+        "local",
+        "",
+        "www.acme.local",
+        "a.b.local.only",
+        "1.0.0.10.in-addr.arpa",
+    ],
+)
+def test_routing_by_wire_name_agrees_with_routing_by_text(name: str) -> None:
+    table = build_routes(
+        StaticServers.parse(
+            [
+                "/cluster.local/10.0.0.10",
+                "/svc.cluster.local/10.9.9.9",
+                "/acme.local/10.1.1.1",
+                "/www.acme.local/#",
+                "/local.only/",
+                "/in-addr.arpa/10.0.0.10",
+                "8.8.8.8",
+            ]
+        ),
+        None,
+        None,
+    )
+    wire = b"".join(bytes([len(label)]) + label.encode() for label in name.split(".") if label) + b"\0"
+    assert table.route_wire(wire) == table.route(name)
+
+
 def test_local_only_and_explicit_default_domains() -> None:
     table = build_routes(
         StaticServers.parse(["/acme.local/10.1.1.1", "/www.acme.local/#", "/local.only/", "8.8.8.8"]),

@@ -32,7 +32,7 @@ from kubedns_py.dnswire.response import UpstreamReply
 
 log = logging.getLogger(__name__)
 
-Observer = Callable[[Upstream, float, str], None]  # upstream, seconds, rcode name or "error"
+Observer = Callable[[str, float, str], None]  # upstream (as dnsmasq spells it), seconds, rcode or "error"
 MAX_POOL = 256  # sockets per upstream: 1,000 queries leave from about 250 ports
 MIN_POOL = 16
 
@@ -91,7 +91,7 @@ class Exchange:
         client.send(self, self.question, self.checking_disabled, self.dnssec_ok)
 
     def on_reply(self, client: UpstreamClient, reply: UpstreamReply, seconds: float) -> None:
-        self.forwarder.observe(client.upstream, seconds, rcode_name(reply.rcode))
+        self.forwarder.observe(client.label, seconds, rcode_name(reply.rcode))
         if reply.rcode == REFUSED and self.fallthrough:
             self.fallthrough = False
             self.servers = self.forwarder.ordered(self.forwarder.routes.default)
@@ -101,7 +101,7 @@ class Exchange:
         self._finish(reply)
 
     def on_failure(self, client: UpstreamClient, reason: str, seconds: float) -> None:
-        self.forwarder.observe(client.upstream, seconds, "error")
+        self.forwarder.observe(client.label, seconds, "error")
         log.debug("upstream failed: %s", reason)
         self.ask_next()
 
@@ -185,17 +185,20 @@ class Forwarder:
 
     def ordered(self, servers: Sequence[Upstream]) -> list[UpstreamClient]:
         """``servers``' clients to try in turn: usable ones first, looping ones never."""
+        if len(servers) == 1:  # the usual route: one server, asked unless it loops
+            client = self._clients.get(servers[0]) or self.client(servers[0])
+            return [] if client.health.looped else [client]
         clients = [self.client(u) for u in servers]
         clients = [c for c in clients if not c.health.looped]
         return [c for c in clients if c.health.usable] + [c for c in clients if not c.health.usable]
 
     def forward(
-        self, name: str, question: bytes, checking_disabled: bool, dnssec_ok: bool, done: Done
+        self, name: bytes, question: bytes, checking_disabled: bool, dnssec_ok: bool, done: Done
     ) -> None:
-        """Send ``question`` (its section's bytes, name lower-cased; ``name`` in presentation form, for
+        """Send ``question`` (its section's bytes, name lower-cased; ``name`` its name alone, for
         routing) along its route; ``done`` is called once with the reply or the failure, possibly before
         this returns."""
-        route = self.routes.route(name)
+        route = self.routes.route_wire(name)
         if route.local_only:
             done(Failure.LOCAL_ONLY)
             return

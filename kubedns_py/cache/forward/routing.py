@@ -60,6 +60,7 @@ class RouteTable:
     default_domains: frozenset[str] = frozenset()
     configmap_domains: frozenset[str] = frozenset()
     _lookup: dict[str, Route] = field(init=False, repr=False, compare=False)
+    _wire_lookup: dict[bytes, Route] = field(init=False, repr=False, compare=False)
     _default_route: Route = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -73,6 +74,7 @@ class RouteTable:
             key = domain.lower().removesuffix(".")
             lookup[key] = Route(key, servers, local_only=not servers, fallthrough_on_refused=bool(servers))
         object.__setattr__(self, "_lookup", lookup)
+        object.__setattr__(self, "_wire_lookup", {_wire(domain): route for domain, route in lookup.items()})
         object.__setattr__(self, "_default_route", Route(None, self.default))
 
     def names(self) -> dict[str, Group]:
@@ -110,6 +112,25 @@ class RouteTable:
             if dot < 0:
                 return self._default_route
             name = name[dot + 1 :]
+
+    def route_wire(self, name: bytes) -> Route:
+        """The route for ``name`` in wire form, lower-cased (as the query reader gives it): the miss
+        path routes without making the name's text."""
+        lookup = self._wire_lookup
+        if not lookup:
+            return self._default_route
+        at = 0
+        while name[at]:  # longest suffix first, one label at a time
+            found = lookup.get(name[at:])
+            if found is not None:
+                return found
+            at += name[at] + 1
+        return self._default_route
+
+
+def _wire(domain: str) -> bytes:
+    """A lower-case domain (labels checked by ``servers``) in wire form."""
+    return b"".join(bytes([len(label)]) + label.encode() for label in domain.split(".") if label) + b"\0"
 
 
 def read_resolv_conf(path: str) -> tuple[Upstream, ...]:

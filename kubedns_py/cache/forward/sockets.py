@@ -16,8 +16,11 @@ from typing import Protocol
 
 from kubedns_py.cache.servers import Upstream
 
-READ_BATCH = 64  # datagrams read per wake-up, so one busy socket cannot hold the loop
 MAX_REPLY = 65535
+# Every reply is read into this one buffer and copied out at its size: reading into a fresh buffer of
+# the largest size would allocate 64 KiB per datagram.
+_BUFFER = bytearray(MAX_REPLY)
+_VIEW = memoryview(_BUFFER)
 
 OnDatagram = Callable[[bytes], None]
 OnError = Callable[[OSError], None]
@@ -91,16 +94,16 @@ class UdpSocket:
             self._on_error(err)
 
     def _readable(self) -> None:
-        recv, deliver = self._sock.recv, self._on_datagram
-        for _ in range(READ_BATCH):
-            try:
-                data = recv(MAX_REPLY)
-            except (BlockingIOError, InterruptedError):
-                return
-            except OSError as err:  # ICMP port unreachable, reported on the connected socket
-                self._on_error(err)
-                return
-            deliver(data)
+        # One datagram a call: with queries spread over many sockets, a second read would mostly find
+        # nothing and cost a system call and an exception; if more is queued, the loop calls again.
+        try:
+            size = self._sock.recv_into(_BUFFER)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as err:  # ICMP port unreachable, reported on the connected socket
+            self._on_error(err)
+            return
+        self._on_datagram(bytes(_VIEW[:size]))
 
     def close(self) -> None:
         if self._sock.fileno() >= 0:

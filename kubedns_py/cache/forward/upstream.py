@@ -140,6 +140,7 @@ class UpstreamClient:
         pool_size: int,
     ) -> None:
         self.upstream = upstream
+        self.label = str(upstream)  # as metrics and servers.bind name it
         self.timeout = timeout
         self.health = Health()
         self.bad_replies = 0

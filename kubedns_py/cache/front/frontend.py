@@ -252,7 +252,7 @@ class Frontend:
     @staticmethod
     def _question(data: bytes, q: reader.Question, key: CacheKey) -> UpstreamQuestion:
         """What the resolver asks: the name for routing, the question section lower-cased."""
-        return UpstreamQuestion(key, reader.presentation(q.key), q.key + data[q.name_end : q.end])
+        return UpstreamQuestion(key, q.key + data[q.name_end : q.end])
 
     @staticmethod
     def _render(answer: Answer, data: bytes, q: reader.Question, limit: int) -> bytes:

@@ -17,7 +17,6 @@ from kubedns_py.cache.configmap import ConfigDirWatcher
 from kubedns_py.cache.forward.forwarder import Forwarder
 from kubedns_py.cache.front.frontend import Frontend
 from kubedns_py.cache.resolve.resolver import Resolver
-from kubedns_py.cache.servers import Upstream
 from kubedns_py.cache.store.cache import ResponseCache
 from kubedns_py.net.stats import DURATION_BUCKETS
 
@@ -33,8 +32,8 @@ class UpstreamDurations:
         self._buckets: dict[tuple[str, str], list[int]] = {}
         self._sums: dict[tuple[str, str], float] = {}
 
-    def observe(self, upstream: Upstream, seconds: float, rcode: str) -> None:
-        key = (str(upstream), rcode)
+    def observe(self, upstream: str, seconds: float, rcode: str) -> None:
+        key = (upstream, rcode)
         buckets = self._buckets.get(key)
         if buckets is None:
             buckets = self._buckets[key] = [0] * (len(DURATION_BUCKETS) + 1)

@@ -23,6 +23,7 @@ from kubedns_py.cache.forward.timers import Deadlines
 from kubedns_py.cache.store.cache import CacheKey, ResponseCache
 from kubedns_py.cache.store.entry import Entry
 from kubedns_py.dnswire.header import NXDOMAIN, SERVFAIL
+from kubedns_py.dnswire.reader import presentation
 from kubedns_py.dnswire.response import UpstreamReply, scan
 from kubedns_py.dnswire.walk import question_key
 from kubedns_py.ratelimit import RateLimitedLog
@@ -39,8 +40,12 @@ class UpstreamQuestion(NamedTuple):
     """What the cache asks upstream."""
 
     key: CacheKey
-    name: str  # lower-case presentation form without the final dot, for routing
     wire: bytes  # the question section (name, type, class), name lower-cased
+
+    @property
+    def name(self) -> str:
+        """The name in lower-case presentation form without the final dot (for logs and CNAME chains)."""
+        return presentation(self.key.name)
 
 
 class Answer(NamedTuple):
@@ -151,7 +156,7 @@ class Resolver:
     def _fetch(self, question: UpstreamQuestion, chain: tuple[str, ...], finished: Finished) -> None:
         key = question.key
         self.forwarder.forward(
-            question.name,
+            key.name,
             question.wire,
             key.checking_disabled,
             key.dnssec_ok,
@@ -285,4 +290,4 @@ _FAILURES = {
 
 def _question_for(name: str, like: UpstreamQuestion) -> UpstreamQuestion:
     wire = question_key(bytes(DNSRecord.question(name, QTYPE[like.key.qtype]).pack()))
-    return UpstreamQuestion(like.key._replace(name=wire[:-4]), name, wire)
+    return UpstreamQuestion(like.key._replace(name=wire[:-4]), wire)
