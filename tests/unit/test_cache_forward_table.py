@@ -135,7 +135,7 @@ class Setup:
     clock: Clock
     transport: Transport
     forwarder: Forwarder
-    observed: list[tuple[Upstream, float, str]]
+    observed: list[tuple[str, float, str]]
 
     @property
     def sent(self) -> list[tuple[FakeSocket, bytes]]:
@@ -172,7 +172,7 @@ async def make(
     clock: Clock, routes: RouteTable | None = None, max_inflight: int = 150
 ) -> AsyncIterator[Setup]:
     transport = Transport()
-    observed: list[tuple[Upstream, float, str]] = []
+    observed: list[tuple[str, float, str]] = []
     forwarder = Forwarder(
         routes or RouteTable(domains={}, default=(U1, U2)),
         max_inflight,
@@ -218,7 +218,7 @@ async def test_a_matching_reply_completes_the_exchange(setup: Setup) -> None:
     sock.deliver(answer(query))
     assert done.reply.rcode == 0 and done.reply.counts == (1, 0, 0)
     assert setup.forwarder.budget.inflight == 0 and setup.forwarder.client(U1).in_flight == 0
-    assert setup.observed == [(U1, 0.0, "NOERROR")]
+    assert setup.observed == [(str(U1), 0.0, "NOERROR")]
     sock.deliver(answer(query))  # the same reply again: nothing waits for it any more
     assert len(done.seen) == 1 and len(setup.sent) == 1
 
@@ -321,11 +321,11 @@ async def test_a_late_reply_after_the_timeout_is_ignored(setup: Setup) -> None:
     setup.expire()
     sock2, query2 = setup.last()
     assert sock2.upstream == U2 and done.seen == []
-    assert setup.observed == [(U1, TIMEOUT, "error")]
+    assert setup.observed == [(str(U1), TIMEOUT, "error")]
     sock1.deliver(answer(query1))
     assert done.seen == [] and setup.forwarder.client(U1).health.consecutive_failures == 1
     sock2.deliver(answer(query2))
-    assert done.reply.rcode == 0 and setup.observed[-1] == (U2, 0.0, "NOERROR")
+    assert done.reply.rcode == 0 and setup.observed[-1] == (str(U2), 0.0, "NOERROR")
 
 
 async def test_every_server_timing_out_is_no_answer(setup: Setup) -> None:
@@ -335,7 +335,7 @@ async def test_every_server_timing_out_is_no_answer(setup: Setup) -> None:
     setup.expire()
     assert done.seen == [Failure.NO_ANSWER] and len(setup.sent) == 2
     assert setup.forwarder.budget.inflight == 0
-    assert [(u, rcode) for u, _, rcode in setup.observed] == [(U1, "error"), (U2, "error")]
+    assert [(u, rcode) for u, _, rcode in setup.observed] == [(str(U1), "error"), (str(U2), "error")]
 
 
 async def test_a_socket_error_fails_at_once_and_the_next_server_is_asked(setup: Setup) -> None:
@@ -427,7 +427,7 @@ async def test_refused_from_a_domain_server_falls_through_to_the_default_upstrea
     assert sock2.upstream == U1
     sock2.deliver(reply_to(query2, answer=[f"{REVERSE} 30 IN PTR kube-dns.kube-system.svc.cluster.local."]))
     assert done.reply.counts == (1, 0, 0)
-    assert [(u, rcode) for u, _, rcode in stub.observed] == [(DOMAIN, "REFUSED"), (U1, "NOERROR")]
+    assert [(u, rcode) for u, _, rcode in stub.observed] == [(str(DOMAIN), "REFUSED"), (str(U1), "NOERROR")]
     assert stub.forwarder.budget.inflight == 0
 
 
