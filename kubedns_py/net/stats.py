@@ -80,46 +80,65 @@ def size_bucket(size: int) -> int:
     return bisect_left(SIZE_BOUNDS, size)
 
 
-# proto, qtype label, rcode label, seconds, reply bytes, query bytes, DNSSEC OK bit
-Record = Callable[[str, str, str, float, int, int, bool], None]
-
-
 class HitTally:
-    """Answers of one kind (protocol, query type, rcode, reply and query size) that each took less
-    than ``FAST``, and their seconds: the hot paths add to it in two attribute updates, the statistics
-    read it when scraped. The sizes are those of the answer the tally was chosen for; answers sharing
-    a tally share its size buckets."""
+    """Answers of one kind (protocol, query type, rcode, reply and query size), counted when they are
+    answered and read when scraped: those that took less than ``FAST`` in two attribute updates, the
+    slower ones (misses waiting for an upstream, a busy machine) by their duration buckets. The sizes
+    are those of the answer the tally was chosen for; answers sharing a tally share its size buckets."""
 
-    __slots__ = ("asked", "dnssec_ok", "hits", "proto", "qtype", "rcode", "record", "seconds", "size", "slow")
+    __slots__ = (
+        "asked",
+        "dnssec_ok",
+        "hit",
+        "hits",
+        "proto",
+        "qtype",
+        "rcode",
+        "seconds",
+        "size",
+        "slow",
+        "slow_by_bucket",
+        "timed",
+    )
 
     def __init__(
         self,
         proto: str,
         qtype: str,
         rcode: str,
-        record: Record | None = None,
+        timed: bool = False,
         size: int = 0,
         asked: int = 0,
         dnssec_ok: bool = False,
+        hit: bool = True,
     ) -> None:
         self.proto = proto
         self.qtype = qtype
         self.rcode = rcode
-        self.record = record
+        self.hit = hit  # answers from a cache, which ``DnsStats.tallied_hits`` counts
+        self.timed = timed  # False: a placeholder whose answers are all counted as fast
         self.size = size
         self.asked = asked
         self.dnssec_ok = dnssec_ok
         self.hits = 0
         self.seconds = 0.0
-        self.slow = 0  # answers of this kind that were recorded one by one instead
+        self.slow = 0  # answers of this kind slower than FAST, also in ``slow_by_bucket``
+        # (duration bucket, SkyDNS duration bucket) -> [answers, their seconds]
+        self.slow_by_bucket: dict[tuple[int, int], list[float]] = {}
 
     def count(self, seconds: float) -> None:
-        if seconds < FAST or self.record is None:
+        if seconds < FAST or not self.timed:
             self.hits += 1
             self.seconds += seconds
-        else:  # a slow one (a pause, a busy machine) goes in its histogram bucket
-            self.slow += 1
-            self.record(self.proto, self.qtype, self.rcode, seconds, self.size, self.asked, self.dnssec_ok)
+            return
+        self.slow += 1
+        key = (bisect_left(DURATION_BUCKETS, seconds), bisect_left(SKYDNS_DURATION_BUCKETS, seconds))
+        found = self.slow_by_bucket.get(key)
+        if found is None:
+            self.slow_by_bucket[key] = [1, seconds]
+        else:
+            found[0] += 1
+            found[1] += seconds
 
 
 @dataclass
@@ -154,15 +173,36 @@ class Counts:
     ) -> None:
         """``n`` answers of one kind taking ``seconds`` in all: each faster than ``FAST`` when ``fast``,
         else a single answer."""
+        if fast:
+            bucket = sky_bucket = 0
+        else:
+            bucket = bisect_left(DURATION_BUCKETS, seconds)
+            sky_bucket = bisect_left(SKYDNS_DURATION_BUCKETS, seconds)
+        self.add_in(proto, qtype, rcode, n, seconds, size, asked, bucket, sky_bucket, dnssec_ok)
+
+    def add_in(
+        self,
+        proto: str,
+        qtype: str,
+        rcode: str,
+        n: int,
+        seconds: float,
+        size: int,
+        asked: int,
+        bucket: int,
+        sky_bucket: int,
+        dnssec_ok: bool,
+    ) -> None:
+        """``n`` answers of one kind taking ``seconds`` in all, each in the given duration buckets."""
         system = system_label(qtype)
         _inc(self.requests, (proto, qtype), n)
         _inc(self.responses, (system, rcode), n)
-        self.buckets[0 if fast else bisect_left(DURATION_BUCKETS, seconds)] += n
+        self.buckets[bucket] += n
         self.duration_sum += seconds
         sky = self.sky_buckets.get(system)
         if sky is None:
             sky = self.sky_buckets[system] = [0] * (len(SKYDNS_DURATION_BUCKETS) + 1)
-        sky[0 if fast else bisect_left(SKYDNS_DURATION_BUCKETS, seconds)] += n
+        sky[sky_bucket] += n
         self.sky_sums[system] = self.sky_sums.get(system, 0.0) + seconds
         _inc(self.reply_sizes, (proto, system, size_bucket(size)), n)
         _inc(self.reply_bytes, (proto, system), size * n)
@@ -199,8 +239,8 @@ class DnsStats(Collector):
     def __init__(self, server: str) -> None:
         self._server = server
         self._counts = Counts()
-        self._tallies: dict[tuple[str, int, int, int, int, bool], HitTally] = {}
-        self._shared: dict[tuple[str, int, int, int, int, bool], HitTally] = {}
+        self._tallies: dict[tuple[str, int, int, int, int, bool, bool], HitTally] = {}
+        self._shared: dict[tuple[str, int, int, int, int, bool, bool], HitTally] = {}
         self._malformed: dict[str, int] = {}
         self._malformed_elsewhere: dict[str, Callable[[], int]] = {}
 
@@ -221,18 +261,25 @@ class DnsStats(Collector):
         return counts
 
     def tally(
-        self, proto: str, qtype: int, rcode: int, size: int = 0, asked: int = 0, dnssec_ok: bool = False
+        self,
+        proto: str,
+        qtype: int,
+        rcode: int,
+        size: int = 0,
+        asked: int = 0,
+        dnssec_ok: bool = False,
+        hit: bool = True,
     ) -> HitTally:
         """The shared tally for answers of this kind (``size`` bytes, to a ``asked``-byte query), to
-        keep next to what answers them."""
-        key = (proto, qtype, rcode, size, asked, dnssec_ok)
+        keep next to what answers them; ``hit`` says they come from a cache."""
+        key = (proto, qtype, rcode, size, asked, dnssec_ok, hit)
         tally = self._tallies.get(key)
         if tally is None:
-            shared = (proto, qtype, rcode, size_bucket(size), size_bucket(asked), dnssec_ok)
+            shared = (proto, qtype, rcode, size_bucket(size), size_bucket(asked), dnssec_ok, hit)
             tally = self._shared.get(shared)
             if tally is None:
                 labels = (proto, qtype_label(qtype), rcode_name(rcode))
-                tally = HitTally(*labels, self.record, size, asked, dnssec_ok)
+                tally = HitTally(*labels, True, size, asked, dnssec_ok, hit)
                 self._shared[shared] = tally
             if len(self._tallies) < MAX_TALLY_KEYS:
                 self._tallies[key] = tally
@@ -242,9 +289,9 @@ class DnsStats(Collector):
         return list(self._shared.values())
 
     @property
-    def tallied_answers(self) -> int:
-        """Every answer counted through a ``HitTally``, fast or not."""
-        return sum(t.hits + t.slow for t in list(self._shared.values()))
+    def tallied_hits(self) -> int:
+        """Every answer from a cache counted through a ``HitTally``, fast or not."""
+        return sum(t.hits + t.slow for t in list(self._shared.values()) if t.hit)
 
     def record(
         self,
@@ -265,6 +312,19 @@ class DnsStats(Collector):
         for t in list(self._shared.values()):
             if t.hits:
                 counts.add(t.proto, t.qtype, t.rcode, t.hits, t.seconds, t.size, t.asked, True, t.dnssec_ok)
+            for (bucket, sky_bucket), (n, seconds) in list(t.slow_by_bucket.items()):
+                counts.add_in(
+                    t.proto,
+                    t.qtype,
+                    t.rcode,
+                    int(n),
+                    seconds,
+                    t.size,
+                    t.asked,
+                    bucket,
+                    sky_bucket,
+                    t.dnssec_ok,
+                )
         counts.malformed = self.malformed_counts()
         return counts
 

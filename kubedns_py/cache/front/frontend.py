@@ -35,7 +35,7 @@ from kubedns_py.dnswire.header import BADVERS, CD_BIT, RA_BIT, SERVFAIL, rcode_n
 from kubedns_py.dnswire.reply import OUR_PAYLOAD, TCP_MAX
 from kubedns_py.memo import Memo
 from kubedns_py.net.acl import ClientAcl
-from kubedns_py.net.stats import DnsStats, qtype_label
+from kubedns_py.net.stats import DnsStats
 from kubedns_py.net.tcp import Peer
 from kubedns_py.net.udp import Address, DatagramHandler
 from kubedns_py.ratelimit import RateLimitedLog
@@ -80,7 +80,7 @@ class FrontendCounters:
 
     @property
     def hits(self) -> int:
-        return self.other_hits + self._stats.tallied_answers  # the cache tallies only hits
+        return self.other_hits + self._stats.tallied_hits  # the cache tallies only hits
 
 
 class Frontend:
@@ -155,25 +155,23 @@ class Frontend:
         q = outcome
         refused = self._policy.decide(data, q)
         if refused is not None:
-            rcode = rcode_name(reply_rcode(refused))
-            self._record("udp", q, rcode, monotonic() - now, refused, data)
+            self._record("udp", q, reply_rcode(refused), monotonic() - now, refused, data)
             return refused
         key = cache_key(q)
         entry = self._hit(data, q, key, now)
         if entry is not None:
             reply = entry.reply(data, q.end, q.edns, q.dnssec_ok, udp_limit(q), now)
-            rcode = rcode_name(entry.rcode)
-            self._record("udp", q, rcode, monotonic() - now, reply, data)
+            self._record("udp", q, entry.rcode, monotonic() - now, reply, data)
             return reply
         self.counters.misses += 1
         if self._resolver.waiting >= self._max_waiting:
             failed = splice.empty_reply(data, q, SERVFAIL, RA_BIT, OUR_PAYLOAD)
-            self._record("udp", q, rcode_name(SERVFAIL), monotonic() - now, failed, data)
+            self._record("udp", q, SERVFAIL, monotonic() - now, failed, data)
             return failed
 
         def answered(answer: Answer) -> None:
             reply = self._render(answer, data, q, udp_limit(q))
-            self._record("udp", q, rcode_name(reply_rcode(reply)), monotonic() - now, reply, data)
+            self._record("udp", q, reply_rcode(reply), monotonic() - now, reply, data)
             send(reply, addr)
 
         self._resolver.resolve(self._question(data, q, key), answered)
@@ -197,8 +195,7 @@ class Frontend:
                 answered: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
                 self._resolver.resolve(self._question(data, q, key), _setter(answered))
                 reply = self._render(await answered, data, q, TCP_MAX)
-        rcode = rcode_name(reply_rcode(reply))
-        self._record("tcp", q, rcode, monotonic() - now, reply, data)
+        self._record("tcp", q, reply_rcode(reply), monotonic() - now, reply, data)
         return reply
 
     def _hit(self, data: bytes, q: reader.Question, key: CacheKey, now: float) -> Entry | None:
@@ -244,10 +241,11 @@ class Frontend:
         return reply
 
     def _record(
-        self, proto: str, q: reader.Question, rcode: str, seconds: float, reply: bytes, data: bytes
+        self, proto: str, q: reader.Question, rcode: int, seconds: float, reply: bytes, data: bytes
     ) -> None:
-        qtype = qtype_label(q.qtype)
-        self._stats.record(proto, qtype, rcode, seconds, len(reply), len(data), q.dnssec_ok)
+        """One answer not served by the fast path (those count on their entry's tally)."""
+        tally = self._stats.tally(proto, q.qtype, rcode, len(reply), len(data), q.dnssec_ok, hit=False)
+        tally.count(seconds)
 
     @staticmethod
     def _question(data: bytes, q: reader.Question, key: CacheKey) -> UpstreamQuestion:
