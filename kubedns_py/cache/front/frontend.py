@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
+from functools import partial
 from time import monotonic
 
 from kubedns_py.cache.forward.loopdetect import LoopDetector
@@ -168,14 +169,18 @@ class Frontend:
             failed = splice.empty_reply(data, q, SERVFAIL, RA_BIT, OUR_PAYLOAD)
             self._record("udp", q, SERVFAIL, monotonic() - now, failed, data)
             return failed
-
-        def answered(answer: Answer) -> None:
-            reply = self._render(answer, data, q, udp_limit(q))
-            self._record("udp", q, reply_rcode(reply), monotonic() - now, reply, data)
-            send(reply, addr)
-
-        self._resolver.resolve(self._question(data, q, key), answered)
+        self._resolver.resolve(
+            self._question(data, q, key), partial(self._answered, data, q, addr, send, now)
+        )
         return None
+
+    def _answered(
+        self, data: bytes, q: reader.Question, addr: Address, send: Send, start: float, answer: Answer
+    ) -> None:
+        """A forwarded UDP query's answer is ready: reply."""
+        reply = self._render(answer, data, q, udp_limit(q))
+        self._record("udp", q, reply_rcode(reply), monotonic() - start, reply, data)
+        send(reply, addr)
 
     async def on_tcp(self, data: bytes, peer: Peer = None) -> bytes | None:
         if not self._policy.admits(peer):
