@@ -76,6 +76,11 @@ def system_label(qtype: str) -> str:
     return "reverse" if qtype == "PTR" else "auth"
 
 
+def duration_buckets(seconds: float) -> tuple[int, int]:
+    """The bucket of ``seconds`` among our duration bounds and among SkyDNS's."""
+    return bisect_left(DURATION_BUCKETS, seconds), bisect_left(SKYDNS_DURATION_BUCKETS, seconds)
+
+
 def size_bucket(size: int) -> int:
     return bisect_left(SIZE_BOUNDS, size)
 
@@ -132,7 +137,7 @@ class HitTally:
             self.seconds += seconds
             return
         self.slow += 1
-        key = (bisect_left(DURATION_BUCKETS, seconds), bisect_left(SKYDNS_DURATION_BUCKETS, seconds))
+        key = duration_buckets(seconds)
         found = self.slow_by_bucket.get(key)
         if found is None:
             self.slow_by_bucket[key] = [1, seconds]
@@ -160,27 +165,6 @@ class Counts:
     malformed: dict[str, int] = field(default_factory=dict)
 
     def add(
-        self,
-        proto: str,
-        qtype: str,
-        rcode: str,
-        n: int,
-        seconds: float,
-        size: int,
-        asked: int,
-        fast: bool,
-        dnssec_ok: bool,
-    ) -> None:
-        """``n`` answers of one kind taking ``seconds`` in all: each faster than ``FAST`` when ``fast``,
-        else a single answer."""
-        if fast:
-            bucket = sky_bucket = 0
-        else:
-            bucket = bisect_left(DURATION_BUCKETS, seconds)
-            sky_bucket = bisect_left(SKYDNS_DURATION_BUCKETS, seconds)
-        self.add_in(proto, qtype, rcode, n, seconds, size, asked, bucket, sky_bucket, dnssec_ok)
-
-    def add_in(
         self,
         proto: str,
         qtype: str,
@@ -304,16 +288,16 @@ class DnsStats(Collector):
         dnssec_ok: bool = False,
     ) -> None:
         """One ``size``-byte answer to an ``asked``-byte query."""
-        self._counts.add(proto, qtype, rcode, 1, seconds, size, asked, False, dnssec_ok)
+        self._counts.add(proto, qtype, rcode, 1, seconds, size, asked, *duration_buckets(seconds), dnssec_ok)
 
     def counts(self) -> Counts:
         """Everything counted so far, tallies included, as a copy."""
         counts = self._counts.copy()
         for t in list(self._shared.values()):
             if t.hits:
-                counts.add(t.proto, t.qtype, t.rcode, t.hits, t.seconds, t.size, t.asked, True, t.dnssec_ok)
+                counts.add(t.proto, t.qtype, t.rcode, t.hits, t.seconds, t.size, t.asked, 0, 0, t.dnssec_ok)
             for (bucket, sky_bucket), (n, seconds) in list(t.slow_by_bucket.items()):
-                counts.add_in(
+                counts.add(
                     t.proto,
                     t.qtype,
                     t.rcode,
