@@ -26,7 +26,7 @@ from tests.bench.tools import (
     DnsperfOptions,
     cache_pair,
     cpu_split,
-    dnsmasq_process,
+    dnsmasq,
     load_parser,
     measure_rounds,
     parse_load_args,
@@ -39,7 +39,6 @@ from tests.bench.tools import (
     run_bench,
     run_dnsperf,
     shared_tempdir,
-    wait_until_answers,
     write_hosts_file,
     write_query_file,
 )
@@ -82,13 +81,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with shared_tempdir("kubedns-bench-cache30k-") as tmp:
         hosts = write_hosts_file(tmp / "upstream.hosts", known)
         queries = write_query_file(tmp / "queries.txt", [(name, "A") for name in known])
-        upstream_options = (
-            f"--addn-hosts={hosts}",
-            f"--local-ttl={cache_qps.UPSTREAM_TTL}",
-            "--local=/example.test/",
-        )
-        with dnsmasq_process(tmp / "upstream.log", *upstream_options) as upstream:
-            wait_until_answers(upstream.port, probe, upstream.process)
+        with dnsmasq(hosts, "example.test", cache_qps.UPSTREAM_TTL, tmp / "upstream.log") as upstream:
             if server_cpus:
                 pin(upstream.process.pid, load_cpus)  # it only works while the caches warm
             options = (f"--server={HOST}#{upstream.port}", f"--cache-size={CACHE_SIZE}")

@@ -28,7 +28,7 @@ from tests.bench.tools import (
     Verdict,
     cache_pair,
     cpu_split,
-    dnsmasq_process,
+    dnsmasq,
     load_parser,
     lookup,
     measure_rounds,
@@ -43,7 +43,6 @@ from tests.bench.tools import (
     run_bench,
     run_dnsperf,
     shared_tempdir,
-    wait_until_answers,
     warm_up,
     write_hosts_file,
     write_query_file,
@@ -90,13 +89,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     with shared_tempdir("kubedns-bench-cachemiss-") as tmp:
         hosts = write_hosts_file(tmp / "upstream.hosts", known)
         queries = write_query_file(tmp / "queries.txt", [(name, "AAAA") for name in known])
-        upstream_options = (
-            f"--addn-hosts={hosts}",
-            f"--local-ttl={cache_qps.UPSTREAM_TTL}",
-            "--local=/example.test/",
-        )
-        with dnsmasq_process(tmp / "upstream.log", *upstream_options) as upstream:
-            wait_until_answers(upstream.port, probe, upstream.process)
+        with dnsmasq(hosts, "example.test", cache_qps.UPSTREAM_TTL, tmp / "upstream.log") as upstream:
             if server_cpus:
                 pin(upstream.process.pid, server_cpus)
             alone = run_dnsperf(upstream.port, queries, closed)
