@@ -31,6 +31,7 @@ from kubedns_py.cache.resolve.resolver import Resolver
 from kubedns_py.cache.servers import DnsConfig, StaticServers
 from kubedns_py.cache.store.cache import ResponseCache
 from kubedns_py.cache.store.rules import CacheRules
+from kubedns_py.gcpause import GcPauses
 from kubedns_py.net.acl import ClientAcl, RefusedClients
 from kubedns_py.net.connections import TcpConnections
 from kubedns_py.net.coredns import CoreDnsCollector
@@ -102,6 +103,10 @@ class CacheApp:
         self.stats.malformed_counted_by("oversized", self._oversized)
         self.stats.malformed_counted_by("bad-upstream-reply", lambda: self.forwarder.bad_replies)
         self.registry.register(self.stats)
+        # A full cache is a heap of long-lived entries without cycles: frozen out of the collector's
+        # sight as they settle, so that no collection walks 100k of them while queries wait.
+        self.gc_pauses = GcPauses()
+        self.registry.register(self.gc_pauses)
         self.registry.register(RefusedClients("cache", self.acl))
         self.registry.register(
             CacheCollector(
@@ -159,6 +164,7 @@ class CacheApp:
         return stats
 
     async def start(self) -> None:
+        self.gc_pauses.install()
         if self.config.local_service:
             self._update_local_networks()
         port = self.config.port
@@ -185,6 +191,8 @@ class CacheApp:
         self._spawn(self._check_loops(), "loop-detect")
         if self.config.local_service:
             self._spawn(self._follow_local_networks(), "local-networks")
+        self.gc_pauses.settle_first()
+        self._spawn(self.gc_pauses.settle_periodically(), "gc-settle")
         log.info(
             "caching on %s port %d (udp+tcp); metrics on port %d; upstreams: %s",
             ",".join(self.config.listen_addresses),
@@ -274,6 +282,7 @@ class CacheApp:
         task.add_done_callback(_log_failure)
 
     async def stop(self) -> None:
+        self.gc_pauses.uninstall()
         self._draining = True
         tasks = list(self._tasks)
         for task in tasks:

@@ -257,7 +257,9 @@ class DnsStats(Collector):
         """The shared tally for answers of this kind (``size`` bytes, to a ``asked``-byte query), to
         keep next to what answers them; ``hit`` says they come from a cache."""
         key = (proto, qtype, rcode, size, asked, dnssec_ok, hit)
-        tally = self._tallies.get(key)
+        # Answers from a cache have a few sizes each, worth remembering exactly; the others (a flood
+        # of names the cache forwards) would fill the memo with sizes seen once.
+        tally = self._tallies.get(key) if hit else None
         if tally is None:
             shared = (proto, qtype, rcode, size_bucket(size), size_bucket(asked), dnssec_ok, hit)
             tally = self._shared.get(shared)
@@ -265,7 +267,7 @@ class DnsStats(Collector):
                 labels = (proto, qtype_label(qtype), rcode_name(rcode))
                 tally = HitTally(*labels, True, size, asked, dnssec_ok, hit)
                 self._shared[shared] = tally
-            if len(self._tallies) < MAX_TALLY_KEYS:
+            if hit and len(self._tallies) < MAX_TALLY_KEYS:
                 self._tallies[key] = tally
         return tally
 
