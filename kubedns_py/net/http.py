@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from kubedns_py.net.exposition import merge
 from kubedns_py.ratelimit import RateLimitedLog
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -50,6 +51,21 @@ class _ServerLog(logging.LoggerAdapter[logging.Logger]):
 def metrics_handler(registry: CollectorRegistry) -> Handler:
     async def metrics(_: web.Request) -> web.Response:
         response = web.Response(body=generate_latest(registry))
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    return metrics
+
+
+def merged_metrics_handler(
+    registry: CollectorRegistry, workers: Callable[[], Awaitable[list[str]]]
+) -> Handler:
+    """/metrics of a component run as worker processes: this process's series and every worker's,
+    merged into one exposition (``net.exposition``)."""
+
+    async def metrics(_: web.Request) -> web.Response:
+        texts = [generate_latest(registry).decode(), *await workers()]
+        response = web.Response(body=merge(texts))
         response.headers["Content-Type"] = CONTENT_TYPE_LATEST
         return response
 

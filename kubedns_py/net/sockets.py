@@ -13,7 +13,9 @@ RECEIVE_BUFFER = 4 * 1024 * 1024
 PICK_ATTEMPTS = 50
 
 
-def bind_socket(host: str, port: int, kind: socket.SocketKind) -> socket.socket:
+def bind_socket(host: str, port: int, kind: socket.SocketKind, reuse_port: bool = False) -> socket.socket:
+    """``reuse_port``: SO_REUSEPORT, so that sockets of this user's other processes (workers, the next
+    node cache) bind the same address and port and the kernel spreads clients over them."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, kind)
     try:
@@ -25,7 +27,9 @@ def bind_socket(host: str, port: int, kind: socket.SocketKind) -> socket.socket:
             # Restart without waiting out TIME_WAIT. Not on UDP: there it would let a second server
             # bind the same port and silently take part of the traffic.
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        else:
+        if reuse_port:  # only this user's sockets that set it too may join
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        if kind == socket.SOCK_DGRAM:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, RECEIVE_BUFFER)
         sock.bind((host, port))
         sock.setblocking(False)
@@ -35,13 +39,13 @@ def bind_socket(host: str, port: int, kind: socket.SocketKind) -> socket.socket:
     return sock
 
 
-def bind_dns_sockets(host: str, port: int) -> tuple[socket.socket, socket.socket]:
+def bind_dns_sockets(host: str, port: int, reuse_port: bool = False) -> tuple[socket.socket, socket.socket]:
     """(UDP, TCP) sockets on one port. With port 0 the kernel picks a free UDP port, whose TCP twin may
     be taken by someone else: then pick again."""
     for _ in range(PICK_ATTEMPTS if port == 0 else 1):
-        udp = bind_socket(host, port, socket.SOCK_DGRAM)
+        udp = bind_socket(host, port, socket.SOCK_DGRAM, reuse_port)
         try:
-            return udp, bind_socket(host, udp.getsockname()[1], socket.SOCK_STREAM)
+            return udp, bind_socket(host, udp.getsockname()[1], socket.SOCK_STREAM, reuse_port)
         except OSError as err:
             udp.close()
             if port != 0 or err.errno != errno.EADDRINUSE:
