@@ -38,7 +38,7 @@ from kubedns_py.net.connections import TcpConnections
 from kubedns_py.net.coredns import CoreDnsCollector
 from kubedns_py.net.http import bound_port, metrics_handler, start_http, text_handler
 from kubedns_py.net.interfaces import local_networks
-from kubedns_py.net.sockets import bind_dns_sockets, binding
+from kubedns_py.net.sockets import bind_dns_sockets, binding, steer_to, unsteer
 from kubedns_py.net.stats import DnsStats
 from kubedns_py.net.tcp import TcpServer
 from kubedns_py.net.udp import Address, UdpServer
@@ -78,9 +78,12 @@ class CacheApp:
         config: CacheConfig,
         registry: CollectorRegistry | None = None,
         worker: WorkerSetup | None = None,
+        reuse_port: bool = False,
     ) -> None:
+        """``reuse_port``: bind beside another process of ours (``nodelocal.handoff``)."""
         self.config = config
         self._worker = worker
+        self._reuse_port = reuse_port
         self.registry = registry or CollectorRegistry()
         ProcessCollector(registry=self.registry)  # memory and CPU for the dashboard
         self.registry.register(SuppressedLines())
@@ -135,6 +138,7 @@ class CacheApp:
         self.registry.register(self.tcp_connections)
         self._listeners: list[_Listener] = []
         self._tcp: list[TcpServer] = []
+        self._sockets: list[socket.socket] = []
         self._http: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.port = config.port
@@ -186,7 +190,7 @@ class CacheApp:
                 udp_socket, tcp_socket = self._worker.sockets[i]
             else:
                 with binding(port, "--port"):
-                    udp_socket, tcp_socket = bind_dns_sockets(host, port)
+                    udp_socket, tcp_socket = bind_dns_sockets(host, port, self._reuse_port)
             listener = _Listener()
             listener.server = UdpServer(udp_socket, self.frontend.udp_handler(listener.send))
             port = listener.server.port  # --port 0: every address shares the first one picked
@@ -194,6 +198,7 @@ class CacheApp:
             tcp = TcpServer(self.frontend.on_tcp, self.tcp_connections)
             await tcp.start(tcp_socket)
             self._tcp.append(tcp)
+            self._sockets += (udp_socket, tcp_socket)
         self.port = port
         if self._worker is None:
             await self._start_http()
@@ -219,7 +224,9 @@ class CacheApp:
             "/readiness": text_handler(self._readiness),
         }
         with binding(self.config.metrics_port, "--metrics-port"):
-            self._http = await start_http(self.config.http_bind_address, self.config.metrics_port, routes)
+            self._http = await start_http(
+                self.config.http_bind_address, self.config.metrics_port, routes, self._reuse_port
+            )
 
     def _healthy(self) -> tuple[bool, str]:
         return True, "ok"
@@ -301,6 +308,16 @@ class CacheApp:
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(_log_failure)
 
+    def steer_here(self, index: int) -> None:
+        """Every new query and connection to our ports to our sockets, the ``index``-th of their
+        SO_REUSEPORT groups, none to the others' (``net.sockets.steer_to``)."""
+        for sock in self._sockets:
+            steer_to(sock, index)
+
+    def unsteer(self) -> None:
+        for sock in self._sockets:
+            unsteer(sock)
+
     async def stop(self) -> None:
         self._draining = True
         tasks = list(self._tasks)
@@ -309,6 +326,7 @@ class CacheApp:
         await asyncio.gather(*tasks, return_exceptions=True)
         for listener in self._listeners:
             if listener.server is not None:
+                listener.server.read_queued()  # all of it when steered away (nodelocal's hand-over)
                 listener.server.stop_reading()
         # TCP: no new connections; queries already read are answered before each connection ends.
         await asyncio.gather(*(tcp.close() for tcp in self._tcp), self.frontend.close(FINISH_WITHIN))

@@ -82,13 +82,16 @@ def text_handler(check: Callable[[], tuple[bool, str]]) -> Handler:
     return handler
 
 
-async def start_http(host: str, port: int, routes: dict[str, Handler]) -> web.AppRunner:
+async def start_http(
+    host: str, port: int, routes: dict[str, Handler], reuse_port: bool = False
+) -> web.AppRunner:
+    """``reuse_port``: beside another process of ours on the same port (``nodelocal.handoff``)."""
     app = web.Application()
     for path, handler in routes.items():
         app.router.add_get(path, handler)
     runner = web.AppRunner(app, access_log=None, logger=_ServerLog())
     await runner.setup()
-    await web.TCPSite(runner, host, port, reuse_address=True).start()
+    await web.TCPSite(runner, host, port, reuse_address=True, reuse_port=reuse_port or None).start()
     return runner
 
 

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import socket
+import struct
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -11,6 +13,9 @@ from contextlib import contextmanager
 # see it. 4 MiB rides out bursts; the kernel caps it at net.core.rmem_max.
 RECEIVE_BUFFER = 4 * 1024 * 1024
 PICK_ATTEMPTS = 50
+SO_ATTACH_REUSEPORT_CBPF = 51
+SO_DETACH_REUSEPORT_BPF = 68
+BPF_RET_K = 0x06  # BPF_RET | BPF_K: return the constant
 
 
 def bind_socket(host: str, port: int, kind: socket.SocketKind, reuse_port: bool = False) -> socket.socket:
@@ -71,3 +76,18 @@ def on_this_host(host: str) -> bool:
     except OSError as err:
         return err.errno != errno.EADDRNOTAVAIL
     return True
+
+
+def steer_to(sock: socket.socket, index: int) -> None:
+    """Send every new packet or connection of ``sock``'s SO_REUSEPORT group to its ``index``-th socket
+    (in the order they were bound): a classic BPF program returning that constant. The others then
+    receive nothing more, and can read what they hold and close without dropping any of it. Once the
+    group has fewer sockets than that, the kernel spreads by hash again."""
+    program = (ctypes.c_uint8 * 8).from_buffer_copy(struct.pack("HBBI", BPF_RET_K, 0, 0, index))
+    fprog = struct.pack("HL", 1, ctypes.addressof(program))  # struct sock_fprog, pointing at it
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_REUSEPORT_CBPF, fprog)
+
+
+def unsteer(sock: socket.socket) -> None:
+    """Back to spreading by hash (Linux 5.3)."""
+    sock.setsockopt(socket.SOL_SOCKET, SO_DETACH_REUSEPORT_BPF, 0)
