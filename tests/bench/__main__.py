@@ -18,6 +18,7 @@ from tests.bench import (
     serve_10k,
     serve_churn,
     serve_qps,
+    workers,
 )
 
 # Each benchmark module offers NAME and main(argv) -> exit status; add new ones here.
@@ -31,6 +32,7 @@ BENCHMARKS: dict[str, Callable[[Sequence[str]], int]] = {
     ndots_storm.NAME: ndots_storm.main,
     latency.NAME: latency.main,
     overload.NAME: overload.main,
+    workers.NAME: workers.main,
 }
 
 
