@@ -29,7 +29,7 @@ from kubedns_py.cache.app import CacheApp, WorkerSetup
 from kubedns_py.cache.config import CacheConfig
 from kubedns_py.cache.front.chaos import ChaosCounts
 from kubedns_py.net.http import bound_port, merged_metrics_handler, start_http, text_handler
-from kubedns_py.net.sockets import bind_dns_sockets, binding
+from kubedns_py.net.sockets import bind_for_workers, binding
 from kubedns_py.net.workers import Message, Supervisor, Worker
 from kubedns_py.ratelimit import SuppressedLines
 
@@ -65,7 +65,10 @@ class CachePool:
         self.port = config.port
 
     async def start(self) -> None:
-        self.port = self._bind()
+        with binding(self.config.port, "--port"):
+            self.port, self._sockets = bind_for_workers(
+                self.config.listen_addresses, self.config.port, self.config.workers
+            )
         routes = {
             "/metrics": merged_metrics_handler(self.registry, self.supervisor.scrape),
             "/healthz": text_handler(lambda: (True, "ok")),
@@ -82,24 +85,6 @@ class CachePool:
             bound_port(self._http),
             self.config.workers,
         )
-
-    def _bind(self) -> int:
-        """Every worker's sockets; the port they share."""
-        port = self.config.port
-        hosts = self.config.listen_addresses
-        for host in hosts:  # another program on the port fails here, as it would without workers
-            with binding(port, "--port"):
-                udp, tcp = bind_dns_sockets(host, port)
-            port = udp.getsockname()[1]
-            udp.close()
-            tcp.close()
-        for _ in range(self.config.workers):
-            pairs = []
-            for host in hosts:
-                with binding(port, "--port"):
-                    pairs.append(bind_dns_sockets(host, port, reuse_port=True))
-            self._sockets.append(tuple(pairs))
-        return port
 
     def _fds(self, index: int) -> Iterator[int]:
         for pair in self._sockets[index]:

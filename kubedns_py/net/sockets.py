@@ -58,6 +58,20 @@ def bind_dns_sockets(host: str, port: int, reuse_port: bool = False) -> tuple[so
     raise OSError(errno.EADDRINUSE, f"no port on {host} was free for both UDP and TCP")
 
 
+def bind_for_workers(
+    hosts: tuple[str, ...], port: int, workers: int
+) -> tuple[int, list[tuple[tuple[socket.socket, socket.socket], ...]]]:
+    """The port, and per worker a (UDP, TCP) pair per host, all SO_REUSEPORT. A plain bind first fails,
+    as it would without workers, when another program holds the port (and picks one for port 0)."""
+    for host in hosts:
+        udp, tcp = bind_dns_sockets(host, port)
+        port = int(udp.getsockname()[1])
+        udp.close()
+        tcp.close()
+    pairs = [tuple(bind_dns_sockets(host, port, reuse_port=True) for host in hosts) for _ in range(workers)]
+    return port, pairs
+
+
 @contextmanager
 def binding(port: int, flag: str) -> Iterator[None]:
     """Re-raise a failure to bind (a port in use, an address not on this host) naming the port and the

@@ -25,7 +25,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 from kubedns_py.cluster.store import Event, Store
 from kubedns_py.gcpause import GcPauses
-from kubedns_py.net.sockets import bind_dns_sockets, binding
+from kubedns_py.net.sockets import bind_for_workers, binding
 from kubedns_py.net.workers import Message, Supervisor, Worker
 from kubedns_py.ratelimit import SuppressedLines
 from kubedns_py.serve.answering import Answering
@@ -41,16 +41,11 @@ class ServePool:
         self.supervisor = Supervisor("serve", count, self._make_worker, self._fds)
 
     def bind(self) -> int:
-        """Every worker's sockets; the port they share. Another program on it fails the first bind, as
-        it would without workers."""
-        host, port = self._config.dns_bind_address, self._config.dns_port
-        with binding(port, "--dns-port"):
-            udp, tcp = bind_dns_sockets(host, port)
-            port = int(udp.getsockname()[1])
-            udp.close()
-            tcp.close()
-            for _ in range(self._config.workers):
-                self._sockets.append(bind_dns_sockets(host, port, reuse_port=True))
+        """Every worker's sockets; the port they share."""
+        config = self._config
+        with binding(config.dns_port, "--dns-port"):
+            port, pairs = bind_for_workers((config.dns_bind_address,), config.dns_port, config.workers)
+        self._sockets = [pair for (pair,) in pairs]
         return port
 
     def _fds(self, index: int) -> Iterator[int]:
