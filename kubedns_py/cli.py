@@ -137,9 +137,14 @@ def run_cache(config: CacheConfig, check_only: bool) -> int:
             None if config.no_resolv else resolv_file_problem(config.resolv_file),
         ]
         return _report("cache", [p for p in problems if p])
-    from kubedns_py.cache.app import CacheApp
+    if config.workers > 1:
+        from kubedns_py.cache.pool import CachePool
 
-    run(CacheApp(config))
+        run(CachePool(config))
+    else:
+        from kubedns_py.cache.app import CacheApp
+
+        run(CacheApp(config))
     return 0
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import logging
+import os
 import re
 import sys
 from collections.abc import Sequence
@@ -122,6 +123,42 @@ def add_tcp_flags(parser: argparse.ArgumentParser, max_per_client: int) -> None:
         default=max_per_client,
         metavar="N",
         help=f"open connections from one address at most (default {max_per_client}; 0: no limit)",
+    )
+
+
+MAX_WORKERS = 64
+
+
+def workers(text: str) -> int:
+    """``--workers``: a number of processes, or ``auto``: the CPUs this process may run on (its
+    affinity, and the pod's CPU limit when cgroup v2 sets one)."""
+    if text == "auto":
+        return usable_cpus()
+    value = positive_int(text)
+    if value > MAX_WORKERS:
+        raise argparse.ArgumentTypeError(f"{value} workers: at most {MAX_WORKERS}")
+    return value
+
+
+def usable_cpus(cpu_max: str = "/sys/fs/cgroup/cpu.max") -> int:
+    cpus = len(os.sched_getaffinity(0))
+    try:
+        with open(cpu_max, encoding="ascii") as handle:
+            quota, period = handle.read().split()[:2]
+        if quota != "max":
+            cpus = min(cpus, -(-int(quota) // int(period)))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 limit readable: the affinity decides
+    return max(1, min(cpus, MAX_WORKERS))
+
+
+def add_workers_flag(parser: argparse._ActionsContainer) -> None:
+    parser.add_argument(
+        "--workers",
+        type=workers,
+        default=1,
+        metavar="N|auto",
+        help="processes answering on the DNS port, SO_REUSEPORT (default 1; auto: one per usable CPU)",
     )
 
 

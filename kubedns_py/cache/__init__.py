@@ -4,6 +4,8 @@ front that answers clients.
 
 Rooms, each importing only the rooms below it (an import-linter contract):
 
+- ``pool``: ``--workers N``: N processes of the wiring below on one port, their statistics summed.
+- ``pool``: ``--workers``: the supervisor of several ``app`` processes on one port.
 - ``app``: the wiring: listeners, HTTP, the ConfigMap watcher, stopping.
 - ``metrics/``: the Prometheus series, computed when scraped from counters the rooms below keep.
 - ``front/``: the listener's callback: the hit splice and its memo, and the questions answered here

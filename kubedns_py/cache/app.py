@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from collections.abc import Coroutine
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from itertools import islice
 from typing import Any
 
@@ -23,7 +24,7 @@ from kubedns_py.cache.flags import CacheConfig
 from kubedns_py.cache.forward.forwarder import Forwarder
 from kubedns_py.cache.forward.loopdetect import LoopDetector
 from kubedns_py.cache.forward.routing import RouteTable, build_routes, read_resolv_conf
-from kubedns_py.cache.front.chaos import Chaos
+from kubedns_py.cache.front.chaos import Chaos, ChaosCounts
 from kubedns_py.cache.front.frontend import Frontend
 from kubedns_py.cache.metrics.collector import CacheCollector, UpstreamDurations
 from kubedns_py.cache.metrics.coredns import CoreDnsCacheCollector
@@ -37,7 +38,7 @@ from kubedns_py.net.connections import TcpConnections
 from kubedns_py.net.coredns import CoreDnsCollector
 from kubedns_py.net.http import bound_port, metrics_handler, start_http, text_handler
 from kubedns_py.net.interfaces import local_networks
-from kubedns_py.net.sockets import bind_dns_sockets, binding
+from kubedns_py.net.sockets import bind_dns_sockets, binding, steer_to, unsteer
 from kubedns_py.net.stats import DnsStats
 from kubedns_py.net.tcp import TcpServer
 from kubedns_py.net.udp import Address, UdpServer
@@ -63,9 +64,26 @@ class _Listener:
             self.server.send(data, addr)
 
 
+@dataclass(frozen=True)
+class WorkerSetup:
+    """What a worker process (``cache.pool``) gets from its supervisor, which serves HTTP for it."""
+
+    sockets: tuple[tuple[socket.socket, socket.socket], ...]  # (UDP, TCP) per --listen-address
+    loop_secret: str  # every worker's loop-detection probes carry it
+
+
 class CacheApp:
-    def __init__(self, config: CacheConfig, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        config: CacheConfig,
+        registry: CollectorRegistry | None = None,
+        worker: WorkerSetup | None = None,
+        reuse_port: bool = False,
+    ) -> None:
+        """``reuse_port``: bind beside another process of ours (``nodelocal.handoff``)."""
         self.config = config
+        self._worker = worker
+        self._reuse_port = reuse_port
         self.registry = registry or CollectorRegistry()
         ProcessCollector(registry=self.registry)  # memory and CPU for the dashboard
         self.registry.register(SuppressedLines())
@@ -86,16 +104,20 @@ class CacheApp:
             self._routes(None), config.dns_forward_max, UPSTREAM_TIMEOUT, self.durations.observe
         )
         self.resolver = Resolver(self.cache, self.forwarder)
-        self.loops = LoopDetector(config.dns_loop_detect)
+        self.loops = LoopDetector(config.dns_loop_detect, worker.loop_secret if worker else None)
         self.stats = DnsStats("cache")
         self.acl = ClientAcl(config.allow_from) if config.allow_from or config.local_service else None
         self.lameduck = config.lameduck
         self._draining = False
+        self.peers = ChaosCounts()  # the other workers' statistics, as the supervisor last passed them
         self.frontend = Frontend(
             self.cache,
             self.resolver,
             self.stats,
-            Chaos(self._chaos_counters, self._servers),
+            Chaos(
+                lambda: self.chaos_counts().add(self.peers).counters,
+                lambda: self.chaos_counts().add(self.peers).server_lines(),
+            ),
             self.loops,
             max_waiting=max(2000, 10 * config.dns_forward_max),
             acl=self.acl,
@@ -120,6 +142,7 @@ class CacheApp:
         self.registry.register(self.tcp_connections)
         self._listeners: list[_Listener] = []
         self._tcp: list[TcpServer] = []
+        self._sockets: list[socket.socket] = []
         self._http: web.AppRunner | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.port = config.port
@@ -143,8 +166,9 @@ class CacheApp:
         resolv = None if self.config.no_resolv else read_resolv_conf(self.config.resolv_file)
         return build_routes(self.config.servers, resolv, configmap)
 
-    def _chaos_counters(self) -> dict[str, int]:
-        return {
+    def chaos_counts(self) -> ChaosCounts:
+        """This process's statistics for the CHAOS ``*.bind`` answers."""
+        counters = {
             "cachesize": self.cache.size,
             "insertions": self.cache.insertions,
             "evictions": self.cache.evictions,
@@ -152,25 +176,26 @@ class CacheApp:
             "hits": self.frontend.counters.hits,
             "auth": 0,  # no zone is authoritative here
         }
+        servers = {}
+        for upstream in self.forwarder.upstreams():
+            health = self.forwarder.client(upstream).health
+            servers[str(upstream)] = (health.queries, health.errors)
+        return ChaosCounts(counters, servers)
 
     def _oversized(self) -> int:
         return sum(listener.server.oversized for listener in self._listeners if listener.server is not None)
-
-    def _servers(self) -> list[str]:
-        stats = []
-        for upstream in self.forwarder.upstreams():
-            health = self.forwarder.client(upstream).health
-            stats.append(f"{upstream} {health.queries} {health.errors}")
-        return stats
 
     async def start(self) -> None:
         self.gc_pauses.install()
         if self.config.local_service:
             self._update_local_networks()
         port = self.config.port
-        for host in self.config.listen_addresses:
-            with binding(port, "--port"):
-                udp_socket, tcp_socket = bind_dns_sockets(host, port)
+        for i, host in enumerate(self.config.listen_addresses):
+            if self._worker is not None:
+                udp_socket, tcp_socket = self._worker.sockets[i]
+            else:
+                with binding(port, "--port"):
+                    udp_socket, tcp_socket = bind_dns_sockets(host, port, self._reuse_port)
             listener = _Listener()
             listener.server = UdpServer(udp_socket, self.frontend.udp_handler(listener.send))
             port = listener.server.port  # --port 0: every address shares the first one picked
@@ -178,14 +203,10 @@ class CacheApp:
             tcp = TcpServer(self.frontend.on_tcp, self.tcp_connections)
             await tcp.start(tcp_socket)
             self._tcp.append(tcp)
+            self._sockets += (udp_socket, tcp_socket)
         self.port = port
-        routes = {
-            "/metrics": metrics_handler(self.registry),
-            "/healthz": text_handler(self._healthy),
-            "/readiness": text_handler(self._readiness),
-        }
-        with binding(self.config.metrics_port, "--metrics-port"):
-            self._http = await start_http(self.config.http_bind_address, self.config.metrics_port, routes)
+        if self._worker is None:
+            await self._start_http()
         if self._config_dir is not None:
             self._spawn(self._config_dir.run(self._apply_configmap), "config-dir")
         self._spawn(self._check_loops(), "loop-detect")
@@ -193,13 +214,26 @@ class CacheApp:
             self._spawn(self._follow_local_networks(), "local-networks")
         self.gc_pauses.settle_first()
         self._spawn(self.gc_pauses.settle_periodically(), "gc-settle")
+        if self._worker is not None:
+            return  # the supervisor says where it answers
         log.info(
             "caching on %s port %d (udp+tcp); metrics on port %d; upstreams: %s",
             ",".join(self.config.listen_addresses),
             port,
-            bound_port(self._http),
+            bound_port(self._http) if self._http else 0,
             self._describe_routes(),
         )
+
+    async def _start_http(self) -> None:
+        routes = {
+            "/metrics": metrics_handler(self.registry),
+            "/healthz": text_handler(self._healthy),
+            "/readiness": text_handler(self._readiness),
+        }
+        with binding(self.config.metrics_port, "--metrics-port"):
+            self._http = await start_http(
+                self.config.http_bind_address, self.config.metrics_port, routes, self._reuse_port
+            )
 
     def _healthy(self) -> tuple[bool, str]:
         return True, "ok"
@@ -281,6 +315,16 @@ class CacheApp:
         task.add_done_callback(self._tasks.discard)
         task.add_done_callback(_log_failure)
 
+    def steer_here(self, index: int) -> None:
+        """Every new query and connection to our ports to our sockets, the ``index``-th of their
+        SO_REUSEPORT groups, none to the others' (``net.sockets.steer_to``)."""
+        for sock in self._sockets:
+            steer_to(sock, index)
+
+    def unsteer(self) -> None:
+        for sock in self._sockets:
+            unsteer(sock)
+
     async def stop(self) -> None:
         self.gc_pauses.uninstall()
         self._draining = True
@@ -290,6 +334,7 @@ class CacheApp:
         await asyncio.gather(*tasks, return_exceptions=True)
         for listener in self._listeners:
             if listener.server is not None:
+                listener.server.read_queued()  # all of it when steered away (nodelocal's hand-over)
                 listener.server.stop_reading()
         # TCP: no new connections; queries already read are answered before each connection ends.
         await asyncio.gather(*(tcp.close() for tcp in self._tcp), self.frontend.close(FINISH_WITHIN))

@@ -25,6 +25,7 @@ from kubedns_py.flags import (
     add_lameduck_flag,
     add_logging_flags,
     add_tcp_flags,
+    add_workers_flag,
     config_from_args,
     duration,
     non_negative_int,
@@ -68,6 +69,7 @@ class CacheConfig:
     lameduck: float
     verbosity: int
     coredns_metrics: bool = False  # also CoreDNS's series, for its dashboards and alerts
+    workers: int = 1  # processes answering on the port (``cache.pool``)
 
 
 def add_cache_flags(parser: argparse.ArgumentParser) -> None:
@@ -158,6 +160,7 @@ def add_cache_flags(parser: argparse.ArgumentParser) -> None:
     add_tcp_flags(parser, MAX_PER_CLIENT)
     add_allow_from_flag(ours)
     add_lameduck_flag(ours)
+    add_workers_flag(ours)
     add_logging_flags(parser)
 
 

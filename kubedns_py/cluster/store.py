@@ -85,8 +85,10 @@ class Store:
         records changed (empty when only the sync state, a namespace or a pod did)."""
         self._listeners.append(listener)
 
-    def apply(self, events: Iterable[Event]) -> bool:
-        """Apply a batch of events; True when DNS-visible data changed."""
+    def apply(self, events: Iterable[Event], serial: tuple[int, float] | None = None) -> bool:
+        """Apply a batch of events; True when DNS-visible data changed. ``serial``: the SOA serial and
+        change time another copy of the store gave this batch (serve's workers follow the supervisor's
+        store, and every worker must give the zone the same serial)."""
         dirty: set[ServiceKey] = set()
         changed = False
         for event in events:
@@ -102,8 +104,11 @@ class Store:
                     self._synced.add(kind)
         services = frozenset(key for key in dirty if self._recompute(key))
         if changed or services:
-            self.serial = max(self.serial + 1, int(time.time())) & 0xFFFFFFFF
-            self.last_change = time.time()
+            if serial is None:
+                self.serial = max(self.serial + 1, int(time.time())) & 0xFFFFFFFF
+                self.last_change = time.time()
+            else:
+                self.serial, self.last_change = serial
             for listener in self._listeners:
                 listener(services)
         return changed or bool(services)

@@ -16,6 +16,7 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from kubedns_py.net.exposition import merge
 from kubedns_py.ratelimit import RateLimitedLog
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -56,6 +57,21 @@ def metrics_handler(registry: CollectorRegistry) -> Handler:
     return metrics
 
 
+def merged_metrics_handler(
+    registry: CollectorRegistry, workers: Callable[[], Awaitable[list[str]]]
+) -> Handler:
+    """/metrics of a component run as worker processes: this process's series and every worker's,
+    merged into one exposition (``net.exposition``)."""
+
+    async def metrics(_: web.Request) -> web.Response:
+        texts = [generate_latest(registry).decode(), *await workers()]
+        response = web.Response(body=merge(texts))
+        response.headers["Content-Type"] = CONTENT_TYPE_LATEST
+        return response
+
+    return metrics
+
+
 def text_handler(check: Callable[[], tuple[bool, str]]) -> Handler:
     """200 with the text when the check passes, 503 otherwise."""
 
@@ -66,13 +82,16 @@ def text_handler(check: Callable[[], tuple[bool, str]]) -> Handler:
     return handler
 
 
-async def start_http(host: str, port: int, routes: dict[str, Handler]) -> web.AppRunner:
+async def start_http(
+    host: str, port: int, routes: dict[str, Handler], reuse_port: bool = False
+) -> web.AppRunner:
+    """``reuse_port``: beside another process of ours on the same port (``nodelocal.handoff``)."""
     app = web.Application()
     for path, handler in routes.items():
         app.router.add_get(path, handler)
     runner = web.AppRunner(app, access_log=None, logger=_ServerLog())
     await runner.setup()
-    await web.TCPSite(runner, host, port, reuse_address=True).start()
+    await web.TCPSite(runner, host, port, reuse_address=True, reuse_port=reuse_port or None).start()
     return runner
 
 

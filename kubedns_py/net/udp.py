@@ -58,6 +58,17 @@ class UdpServer:
             self._send_all(replies)
 
     def _on_readable(self) -> None:
+        self._read()
+
+    def read_queued(self, batches: int = 256) -> None:
+        """Read and answer what waits in the socket now, up to ``batches`` batches: for a socket that
+        receives nothing new any more (``sockets.steer_to``), before it closes."""
+        for _ in range(batches):
+            if self._sock.fileno() < 0 or self._read():
+                return
+
+    def _read(self) -> bool:
+        """One batch; True when the socket had no more."""
         sock, handle = self._sock, self._handle
         replies: list[tuple[bytes, Address]] = []
         try:
@@ -65,7 +76,7 @@ class UdpServer:
                 try:
                     data, addr = sock.recvfrom(MAX_QUERY + 1)
                 except (BlockingIOError, InterruptedError):
-                    return
+                    return True
                 except OSError as err:  # e.g. ICMP port unreachable reported on a later read
                     log.debug("udp read error: %s", err)
                     continue
@@ -86,6 +97,7 @@ class UdpServer:
                         replies = []
         finally:
             self._send_all(replies)
+        return False
 
     def _send_all(self, replies: list[tuple[bytes, Address]]) -> None:
         sendto = self._sock.sendto

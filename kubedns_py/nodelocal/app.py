@@ -6,8 +6,9 @@ Nothing here crash-loops on a missing piece: a failed setup step or an unknown u
 logged, counted in ``kubedns_nodelocal_setup_errors_total{type}`` and retried every sync interval. While
 the interface step fails and the local IPs are not on the node, the cache waits (/health says 503) and
 starts answering on the check that finds them. On exit the rules and addresses go first (unless
-``-skipteardown``), so Pods' queries fall back to kube-dns through kube-proxy while the next process
-starts.
+``-skipteardown``, or a successor holds them), so Pods' queries fall back to kube-dns through
+kube-proxy while the next process starts. A process started beside a running one takes over from it
+without losing a query (``handoff``).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from kubedns_py.cache.servers import Upstream
 from kubedns_py.net.http import metrics_handler, start_http, text_handler
 from kubedns_py.net.sockets import on_this_host
 from kubedns_py.nodelocal.config import NodeLocalConfig, upstream_from_env, with_upstream
+from kubedns_py.nodelocal.handoff import Handoff
 from kubedns_py.nodelocal.netsetup import NodeSetup, SetupError
 
 log = logging.getLogger("kubedns_py.nodelocal")
@@ -57,7 +59,8 @@ class NodeLocalApp:
         self.registry = CollectorRegistry()
         self.errors = SetupErrors()
         self.registry.register(self.errors)
-        self.cache = CacheApp(config.cache, self.registry)
+        self.cache = CacheApp(config.cache, self.registry, reuse_port=True)
+        self.handoff = Handoff(config.interface, self._hand_over)
         self.lameduck = config.cache.lameduck
         self.node = NodeSetup(
             config.interface,
@@ -70,6 +73,7 @@ class NodeLocalApp:
         self._ready = False
         self._http: list[web.AppRunner] = []
         self._sync: asyncio.Task[None] | None = None
+        self._handing: asyncio.Task[None] | None = None
 
     def _failed(self, err: SetupError) -> None:
         self.errors.counts[err.kind] += 1
@@ -113,8 +117,20 @@ class NodeLocalApp:
                 self.config.sync_interval,
             )
             return
+        await self._start_cache()
+
+    async def _start_cache(self) -> None:
         await self.cache.start()
         self._ready = True
+        self._handing = asyncio.create_task(self._take_over(), name="take-over")
+
+    async def _take_over(self) -> None:
+        """Answering now: every new query comes to us, and the predecessor, which receives no more,
+        reads what it holds and closes; then the kernel spreads by hash again (for our successor)."""
+        if self.handoff.has_predecessor:
+            self.cache.steer_here(1)  # bound after the predecessor's: second in each group
+        if await self.handoff.take_over():
+            self.cache.unsteer()
 
     async def _check(self) -> None:
         """One round of the periodic check; each piece is retried on its own."""
@@ -130,20 +146,20 @@ class NodeLocalApp:
             self._find_upstream()
 
     async def start(self) -> None:
+        await self.handoff.find_predecessor()
         # The addresses must exist before the cache binds them. A failed interface step may have left
         # them in place (or someone else put them there): then binding works and decides.
         if await self._ensure_interface():
-            await self.cache.start()
-            self._ready = True
+            await self._start_cache()
         else:
             await self._answer()
         for failure in self.node.ensure_iptables():
             self._failed(failure)  # answering without NOTRACK still works; the next check retries
         self._find_upstream()
         metrics = {"/metrics": metrics_handler(self.registry)}
-        self._http.append(await start_http(self.config.metrics_host, self.config.metrics_port, metrics))
+        self._http.append(await start_http(self.config.metrics_host, self.config.metrics_port, metrics, True))
         health = {"/health": text_handler(self._health)}
-        self._http.append(await start_http("0.0.0.0", self.config.health_port, health))
+        self._http.append(await start_http("0.0.0.0", self.config.health_port, health, True))
         if self.config.pidfile:
             await asyncio.to_thread(_write_pidfile, self.config.pidfile)
         self._sync = asyncio.create_task(self._follow(), name="nodelocal-sync")
@@ -165,22 +181,49 @@ class NodeLocalApp:
     def drain(self) -> None:
         self.cache.drain()
 
+    async def _hand_over(self) -> None:
+        """A successor answers: stop checking and reading, answer what was read, close the ports."""
+        await self._stop_sync()
+        await self.cache.stop()
+        for runner in self._http:
+            await runner.cleanup()
+        self._http = []
+
+    async def _stop_sync(self) -> None:
+        for task in (self._sync, self._handing):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+
     async def stop(self) -> None:
-        if self._sync is not None:
-            self._sync.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sync
-        if self.config.skip_teardown:
+        await self._stop_sync()
+        if self.handoff.successors:
+            log.info(
+                "leaving the iptables rules and %s's addresses to the node cache after us",
+                self.config.interface,
+            )
+        elif self.config.skip_teardown:
             log.info("leaving the iptables rules and %s's addresses in place", self.config.interface)
         else:
             for err in await asyncio.to_thread(self.node.teardown):
                 self._failed(err)
-        await self.cache.stop()
+        if not self.handoff.handed_over:
+            await self.cache.stop()
         for runner in self._http:
             await runner.cleanup()
+        self.handoff.close()
         if self.config.pidfile:
-            with contextlib.suppress(OSError):
-                os.unlink(self.config.pidfile)
+            await asyncio.to_thread(_remove_pidfile, self.config.pidfile)
+
+
+def _remove_pidfile(path: str) -> None:
+    """Unless a successor wrote its own there since."""
+    with contextlib.suppress(OSError, ValueError):
+        with open(path, encoding="ascii") as handle:
+            if int(handle.read().strip()) != os.getpid():
+                return
+        os.unlink(path)
 
 
 def _write_pidfile(path: str) -> None:

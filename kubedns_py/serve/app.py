@@ -6,6 +6,9 @@ until every source kind has finished its first list (a client must never cache a
 /readiness says 503 until then. A missing sync is logged after --initial-sync-timeout but never fatal:
 restarting would not make the API server answer sooner.
 
+With ``--workers N`` (``serve.pool``) this process runs the source and the HTTP side, and N worker
+processes answer DNS.
+
 Stopping: after the lame-duck period (/readiness 503, DNS still answered) UDP stops being read and TCP
 stops accepting; queries already read over TCP are answered before the process exits.
 """
@@ -15,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry, ProcessCollector
@@ -23,22 +26,14 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from kubedns_py import __version__
-from kubedns_py.cluster.answers import WireZone
-from kubedns_py.cluster.store import ServiceKey, Store
-from kubedns_py.cluster.zone import Zone
+from kubedns_py.cluster.store import Event, ServiceKey, Store
 from kubedns_py.gcpause import GcPauses
-from kubedns_py.net.acl import ClientAcl, RefusedClients
-from kubedns_py.net.connections import TcpConnections
-from kubedns_py.net.coredns import CoreDnsCollector
-from kubedns_py.net.http import bound_port, metrics_handler, start_http, text_handler
+from kubedns_py.net.http import bound_port, merged_metrics_handler, metrics_handler, start_http, text_handler
 from kubedns_py.net.sockets import bind_dns_sockets, binding
-from kubedns_py.net.stats import DnsStats
-from kubedns_py.net.tcp import TcpServer
-from kubedns_py.net.udp import UdpServer
 from kubedns_py.ratelimit import SuppressedLines
-from kubedns_py.serve.answerer import Answerer
+from kubedns_py.serve.answering import Answering
 from kubedns_py.serve.config import ServeConfig
-from kubedns_py.serve.skydns import SkyDnsCollector
+from kubedns_py.serve.pool import ServePool
 from kubedns_py.sources.base import Source
 
 log = logging.getLogger("kubedns_py.serve")
@@ -80,37 +75,20 @@ class ServeApp:
         ProcessCollector(registry=self.registry)  # memory and CPU for the dashboard
         self.registry.register(SuppressedLines())
         self.store = Store(required=source.kinds)
-        self.zone = Zone(self.store, config.domain, config.ttl, config.pods)
-        self.stats = DnsStats("serve")
-        self.acl = ClientAcl(config.allow_from) if config.allow_from else None
-        self.answerer = Answerer(self.zone, WireZone(self.zone, self.store), self.stats, self.acl)
-        self.registry.register(self.stats)
-        self.registry.register(self.answerer)
-        self.registry.register(SkyDnsCollector(self.stats))
-        self.registry.register(RefusedClients("serve", self.acl))
+        # --workers: the workers answer, this process feeds them (``serve.pool``).
+        self.pool = ServePool(config, self.store) if config.workers > 1 else None
+        self.answering = Answering(config, self.store, self.registry) if self.pool is None else None
+        if self.pool is not None:
+            self.registry.register(self.pool.supervisor)
         self.lameduck = config.lameduck
         self._draining = False
         self.registry.register(StoreCollector(self.store))
-        if config.coredns_metrics:
-            self._coredns_metrics()
         self.gc_pauses = GcPauses()
         self._settling = False
         self.registry.register(self.gc_pauses)
-        self.tcp_connections = TcpConnections("serve", config.tcp_max_connections, config.tcp_max_per_client)
-        self.registry.register(self.tcp_connections)
         self._source = source
-        self._udp: UdpServer | None = None
-        self._tcp = TcpServer(self.answerer.answer_tcp, self.tcp_connections)
         self._http: list[web.AppRunner] = []
         self._tasks: list[asyncio.Task[None]] = []
-
-    def _coredns_metrics(self) -> None:
-        def dns_port() -> int:
-            return self._udp.port if self._udp is not None else self.config.dns_port
-
-        self.registry.register(
-            CoreDnsCollector(self.stats, dns_port, self.config.dns_bind_address, "kubernetes")
-        )
 
     async def start(self) -> None:
         # The first sync builds a million long-lived objects, none in a reference cycle; the cycle
@@ -120,16 +98,36 @@ class ServeApp:
         gc.disable()
         self.store.subscribe(self._after_first_sync)
         host = self.config.dns_bind_address
-        with binding(self.config.dns_port, "--dns-port"):
-            udp, tcp = bind_dns_sockets(host, self.config.dns_port)
-        self._udp = UdpServer(udp, self.answerer.udp_handler())
-        self.stats.malformed_counted_by("oversized", lambda: self._udp.oversized if self._udp else 0)
-        await self._tcp.start(tcp)
+        if self.pool is not None:
+            port = self.pool.bind()
+        else:
+            assert self.answering is not None
+            with binding(self.config.dns_port, "--dns-port"):
+                udp, tcp = bind_dns_sockets(host, self.config.dns_port)
+            await self.answering.start(udp, tcp)
+            port = self.answering.port()
+        await self._start_http()
         self._tasks.append(asyncio.create_task(self._run_source(), name="source"))
         self._tasks.append(asyncio.create_task(self._warn_if_unsynced(), name="sync-timeout"))
+        if self.pool is not None:
+            self.pool.start()
+            await self.pool.supervisor.started()
+        log.info(
+            "serving %s on %s port %d (udp+tcp); health on port %d, metrics on port %d",
+            self.config.domain,
+            host,
+            port,
+            bound_port(self._http[0]),
+            bound_port(self._http[-1]),
+        )
+
+    async def _start_http(self) -> None:
         http_host = self.config.http_bind_address
         health = {"/readiness": text_handler(self._readiness), "/healthz": text_handler(lambda: (True, "ok"))}
-        metrics = {"/metrics": metrics_handler(self.registry)}
+        if self.pool is not None:
+            metrics = {"/metrics": merged_metrics_handler(self.registry, self.pool.supervisor.scrape)}
+        else:
+            metrics = {"/metrics": metrics_handler(self.registry)}
         healthz, metrics_port = self.config.healthz_port, self.config.metrics_port
         if healthz == metrics_port and healthz != 0:
             with binding(healthz, "--healthz-port and --metrics-port"):
@@ -139,14 +137,6 @@ class ServeApp:
                 self._http.append(await start_http(http_host, healthz, health))
             with binding(metrics_port, "--metrics-port or $PROMETHEUS_PORT"):
                 self._http.append(await start_http(http_host, metrics_port, metrics))
-        log.info(
-            "serving %s on %s port %d (udp+tcp); health on port %d, metrics on port %d",
-            self.config.domain,
-            host,
-            self._udp.port,
-            bound_port(self._http[0]),
-            bound_port(self._http[-1]),
-        )
 
     def drain(self) -> None:
         self._draining = True
@@ -158,9 +148,10 @@ class ServeApp:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
-        if self._udp is not None:
-            self._udp.close()
-        await self._tcp.close()
+        if self.pool is not None:
+            await self.pool.stop()
+        elif self.answering is not None:
+            await self.answering.stop()
         for runner in self._http:
             await runner.cleanup()
 
@@ -170,11 +161,17 @@ class ServeApp:
             self.gc_pauses.settle_first()
             gc.enable()
             self._tasks.append(asyncio.create_task(self.gc_pauses.settle_periodically(), name="gc-settle"))
+            if self.pool is not None:
+                self.pool.start()  # workers with the whole store, in place of those forked before it
 
     def _readiness(self) -> tuple[bool, str]:
         if self._draining:
             return False, "shutting down"
-        return (True, "ok") if self.store.synced else (False, "waiting for the first sync of cluster data")
+        if not self.store.synced:
+            return False, "waiting for the first sync of cluster data"
+        if self.pool is not None and not self.pool.supervisor.ready:
+            return False, "workers starting"
+        return True, "ok"
 
     async def _run_source(self) -> None:
         """Run the source for ever: should it ever fail, answer from the data it last gave and start it
@@ -182,11 +179,17 @@ class ServeApp:
         delay = 1.0
         while True:
             try:
-                await self._source.run(self.store.apply)
+                await self._source.run(self._apply)
             except Exception:
                 log.exception("the cluster data source failed; restarting it in %.0fs", delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 60.0)
+
+    def _apply(self, events: Sequence[Event]) -> None:
+        synced = self.store.synced
+        self.store.apply(events)
+        if synced and self.pool is not None:  # workers forked before the first sync need none
+            self.pool.changed(events)
 
     async def _warn_if_unsynced(self) -> None:
         await asyncio.sleep(self.config.initial_sync_timeout)

@@ -14,6 +14,7 @@ from kubedns_py.flags import (
     add_lameduck_flag,
     add_logging_flags,
     add_tcp_flags,
+    add_workers_flag,
     config_from_args,
     dns_domain,
     duration,
@@ -51,6 +52,7 @@ class ServeConfig:
     lameduck: float
     verbosity: int
     coredns_metrics: bool = False  # also CoreDNS's series, for its dashboards and alerts
+    workers: int = 1  # processes answering on the DNS port (``serve.pool``)
 
 
 def add_cluster_flags(parser: argparse.ArgumentParser) -> None:
@@ -119,6 +121,7 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
     add_tcp_flags(parser, MAX_PER_CLIENT)
     add_allow_from_flag(parser)
     add_lameduck_flag(parser)
+    add_workers_flag(parser)
     add_logging_flags(parser)
 
 

@@ -20,6 +20,7 @@ from tests.bench import (
     serve_10k,
     serve_churn,
     serve_qps,
+    workers,
 )
 
 # Each benchmark module offers NAME and main(argv) -> exit status; add new ones here.
@@ -36,6 +37,7 @@ BENCHMARKS: dict[str, Callable[[Sequence[str]], int]] = {
     cache_flood.NAME: cache_flood.main,
     latency.NAME: latency.main,
     overload.NAME: overload.main,
+    workers.NAME: workers.main,
 }
 
 

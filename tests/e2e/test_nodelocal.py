@@ -16,10 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support import namespaces
+from tests.support.nodelocal import rule_lines, run_sections, unavailable
 from tests.support.paths import ROOT
 
-SCRIPT_TIMEOUT = 60.0
 LOCAL_IPS = ("169.254.20.10", "10.0.0.10", "fd00:10::a")  # link-local, kube-dns ClusterIP, a v6 one
 CLUSTER_ADDRESS = "10.96.0.1"
 OUTSIDE_ADDRESS = "192.0.2.80"
@@ -115,15 +114,6 @@ section done
 """
 
 
-def unavailable() -> str | None:
-    """Why this test cannot run here, or None."""
-    return namespaces.unavailable(
-        ["-n"],
-        ("ip", "iptables", "ip6tables", "iptables-save", "ip6tables-save", "dnsmasq", "dig"),
-        ["ip6tables-save"],
-    )
-
-
 def run_node(tmp: Path, *, skip_teardown: bool, upstream_known: bool) -> dict[str, str]:
     """Run the script; its output by section."""
     env = "KUBE_DNS_UPSTREAM_SERVICE_HOST=127.0.0.1 KUBE_DNS_UPSTREAM_SERVICE_PORT=5353"
@@ -140,22 +130,6 @@ def run_node(tmp: Path, *, skip_teardown: bool, upstream_known: bool) -> dict[st
         outside=OUTSIDE_ADDRESS,
     )
     return run_sections(tmp, script)
-
-
-def run_sections(tmp: Path, script: str) -> dict[str, str]:
-    """Run ``script`` in a network namespace; its output by section."""
-    (tmp / "node.sh").write_text(script)
-    output, _ = namespaces.run_script(tmp / "node.sh", ["-n"], SCRIPT_TIMEOUT)
-    assert "@@@ setup failed" not in output and "@@@ done" in output, f"{output}\n{namespaces.logs(tmp)}"
-    sections: dict[str, str] = {}
-    current = ""
-    for line in output.splitlines():
-        if match := re.fullmatch(r"@@@ (.+)", line):
-            current = match.group(1)
-            sections[current] = ""
-        elif current:
-            sections[current] += line + "\n"
-    return sections
 
 
 def expected_rules(ip: str) -> set[str]:
@@ -176,10 +150,6 @@ def expected_rules(ip: str) -> set[str]:
             f"-A OUTPUT {from_dns} -j ACCEPT",
         }
     return out
-
-
-def rule_lines(text: str) -> set[str]:
-    return {line for line in text.splitlines() if line.startswith("-A ")}
 
 
 def addresses(text: str) -> set[str]:

@@ -23,12 +23,14 @@ class _Flood(asyncio.DatagramProtocol):
             future.set_result(data[3] & 0x0F)
 
 
-async def flood(port: int, names: list[str], window: int, reply_timeout: float) -> list[int | None]:
+async def flood(
+    port: int, names: list[str], window: int, reply_timeout: float, host: str = HOST
+) -> list[int | None]:
     """Every name asked once (A), ``window`` at a time; per name its rcode, or None if no reply came
     within ``reply_timeout``. At most 65536 names: the index is the question's ID."""
     assert len(names) <= 0x10000
     loop = asyncio.get_running_loop()
-    transport, protocol = await loop.create_datagram_endpoint(_Flood, remote_addr=(HOST, port))
+    transport, protocol = await loop.create_datagram_endpoint(_Flood, remote_addr=(host, port))
     rcodes: list[int | None] = [None] * len(names)
     pending = iter(enumerate(names))
 

@@ -65,6 +65,7 @@ def test_node_cache_arguments_parse(caplog: pytest.LogCaptureFixture) -> None:
         (["-localip=169.254.20.10", "-interfacename=a/b"], "not an interface name"),
         (["-localip=169.254.20.10", "--", "--listen-address=10.0.0.1"], "with -localip"),
         (["-localip=169.254.20.10", "--", "--cache-size=-1"], "negative"),
+        (["-localip=169.254.20.10", "--", "--workers=2"], "nodelocal runs one cache process"),
     ],
 )
 def test_bad_flags_are_named(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:

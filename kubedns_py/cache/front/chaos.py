@@ -5,6 +5,7 @@ has one record per upstream: ``address#port queries errors``."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 
 from dnslib import CLASS, QTYPE, RCODE, RR, TXT
 
@@ -14,6 +15,26 @@ from kubedns_py.dnswire.reply import build_reply
 Counters = Callable[[], dict[str, int]]
 Servers = Callable[[], list[str]]
 STAT_NAMES = ("cachesize", "insertions", "evictions", "misses", "hits", "auth")
+
+
+@dataclass
+class ChaosCounts:
+    """One process's statistics: ``counters`` by STAT_NAMES, ``servers`` as upstream → (queries,
+    errors). With worker processes, each answers with its own plus the others' (``add``)."""
+
+    counters: dict[str, int] = field(default_factory=dict)
+    servers: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+    def add(self, other: ChaosCounts) -> ChaosCounts:
+        counters = {stat: self.counters.get(stat, 0) + other.counters.get(stat, 0) for stat in STAT_NAMES}
+        servers = dict(self.servers)
+        for upstream, (queries, errors) in other.servers.items():
+            mine = servers.get(upstream, (0, 0))
+            servers[upstream] = (mine[0] + queries, mine[1] + errors)
+        return ChaosCounts(counters, servers)
+
+    def server_lines(self) -> list[str]:
+        return [f"{upstream} {queries} {errors}" for upstream, (queries, errors) in self.servers.items()]
 
 
 class Chaos:

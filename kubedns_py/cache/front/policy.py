@@ -44,7 +44,7 @@ class QueryPolicy:
             return splice.empty_reply(data, q, REFUSED, RA_BIT, OUR_PAYLOAD)
         if q.qtype in NOT_FORWARDED:
             return splice.empty_reply(data, q, REFUSED, RA_BIT, OUR_PAYLOAD)
-        if self._loops.watching and self._loops.intercept(reader.presentation(q.key)):
+        if self._loops.watching and self._loops.intercept(q.key):
             return splice.empty_reply(data, q, REFUSED, RA_BIT, OUR_PAYLOAD)
         return None
 

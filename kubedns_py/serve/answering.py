@@ -1,0 +1,56 @@
+"""serve's DNS side over one store: what answers, on which sockets, and the series it keeps."""
+
+from __future__ import annotations
+
+import socket
+
+from prometheus_client import CollectorRegistry
+
+from kubedns_py.cluster.answers import WireZone
+from kubedns_py.cluster.store import Store
+from kubedns_py.cluster.zone import Zone
+from kubedns_py.net.acl import ClientAcl, RefusedClients
+from kubedns_py.net.connections import TcpConnections
+from kubedns_py.net.coredns import CoreDnsCollector
+from kubedns_py.net.stats import DnsStats
+from kubedns_py.net.tcp import TcpServer
+from kubedns_py.net.udp import UdpServer
+from kubedns_py.serve.answerer import Answerer
+from kubedns_py.serve.config import ServeConfig
+from kubedns_py.serve.skydns import SkyDnsCollector
+
+
+class Answering:
+    """serve's DNS side over one store: the zone and its wire answers, the answerer and its listeners,
+    and their series. Run by the single process (``ServeApp``) or by each worker (``serve.pool``)."""
+
+    def __init__(self, config: ServeConfig, store: Store, registry: CollectorRegistry) -> None:
+        self.config = config
+        self.zone = Zone(store, config.domain, config.ttl, config.pods)
+        self.stats = DnsStats("serve")
+        self.acl = ClientAcl(config.allow_from) if config.allow_from else None
+        self.answerer = Answerer(self.zone, WireZone(self.zone, store), self.stats, self.acl)
+        registry.register(self.stats)
+        registry.register(self.answerer)
+        registry.register(SkyDnsCollector(self.stats))
+        registry.register(RefusedClients("serve", self.acl))
+        if config.coredns_metrics:
+            registry.register(CoreDnsCollector(self.stats, self.port, config.dns_bind_address, "kubernetes"))
+        self.tcp_connections = TcpConnections("serve", config.tcp_max_connections, config.tcp_max_per_client)
+        registry.register(self.tcp_connections)
+        self._udp: UdpServer | None = None
+        self._tcp = TcpServer(self.answerer.answer_tcp, self.tcp_connections)
+
+    def port(self) -> int:
+        return self._udp.port if self._udp is not None else self.config.dns_port
+
+    async def start(self, udp: socket.socket, tcp: socket.socket) -> None:
+        self._udp = UdpServer(udp, self.answerer.udp_handler())
+        self.stats.malformed_counted_by("oversized", lambda: self._udp.oversized if self._udp else 0)
+        await self._tcp.start(tcp)
+
+    async def stop(self) -> None:
+        """UDP no longer read, TCP no longer accepted; queries read over TCP are answered first."""
+        if self._udp is not None:
+            self._udp.close()
+        await self._tcp.close()
