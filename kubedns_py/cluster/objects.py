@@ -87,6 +87,10 @@ class Pod:
     namespace: str
     name: str
     ips: tuple[str, ...]
+    # The ndots of a Pod whose resolv.conf searches the cluster's standard list and nothing more
+    # (``search_ndots``); 0 for any other (dnsPolicy Default or None, host network without
+    # ClusterFirstWithHostNet, dnsConfig searches): autopath must not guess such a Pod's search.
+    ndots: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -271,7 +275,40 @@ def pod_from_dict(obj: Mapping[str, Any]) -> Pod:
     ]
     if not raw and status.get("podIP"):
         raw = [status["podIP"]]
-    return Pod(namespace, name, _unique(normalize_ip(ip) for ip in raw))
+    spec = obj.get("spec") or {}
+    ndots = search_ndots(spec) if isinstance(spec, Mapping) else 0
+    return Pod(namespace, name, _unique(normalize_ip(ip) for ip in raw), ndots)
+
+
+DEFAULT_NDOTS = 5  # the kubelet's, for the cluster search list
+MAX_NDOTS = 15  # glibc's and musl's cap
+
+
+def search_ndots(spec: Mapping[str, Any]) -> int:
+    """The ndots of the kubelet's resolv.conf for ``spec`` when its search list is exactly the
+    cluster's (``<ns>.svc.<zone> svc.<zone> <zone>`` and the node's search domains), else 0.
+
+    ClusterFirst off the host network and ClusterFirstWithHostNet give that list; dnsConfig may add
+    nameservers and options (its ndots replaces the default) but no searches. Anything unreadable is
+    not the standard list."""
+    policy = spec.get("dnsPolicy") or "ClusterFirst"
+    host_network = spec.get("hostNetwork") is True
+    if not (policy == "ClusterFirstWithHostNet" or (policy == "ClusterFirst" and not host_network)):
+        return 0
+    config = spec.get("dnsConfig") or {}
+    if not isinstance(config, Mapping) or config.get("searches"):
+        return 0
+    ndots = DEFAULT_NDOTS
+    options = config.get("options") or []
+    if not isinstance(options, list):
+        return 0
+    for option in options:
+        if isinstance(option, Mapping) and option.get("name") == "ndots":
+            value = option.get("value")
+            if not isinstance(value, str) or not value.isascii() or not value.isdigit():
+                return 0
+            ndots = min(int(value), MAX_NDOTS)
+    return ndots
 
 
 def namespace_from_dict(obj: Mapping[str, Any]) -> Namespace:

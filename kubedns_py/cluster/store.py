@@ -67,7 +67,9 @@ class Store:
         self._slices: dict[ServiceKey, dict[str, EndpointSet]] = {}
         self._legacy_endpoints: dict[ServiceKey, EndpointSet] = {}
         self._services_per_namespace: Counter[str] = Counter()
-        self._pod_ips: Counter[tuple[str, str]] = Counter()
+        # address -> the Pod holding it, or a tuple of them (host-network Pods share their node's,
+        # and an address moves between Pods while a deletion is on its way)
+        self._pod_ips: dict[str, Pod | tuple[Pod, ...]] = {}
         self._records: dict[ServiceKey, ServiceRecords] = {}
         # address -> its owner (service, endpoint labels); a dict of owners only for shared addresses,
         # which are rare: one small dict per address would be most of a big cluster's memory.
@@ -149,7 +151,11 @@ class Store:
                 dirty.add((obj.namespace, obj.name))
             case Pod():
                 for ip in obj.ips:
-                    self._pod_ips[(obj.namespace, ip)] += 1
+                    held = self._pod_ips.get(ip)
+                    if held is None:
+                        self._pod_ips[ip] = obj
+                    else:
+                        self._pod_ips[ip] = (*(held if isinstance(held, tuple) else (held,)), obj)
 
     def _unindex(self, obj: KubeObject, dirty: set[ServiceKey]) -> None:
         match obj:
@@ -170,9 +176,11 @@ class Store:
                 dirty.add((obj.namespace, obj.name))
             case Pod():
                 for ip in obj.ips:
-                    self._pod_ips[(obj.namespace, ip)] -= 1
-                    if self._pod_ips[(obj.namespace, ip)] <= 0:
-                        del self._pod_ips[(obj.namespace, ip)]
+                    rest = tuple(p for p in self.pods_at(ip) if p is not obj)
+                    if not rest:
+                        self._pod_ips.pop(ip, None)
+                    else:
+                        self._pod_ips[ip] = rest[0] if len(rest) == 1 else rest
 
     def _recompute(self, key: ServiceKey) -> bool:
         service = self._objects[Kind.SERVICE].get(key)
@@ -237,8 +245,15 @@ class Store:
     def namespace_exists(self, namespace: str) -> bool:
         return ("", namespace) in self._objects[Kind.NAMESPACE] or namespace in self._services_per_namespace
 
+    def pods_at(self, ip: str) -> tuple[Pod, ...]:
+        """The Pods holding the address ``ip``."""
+        held = self._pod_ips.get(ip)
+        if held is None:
+            return ()
+        return held if isinstance(held, tuple) else (held,)
+
     def pod_ip_exists(self, namespace: str, ip: str) -> bool:
-        return (namespace, ip) in self._pod_ips
+        return any(pod.namespace == namespace for pod in self.pods_at(ip))
 
     def reverse(self, ip: str) -> list[tuple[ServiceKey, str | None]]:
         """Owners of an address: (service, endpoint label or None for a cluster IP)."""

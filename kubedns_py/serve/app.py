@@ -27,7 +27,7 @@ from kubedns_py.cluster.answers import WireZone
 from kubedns_py.cluster.store import ServiceKey, Store
 from kubedns_py.cluster.zone import Zone
 from kubedns_py.gcpause import GcPauses
-from kubedns_py.net.acl import ClientAcl, RefusedClients
+from kubedns_py.net.acl import ClientAcl, RefusedClients, parse_networks
 from kubedns_py.net.connections import TcpConnections
 from kubedns_py.net.coredns import CoreDnsCollector
 from kubedns_py.net.http import bound_port, metrics_handler, start_http, text_handler
@@ -42,6 +42,7 @@ from kubedns_py.serve.skydns import SkyDnsCollector
 from kubedns_py.sources.base import Source
 
 log = logging.getLogger("kubedns_py.serve")
+LOOPBACK = ("127.0.0.0/8", "::1/128")
 
 
 class StoreCollector(Collector):
@@ -83,7 +84,11 @@ class ServeApp:
         self.zone = Zone(self.store, config.domain, config.ttl, config.pods)
         self.stats = DnsStats("serve")
         self.acl = ClientAcl(config.allow_from) if config.allow_from else None
-        self.answerer = Answerer(self.zone, WireZone(self.zone, self.store), self.stats, self.acl)
+        # Autopath records name the namespace of each Pod's address: only for the caches, which
+        # are --allow-from's clients, or without it, the pod's own cache on loopback.
+        readers = ClientAcl(config.allow_from or parse_networks(LOOPBACK))
+        wire = WireZone(self.zone, self.store)
+        self.answerer = Answerer(self.zone, wire, self.stats, self.acl, readers)
         self.registry.register(self.stats)
         self.registry.register(self.answerer)
         self.registry.register(SkyDnsCollector(self.stats))
