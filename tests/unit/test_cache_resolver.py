@@ -59,6 +59,7 @@ class Forwarded:
     checking_disabled: bool
     dnssec_ok: bool
     done: Done
+    fallthrough: bool = True
 
     def answer(self, wire: bytes) -> None:
         self.done(scan(wire))
@@ -73,9 +74,15 @@ class FakeForwarder:
     unreadable_replies: int = 0
 
     def forward(
-        self, name: str, question: bytes, checking_disabled: bool, dnssec_ok: bool, done: Done
+        self,
+        name: str,
+        question: bytes,
+        checking_disabled: bool,
+        dnssec_ok: bool,
+        done: Done,
+        fallthrough: bool = True,
     ) -> None:
-        self.calls.append(Forwarded(name, question, checking_disabled, dnssec_ok, done))
+        self.calls.append(Forwarded(name, question, checking_disabled, dnssec_ok, done, fallthrough))
 
 
 @dataclass

@@ -41,6 +41,7 @@ class Question(NamedTuple):
     key: CacheKey
     name: str  # lower-case presentation form without the final dot, for routing
     wire: bytes  # the question section (name, type, class), name lower-cased
+    own_route: bool = False  # never passed on to the default upstreams (serve's autopath records)
 
 
 class Answer(NamedTuple):
@@ -156,6 +157,7 @@ class Resolver:
             key.checking_disabled,
             key.dnssec_ok,
             lambda outcome: self._fetched(question, chain, outcome, finished),
+            fallthrough=not question.own_route,
         )
 
     def _fetched(

@@ -1,0 +1,340 @@
+"""Autopath: the first question of a Pod's search (``X.<ns>.svc.<zone>``) answered with what the Pod's
+own search would end on, so that it stops after one question instead of eight to ten.
+
+A Pod with the cluster's standard resolv.conf (``search <ns>.svc.<zone> svc.<zone> <zone>`` and the
+node's search domains, ``ndots:5``) looking up a name X with fewer dots than ndots asks ``X.<ns>.svc.<zone>``
+first, then ``X.svc.<zone>``, ``X.<zone>``, X under each of the node's search domains, then X itself,
+and stops at the first that exists. When the first is NXDOMAIN, this module walks the rest itself
+(through the cache, so each candidate is cached and counted as any question is) and answers with a
+CNAME from the asked name to the first candidate that exists, followed by that candidate's answer;
+NXDOMAIN when none does.
+
+It does so only when it knows the client's search list: serve publishes, for each Pod address,
+``_autopath-<address>.<zone>`` TXT (the Pod's namespace and ndots when its dnsPolicy and dnsConfig
+give the standard list). The asked name must be under the client's own namespace and have fewer dots
+than its ndots (``X.<ns>.svc.<zone>`` is then the client's first question, never a name it asked as
+is), and every candidate must answer NOERROR or NXDOMAIN. Anything else (no Pod at the address, a
+custom search, serve without verified Pods or unreachable, a failing candidate) gets the plain
+answer to the question asked, and the client goes on with its own search, as without autopath.
+
+A name asked as is that has the first question's form (``a.b.<ns>.svc.<zone>`` has five dots, so a
+Pod asks it before searching) cannot be told from the search for ``a.b``: when it does not exist and
+a candidate of ``a.b`` does, the client gets that candidate, as with CoreDNS's autopath.
+"""
+
+from __future__ import annotations
+
+import enum
+import ipaddress
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+from time import monotonic
+
+from dnslib import CNAME, QTYPE, RR, DNSHeader, DNSLabel, DNSQuestion, DNSRecord
+
+from kubedns_py.cache.resolve.resolver import Answer, Question, Waiter
+from kubedns_py.cache.store.cache import CacheKey
+from kubedns_py.cache.store.entry import shown_ttl
+from kubedns_py.dnswire.header import NOERROR, NXDOMAIN, TC_BIT
+from kubedns_py.dnswire.reader import MAX_NAME, presentation
+from kubedns_py.dnswire.response import NO_TTL, UpstreamReply, scan
+from kubedns_py.dnswire.walk import WireError, walk
+from kubedns_py.ratelimit import RateLimitedLog
+
+log = logging.getLogger(__name__)
+limited = RateLimitedLog(log)
+
+A, AAAA, TXT, IN = 1, 28, 16, 1
+RECORD_PREFIX = b"_autopath-"
+SVC = b"\x03svc"
+
+Lookup = Callable[[Question, Waiter], None]  # a question through the cache: a fresh entry, or upstream
+
+
+class Fallback(enum.Enum):
+    """Why a first question got its plain answer: the label of the fallback counter."""
+
+    NOT_A_POD = "not-a-pod"  # no Pod has the client's address
+    CUSTOM_SEARCH = "custom-search"  # a Pod whose dnsPolicy or dnsConfig gives another search list
+    UNVERIFIED = "unverified"  # serve does not follow Pods (--pods verified)
+    UNANSWERED = "unanswered"  # serve gave no usable record (unreachable, failing, not ours)
+    OTHER_NAMESPACE = "other-namespace"  # the name is under another namespace than the client's
+    NDOTS = "ndots"  # the name has as many dots as the client's ndots: it may be asked as is
+    CANDIDATE_FAILED = "candidate-failed"  # a candidate failed (SERVFAIL, timeout, ...)
+    TOO_LONG = "too-long"  # a candidate name would be longer than DNS allows
+
+
+class AutopathCounters:
+    __slots__ = ("candidates", "fallbacks", "missing", "shortened")
+
+    def __init__(self) -> None:
+        self.shortened = 0  # first questions answered with what the search ends on
+        self.missing = 0  # ... where no candidate exists (NXDOMAIN, as the search would end)
+        self.candidates = 0  # candidates looked up, in the cache or upstream
+        self.fallbacks: Counter[Fallback] = Counter({reason: 0 for reason in Fallback})
+
+
+class ClientSearch:
+    """What serve's record says of a client: its namespace and ndots, or why there is no list."""
+
+    __slots__ = ("fallback", "namespace", "ndots")
+
+    def __init__(self, namespace: bytes = b"", ndots: int = 0, fallback: Fallback | None = None) -> None:
+        self.namespace = namespace  # lower-case label, as in the question's wire name
+        self.ndots = ndots
+        self.fallback = fallback
+
+
+def read_record(message: bytes) -> ClientSearch:
+    """The client's search from serve's TXT reply (a whole message)."""
+    try:
+        found = walk(message)
+    except WireError:
+        return ClientSearch(fallback=Fallback.UNANSWERED)
+    if message[3] & 0x0F != NOERROR:
+        return ClientSearch(fallback=Fallback.UNANSWERED)
+    fields: dict[bytes, bytes] = {}
+    for record in found.records:
+        if record.section == 0 and record.rtype == TXT:
+            pos = record.rdata_start
+            while pos < record.end:
+                text = message[pos + 1 : pos + 1 + message[pos]]
+                key, _, value = text.partition(b"=")
+                fields[key] = value
+                pos += 1 + message[pos]
+    search = fields.get(b"search")
+    if search == b"cluster":
+        namespace, ndots = fields.get(b"namespace", b""), fields.get(b"ndots", b"")
+        if 0 < len(namespace) < 64 and ndots.isdigit():
+            return ClientSearch(namespace.lower(), int(ndots))
+    verdicts = {b"none": Fallback.NOT_A_POD, b"custom": Fallback.CUSTOM_SEARCH}
+    verdicts[b"unverified"] = Fallback.UNVERIFIED
+    return ClientSearch(fallback=verdicts.get(search or b"", Fallback.UNANSWERED))
+
+
+def record_label(client: str) -> bytes | None:
+    """``_autopath-<address>`` for a client address as a socket reports it; None when it is none."""
+    try:
+        address = ipaddress.ip_address(client.partition("%")[0])
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped  # an IPv4 client of a listener on ::
+    label = RECORD_PREFIX + str(address).replace(".", "-").replace(":", "-").encode()
+    return bytes((len(label),)) + label
+
+
+def domain_wire(domain: str) -> bytes | None:
+    """A search domain in lower-case wire form, root label included; None when it is not a name."""
+    labels = [label for label in domain.strip().strip(".").lower().split(".") if label]
+    try:
+        raw = [label.encode("ascii") for label in labels]
+    except UnicodeEncodeError:
+        return None
+    if not raw or any(len(label) > 63 for label in raw):
+        return None
+    return b"".join(bytes((len(label),)) + label for label in raw) + b"\0"
+
+
+def rcode_of(answer: Answer) -> int:
+    if answer.entry is not None:
+        return answer.entry.rcode
+    if answer.passed is not None:
+        return answer.passed.rcode
+    return answer.rcode
+
+
+def _ttl_of(answer: Answer, now: float) -> int:
+    """How long ``answer`` holds, as the client would be told: its smallest TTL."""
+    if answer.entry is not None:
+        return min(shown_ttl(answer.entry.expires, now), *answer.entry.ttls, NO_TTL)
+    if answer.passed is not None:
+        return answer.passed.min_ttl
+    return NO_TTL
+
+
+class Autopath:
+    def __init__(self, zone: str, host_search: Sequence[str], lookup: Lookup) -> None:
+        zone_wire = domain_wire(zone)
+        if zone_wire is None:
+            raise ValueError(f"{zone!r} is not a domain name")
+        self.zone = zone_wire
+        self._svc_zone = SVC + zone_wire
+        # After X: the rest of the search list, then X itself (the root).
+        suffixes = [self._svc_zone, zone_wire]
+        suffixes += [wire for wire in map(domain_wire, host_search) if wire is not None]
+        self._suffixes = (*dict.fromkeys(suffixes), b"\0")
+        self._lookup = lookup
+        self.counters = AutopathCounters()
+
+    def applies(self, key: bytes, qtype: int) -> bool:
+        """Whether a question may be the first of a Pod's search: A or AAAA for ``X.<label>.svc.<zone>``."""
+        if (qtype != A and qtype != AAAA) or not key.endswith(self._svc_zone):
+            return False
+        labels, pos, end = 0, 0, len(key) - len(self._svc_zone)
+        while pos < end and labels < 2:
+            pos += key[pos] + 1
+            labels += 1
+        return labels == 2
+
+    def is_record(self, key: bytes) -> bool:
+        """Whether ``key`` is the name of one of serve's records (never asked for a client)."""
+        return key[1 : 1 + len(RECORD_PREFIX)] == RECORD_PREFIX and key[key[0] + 1 :] == self.zone
+
+    def diverts(self, key: CacheKey, rcode: int) -> bool:
+        """Whether a cached answer must never be served as is: serve's records, and NXDOMAIN for a
+        question that may be a search's first (its answer depends on who asks)."""
+        return self.is_record(key.name) or (rcode == NXDOMAIN and self.applies(key.name, key.qtype))
+
+    def resolve(self, question: Question, client: str, waiter: Waiter) -> None:
+        """Call ``waiter`` once with the answer to ``question`` (which ``applies``) from ``client``."""
+        Walk(self, question, client, waiter).start()
+
+    def record_question(self, label: bytes) -> Question:
+        name = label + self.zone
+        key = CacheKey(name, TXT, IN, False, False)
+        return Question(key, presentation(name), name + b"\x00\x10\x00\x01", own_route=True)
+
+    def candidates(self, x: bytes) -> list[bytes] | None:
+        """The names the client's search tries after the first, in its order; None when one would be
+        too long for DNS (the client's resolver handles those its own way)."""
+        names = [x[:-1] + suffix for suffix in self._suffixes]
+        return None if any(len(name) > MAX_NAME for name in names) else names
+
+
+class Walk:
+    """One first question on its way: its plain answer, the client's search, then the candidates."""
+
+    __slots__ = ("autopath", "client", "first", "negative_ttl", "next", "question", "waiter", "x")
+
+    def __init__(self, autopath: Autopath, question: Question, client: str, waiter: Waiter) -> None:
+        self.autopath = autopath
+        self.question = question
+        self.client = client
+        self.waiter = waiter
+        self.first: Answer | None = None
+        self.x = b""
+        self.next: list[bytes] = []
+        self.negative_ttl = NO_TTL
+
+    def start(self) -> None:
+        self.autopath._lookup(self.question, self._on_first)
+
+    def _plain(self, reason: Fallback | None) -> None:
+        if reason is not None:
+            self.autopath.counters.fallbacks[reason] += 1
+        assert self.first is not None
+        self.waiter(self.first)
+
+    def _on_first(self, answer: Answer) -> None:
+        self.first = answer
+        if rcode_of(answer) != NXDOMAIN:
+            self.waiter(answer)  # the first candidate exists (or failed): what the client gets anyway
+            return
+        label = record_label(self.client)
+        if label is None:
+            self._plain(Fallback.NOT_A_POD)
+            return
+        self.negative_ttl = _ttl_of(answer, monotonic())
+        self.autopath._lookup(self.autopath.record_question(label), self._on_record)
+
+    def _on_record(self, answer: Answer) -> None:
+        try:
+            if answer.entry is not None:
+                search = read_record(answer.entry.message(monotonic()))
+            elif answer.passed is not None:
+                search = read_record(answer.passed.wire)
+            else:
+                search = ClientSearch(fallback=Fallback.UNANSWERED)
+            self._searched(search)
+        except Exception:  # a bug: the client still gets its answer
+            limited.exception("autopath", "autopath for %s failed", self.question.name)
+            self._plain(None)
+
+    def _searched(self, search: ClientSearch) -> None:
+        if search.fallback is not None:
+            self._plain(search.fallback)
+            return
+        name = self.question.key.name
+        end = len(name) - len(self.autopath._svc_zone)
+        labels, pos = [], 0
+        while pos < end:
+            labels.append(pos)
+            pos += name[pos] + 1
+        namespace_at = labels[-1]
+        if name[namespace_at + 1 : end] != search.namespace:
+            self._plain(Fallback.OTHER_NAMESPACE)
+            return
+        if len(labels) - 2 >= search.ndots:  # X has this many dots: the client may have asked it as is
+            self._plain(Fallback.NDOTS)
+            return
+        self.x = name[:namespace_at] + b"\0"
+        candidates = self.autopath.candidates(self.x)
+        if candidates is None:
+            self._plain(Fallback.TOO_LONG)
+            return
+        self.next = candidates
+        self._try_next()
+
+    def _try_next(self) -> None:
+        if not self.next:
+            self.autopath.counters.missing += 1
+            self._plain(None)  # nothing exists: the NXDOMAIN the search ends on
+            return
+        name = self.next.pop(0)
+        self.autopath.counters.candidates += 1
+        key = self.question.key._replace(name=name)
+        wire = name + self.question.wire[-4:]
+        self.autopath._lookup(
+            Question(key, presentation(name), wire), lambda found: self._on_candidate(name, found)
+        )
+
+    def _on_candidate(self, name: bytes, found: Answer) -> None:
+        try:
+            rcode = rcode_of(found)
+            if rcode == NXDOMAIN:
+                self.negative_ttl = min(self.negative_ttl, _ttl_of(found, monotonic()))
+                self._try_next()
+            elif rcode == NOERROR and (found.entry is not None or found.passed is not None):
+                shortened = self._shortened(name, found)
+                if shortened is None:
+                    self._plain(Fallback.CANDIDATE_FAILED)
+                    return
+                self.autopath.counters.shortened += 1
+                self.waiter(Answer(None, passed=shortened, stale=found.stale))
+            else:
+                self._plain(Fallback.CANDIDATE_FAILED)
+        except Exception:  # a bug: the client still gets its answer
+            limited.exception("autopath", "autopath for %s failed", self.question.name)
+            self._plain(None)
+
+    def _shortened(self, target: bytes, found: Answer) -> UpstreamReply | None:
+        """The reply: a CNAME from the asked name to ``target``, then ``target``'s answer."""
+        now = monotonic()
+        wire = found.entry.message(now) if found.entry is not None else found.passed.wire  # type: ignore[union-attr]
+        if wire[2] << 8 & TC_BIT:
+            return None  # part of an answer: not one to build on
+        reply = DNSRecord.parse(wire)
+        asked = _label(self.question.key.name)
+        ttl = min(self.negative_ttl, _ttl_of(found, now))
+        out = DNSRecord(
+            DNSHeader(qr=1, rd=1, ra=1, rcode=reply.header.rcode),
+            q=DNSQuestion(asked, self.question.key.qtype),
+        )
+        cname = CNAME(_label(target))
+        out.add_answer(RR(asked, QTYPE.CNAME, ttl=ttl if ttl < NO_TTL else 0, rdata=cname))
+        for rr in reply.rr:
+            out.add_answer(rr)
+        if not reply.rr:
+            out.auth = reply.auth  # NODATA: the SOA says for how long
+        return scan(bytes(out.pack()))
+
+
+def _label(wire: bytes) -> DNSLabel:
+    """A wire name (no pointers) as dnslib's label, its bytes kept as they are."""
+    labels, pos = [], 0
+    while length := wire[pos]:
+        labels.append(wire[pos + 1 : pos + 1 + length])
+        pos += length + 1
+    return DNSLabel(labels)
