@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 from tests.bench import (
     api_scale,
+    autopath_storm,
     cache_30k,
     cache_qps,
     latency,
@@ -29,6 +30,7 @@ BENCHMARKS: dict[str, Callable[[Sequence[str]], int]] = {
     serve_churn.NAME: serve_churn.main,
     cache_30k.NAME: cache_30k.main,
     ndots_storm.NAME: ndots_storm.main,
+    autopath_storm.NAME: autopath_storm.main,
     latency.NAME: latency.main,
     overload.NAME: overload.main,
 }
