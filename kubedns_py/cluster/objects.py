@@ -127,7 +127,9 @@ def normalize_ip(text: object) -> str | None:
     return None
 
 
-def _metadata(obj: Mapping[str, Any], namespaced: bool = True) -> tuple[str, str, Mapping[str, Any]]:
+def _metadata(
+    obj: Mapping[str, Any], namespaced: bool = True, shared_name: bool = True
+) -> tuple[str, str, Mapping[str, Any]]:
     meta = obj.get("metadata")
     if not isinstance(meta, Mapping):
         raise ObjectError("object has no metadata")
@@ -137,8 +139,10 @@ def _metadata(obj: Mapping[str, Any], namespaced: bool = True) -> tuple[str, str
     namespace = meta.get("namespace") or ("default" if namespaced else "")
     if not isinstance(namespace, str):
         raise ObjectError(f"{name}: metadata.namespace is not a string")
-    # Interned: each namespace is named by thousands of objects, and each service by its slices too.
-    return sys.intern(namespace.lower()), sys.intern(name.lower()), meta
+    # Interned: each namespace is named by thousands of objects, and each service by its slices too
+    # (a Pod's name by nothing: interning 100k of them would only grow the interpreter's table).
+    name = sys.intern(name.lower()) if shared_name else name.lower()
+    return sys.intern(namespace.lower()), name, meta
 
 
 def _list(value: Any, what: str) -> list[Any]:
@@ -264,7 +268,7 @@ def endpoints_from_dict(obj: Mapping[str, Any]) -> EndpointSet:
 
 
 def pod_from_dict(obj: Mapping[str, Any]) -> Pod:
-    namespace, name, _ = _metadata(obj)
+    namespace, name, _ = _metadata(obj, shared_name=False)
     status = obj.get("status") or {}
     if not isinstance(status, Mapping):
         raise ObjectError(f"pod {namespace}/{name}: status is not a mapping")

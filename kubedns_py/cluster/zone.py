@@ -312,9 +312,9 @@ def autopath_record(store: Store, ip: str) -> tuple[str, ...]:
     pods = store.pods_at(ip)
     if not pods:
         return ("search=none",)
-    first = pods[0]
-    if first.ndots and all((p.namespace, p.ndots) == (first.namespace, first.ndots) for p in pods):
-        return ("search=cluster", f"namespace={first.namespace}", f"ndots={first.ndots}")
+    namespace, ndots = pods[0]
+    if ndots and all(pod == pods[0] for pod in pods):
+        return ("search=cluster", f"namespace={namespace}", f"ndots={ndots}")
     return ("search=custom",)
 
 

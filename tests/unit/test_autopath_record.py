@@ -12,7 +12,7 @@ import pytest
 
 from kubedns_py.cluster.answers import WireZone
 from kubedns_py.cluster.objects import Kind, Pod, from_dict, search_ndots
-from kubedns_py.cluster.store import Delete, Store, Synced, Upsert
+from kubedns_py.cluster.store import Delete, Replace, Store, Synced, Upsert
 from kubedns_py.cluster.zone import PodMode, Zone
 from kubedns_py.net.acl import ClientAcl, parse_networks
 from kubedns_py.net.stats import DnsStats
@@ -116,3 +116,27 @@ def test_the_record_is_refused_to_untrusted_clients_and_invisible_elsewhere() ->
     a_query = dns.message.make_query("_autopath-10-244-1-5.cluster.local", "A").to_wire()
     nodata = dns.message.from_wire(bytes(answerer.answer(a_query, CACHE) or b""))
     assert nodata.rcode() == dns.rcode.NOERROR and not nodata.answer
+
+
+def test_the_pod_index_follows_updates_deletes_and_relists() -> None:
+    store, _ = served(pod("web", "shop", "10.244.1.5"), pod("dual", "shop", "10.244.1.6"))
+    assert store.pods_at("10.244.1.5") == [("shop", 5)]
+    # An update moving a Pod: the old address is free again, the new one is its.
+    dual = from_dict(
+        Kind.POD,
+        {
+            "metadata": {"name": "dual", "namespace": "shop"},
+            "status": {"podIPs": [{"ip": "10.0.0.6"}, {"ip": "::6"}]},
+        },
+    )
+    assert store.apply([Upsert(dual)])
+    assert not store.apply([Upsert(dual)])  # the same Pod again changes nothing
+    assert store.pods_at("10.244.1.6") == [] and store.pods_at("10.0.0.6") == store.pods_at("::6") == [
+        ("shop", 5)
+    ]
+    assert store.pods_at("::a00:6") == []  # IPv6 addresses never meet IPv4 ones
+    assert store.apply([Replace(Kind.POD, (pod("web", "shop", "10.244.1.5", dnsPolicy="Default"),))])
+    assert store.pods_at("10.244.1.5") == [("shop", 0)] and store.pods_at("10.0.0.6") == []
+    assert store.counts()["Pod"] == 1
+    assert store.apply([Delete(Kind.POD, "shop", "web")]) and store.counts()["Pod"] == 0
+    assert not store.apply([Delete(Kind.POD, "shop", "web")])
