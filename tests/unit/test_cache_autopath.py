@@ -253,3 +253,57 @@ def test_the_record_is_read_from_serves_txt_and_named_by_address() -> None:
     assert record_label("::ffff:10.244.1.5") == record_label(CLIENT) == b"\x14_autopath-10-244-1-5"
     assert record_label("fd00::5%eth0") == b"\x11_autopath-fd00--5"
     assert record_label("nonsense") is None
+
+
+@dataclass
+class Slow(Table):
+    """The table, answering only when the test says so, so that questions meet in one walk."""
+
+    held: list[tuple[Question, Callable[[Answer], None]]] = field(default_factory=list)
+
+    def lookup(self, question: Question, waiter: Callable[[Answer], None]) -> None:
+        self.held.append((question, waiter))
+
+    def release(self) -> None:
+        for _ in range(100):
+            if not self.held:
+                return
+            question, waiter = self.held.pop(0)
+            super().lookup(question, waiter)
+
+
+def test_a_and_aaaa_from_one_client_share_one_walk_and_end_on_one_candidate() -> None:
+    table = Slow()
+    table.add("api.github.com", "A", "140.82.121.6")
+    table.add("api.github.com", "AAAA", "2001:db8::6")
+    autopath = Autopath(ZONE, HOST_SEARCH, table.lookup)
+    asked = f"api.github.com.shop.svc.{ZONE}"
+    answers: dict[str, list[Answer]] = {"A": [], "AAAA": []}
+    for qtype in ("A", "AAAA"):
+        autopath.resolve(question(asked, qtype), CLIENT, answers[qtype].append)
+    table.release()
+    assert chain(answers["A"][0])[-1] == ("api.github.com", "A", "140.82.121.6")
+    assert chain(answers["AAAA"][0])[-1] == ("api.github.com", "AAAA", "2001:db8::6")
+    # Each search candidate once (with the first question's type), then the other type at the one found.
+    probes = search("api.github.com")
+    assert table.asked == [probes[0], (RECORD, "TXT"), *probes[1:], ("api.github.com", "AAAA")]
+    assert (autopath.counters.shortened, autopath.counters.candidates) == (2, 4)
+    # Another client's question walks on its own; a client repeating itself past the bound is plain.
+    autopath.resolve(question(asked), "10.244.1.9", answers["A"].append)
+    for _ in range(70):
+        autopath.resolve(question(asked), CLIENT, answers["A"].append)
+    assert len(table.held) == 2 + 70 - 64  # two first questions, and those past the bound
+    table.release()
+    assert len(answers["A"]) == 72
+
+
+def test_both_types_fall_back_together_to_the_first_names_nxdomain() -> None:
+    table = Slow(txt=('"search=none"',))
+    autopath = Autopath(ZONE, HOST_SEARCH, table.lookup)
+    answers: list[Answer] = []
+    for qtype in ("A", "AAAA"):
+        autopath.resolve(question(f"x.shop.svc.{ZONE}", qtype), CLIENT, answers.append)
+    table.release()
+    assert [answer.passed.rcode for answer in answers if answer.passed] == [dns.rcode.NXDOMAIN] * 2
+    assert autopath.counters.fallbacks[Fallback.NOT_A_POD] == 2
+    assert table.asked == [(f"x.shop.svc.{ZONE}", "A"), (RECORD, "TXT")]

@@ -47,9 +47,11 @@ limited = RateLimitedLog(log)
 
 A, AAAA, TXT, IN = 1, 28, 16, 1
 RECORD_PREFIX = b"_autopath-"
+MAX_JOINED = 64  # questions one walk answers; more of the same from one client get the plain answer
 SVC = b"\x03svc"
 
 Lookup = Callable[[Question, Waiter], None]  # a question through the cache: a fresh entry, or upstream
+WalkKey = tuple[bytes, bool, bool, str]  # the first name, DO, CD, the client's address
 
 
 class Fallback(enum.Enum):
@@ -167,6 +169,8 @@ class Autopath:
         self._suffixes = (*dict.fromkeys(suffixes), b"\0")
         self._lookup = lookup
         self.counters = AutopathCounters()
+        # Walks under way, by first name and client, each answering at most MAX_JOINED questions.
+        self._walks: dict[WalkKey, Walk] = {}
 
     def applies(self, key: bytes, qtype: int) -> bool:
         """Whether a question may be the first of a Pod's search: A or AAAA for ``X.<label>.svc.<zone>``."""
@@ -189,7 +193,16 @@ class Autopath:
 
     def resolve(self, question: Question, client: str, waiter: Waiter) -> None:
         """Call ``waiter`` once with the answer to ``question`` (which ``applies``) from ``client``."""
-        Walk(self, question, client, waiter).start()
+        key = (question.key.name, question.key.dnssec_ok, question.key.checking_disabled, client)
+        walk = self._walks.get(key)
+        if walk is None:
+            walk = self._walks[key] = Walk(self, key, question, client)
+            walk.waiting.append((question, waiter))
+            walk.start()
+        elif len(walk.waiting) < MAX_JOINED:
+            walk.waiting.append((question, waiter))
+        else:  # a client repeating itself: its plain answer, through the cache and upstream as usual
+            self._lookup(question, waiter)
 
     def record_question(self, label: bytes) -> Question:
         name = label + self.zone
@@ -204,33 +217,62 @@ class Autopath:
 
 
 class Walk:
-    """One first question on its way: its plain answer, the client's search, then the candidates."""
+    """One first name on its way, for every question a client asks of it meanwhile (a resolver sends A
+    and AAAA at once): the first name's answer, the client's search, then the candidates, each looked
+    up once with the type of the question that started the walk (a name that does not exist does not
+    exist for any type). Each question then gets its answer: the candidate found, looked up for its own
+    type too, behind the CNAME; or the first name's plain answer. Both types end on the same candidate."""
 
-    __slots__ = ("autopath", "client", "first", "negative_ttl", "next", "question", "waiter", "x")
+    __slots__ = (
+        "autopath",
+        "client",
+        "first",
+        "key",
+        "negative_ttl",
+        "next",
+        "probe",
+        "waiting",
+        "x",
+    )
 
-    def __init__(self, autopath: Autopath, question: Question, client: str, waiter: Waiter) -> None:
+    def __init__(self, autopath: Autopath, key: WalkKey, question: Question, client: str) -> None:
         self.autopath = autopath
-        self.question = question
+        self.key = key
+        self.probe = question  # asked first, with its type
         self.client = client
-        self.waiter = waiter
+        self.waiting: list[tuple[Question, Waiter]] = []
         self.first: Answer | None = None
         self.x = b""
         self.next: list[bytes] = []
         self.negative_ttl = NO_TTL
 
     def start(self) -> None:
-        self.autopath._lookup(self.question, self._on_first)
+        self.autopath._lookup(self.probe, self._on_first)
+
+    def _finish(self) -> list[tuple[Question, Waiter]]:
+        """The questions to answer now; later ones start a walk of their own."""
+        if self.autopath._walks.get(self.key) is self:
+            del self.autopath._walks[self.key]
+        waiting, self.waiting = self.waiting, []
+        return waiting
 
     def _plain(self, reason: Fallback | None) -> None:
-        if reason is not None:
-            self.autopath.counters.fallbacks[reason] += 1
+        """Every question gets the first name's answer: NXDOMAIN, whatever its type."""
         assert self.first is not None
-        self.waiter(self.first)
+        for _, waiter in self._finish():
+            if reason is not None:
+                self.autopath.counters.fallbacks[reason] += 1
+            waiter(self.first)
 
     def _on_first(self, answer: Answer) -> None:
         self.first = answer
         if rcode_of(answer) != NXDOMAIN:
-            self.waiter(answer)  # the first candidate exists (or failed): what the client gets anyway
+            # The first candidate exists (or failed): what each question gets anyway, for its type.
+            for question, waiter in self._finish():
+                if question.key == self.probe.key:
+                    waiter(answer)
+                else:
+                    self.autopath._lookup(question, waiter)
             return
         label = record_label(self.client)
         if label is None:
@@ -248,15 +290,15 @@ class Walk:
             else:
                 search = ClientSearch(fallback=Fallback.UNANSWERED)
             self._searched(search)
-        except Exception:  # a bug: the client still gets its answer
-            limited.exception("autopath", "autopath for %s failed", self.question.name)
+        except Exception:  # a bug: the clients still get their answers
+            limited.exception("autopath", "autopath for %s failed", self.probe.name)
             self._plain(None)
 
     def _searched(self, search: ClientSearch) -> None:
         if search.fallback is not None:
             self._plain(search.fallback)
             return
-        name = self.question.key.name
+        name = self.probe.key.name
         end = len(name) - len(self.autopath._svc_zone)
         labels, pos = [], 0
         while pos < end:
@@ -279,16 +321,16 @@ class Walk:
 
     def _try_next(self) -> None:
         if not self.next:
-            self.autopath.counters.missing += 1
+            self.autopath.counters.missing += len(self.waiting)
             self._plain(None)  # nothing exists: the NXDOMAIN the search ends on
             return
         name = self.next.pop(0)
         self.autopath.counters.candidates += 1
-        key = self.question.key._replace(name=name)
-        wire = name + self.question.wire[-4:]
-        self.autopath._lookup(
-            Question(key, presentation(name), wire), lambda found: self._on_candidate(name, found)
-        )
+        self.autopath._lookup(self._question(name, self.probe), lambda found: self._on_candidate(name, found))
+
+    @staticmethod
+    def _question(name: bytes, like: Question) -> Question:
+        return Question(like.key._replace(name=name), presentation(name), name + like.wire[-4:])
 
     def _on_candidate(self, name: bytes, found: Answer) -> None:
         try:
@@ -297,30 +339,49 @@ class Walk:
                 self.negative_ttl = min(self.negative_ttl, _ttl_of(found, monotonic()))
                 self._try_next()
             elif rcode == NOERROR and (found.entry is not None or found.passed is not None):
-                shortened = self._shortened(name, found)
-                if shortened is None:
-                    self._plain(Fallback.CANDIDATE_FAILED)
-                    return
-                self.autopath.counters.shortened += 1
-                self.waiter(Answer(None, passed=shortened, stale=found.stale))
+                for question, waiter in self._finish():
+                    if question.key == self.probe.key:
+                        self._answer(question, waiter, name, found)
+                    else:
+                        own = self._question(name, question)
+                        self.autopath._lookup(own, self._then(question, waiter, name))
             else:
                 self._plain(Fallback.CANDIDATE_FAILED)
-        except Exception:  # a bug: the client still gets its answer
-            limited.exception("autopath", "autopath for %s failed", self.question.name)
+        except Exception:  # a bug: the clients still get their answers
+            limited.exception("autopath", "autopath for %s failed", self.probe.name)
             self._plain(None)
 
-    def _shortened(self, target: bytes, found: Answer) -> UpstreamReply | None:
+    def _then(self, question: Question, waiter: Waiter, target: bytes) -> Waiter:
+        return lambda found: self._answer(question, waiter, target, found)
+
+    def _answer(self, question: Question, waiter: Waiter, target: bytes, found: Answer) -> None:
+        """``question``'s reply once its type's answer at the candidate is in."""
+        assert self.first is not None
+        shortened = None
+        try:
+            if rcode_of(found) == NOERROR and (found.entry is not None or found.passed is not None):
+                shortened = self._shortened(question, target, found)
+        except Exception:  # a bug: the client still gets its answer
+            limited.exception("autopath", "autopath for %s failed", question.name)
+        if shortened is None:
+            self.autopath.counters.fallbacks[Fallback.CANDIDATE_FAILED] += 1
+            waiter(self.first)
+            return
+        self.autopath.counters.shortened += 1
+        waiter(Answer(None, passed=shortened, stale=found.stale))
+
+    def _shortened(self, question: Question, target: bytes, found: Answer) -> UpstreamReply | None:
         """The reply: a CNAME from the asked name to ``target``, then ``target``'s answer."""
         now = monotonic()
         wire = found.entry.message(now) if found.entry is not None else found.passed.wire  # type: ignore[union-attr]
         if wire[2] << 8 & TC_BIT:
             return None  # part of an answer: not one to build on
         reply = DNSRecord.parse(wire)
-        asked = _label(self.question.key.name)
+        asked = _label(question.key.name)
         ttl = min(self.negative_ttl, _ttl_of(found, now))
         out = DNSRecord(
             DNSHeader(qr=1, rd=1, ra=1, rcode=reply.header.rcode),
-            q=DNSQuestion(asked, self.question.key.qtype),
+            q=DNSQuestion(asked, question.key.qtype),
         )
         cname = CNAME(_label(target))
         out.add_answer(RR(asked, QTYPE.CNAME, ttl=ttl if ttl < NO_TTL else 0, rdata=cname))
