@@ -12,7 +12,7 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from kubedns_py.cache.resolve.autopath import Autopath, Fallback, read_record, record_label
+from kubedns_py.cache.resolve.autopath import Autopath, Fallback, cname_reply, read_record, record_label
 from kubedns_py.cache.resolve.resolver import Answer, Question
 from kubedns_py.cache.store.cache import CacheKey, ResponseCache
 from kubedns_py.cache.store.rules import CacheRules
@@ -307,3 +307,26 @@ def test_both_types_fall_back_together_to_the_first_names_nxdomain() -> None:
     assert [answer.passed.rcode for answer in answers if answer.passed] == [dns.rcode.NXDOMAIN] * 2
     assert autopath.counters.fallbacks[Fallback.NOT_A_POD] == 2
     assert table.asked == [(f"x.shop.svc.{ZONE}", "A"), (RECORD, "TXT")]
+
+
+def test_the_reply_moves_every_compressed_name_of_the_candidates_records() -> None:
+    target = "web.example.org"
+    records = [
+        f"{target}. 60 IN CNAME www.{target}.",
+        f"www.{target}. 60 IN A 192.0.2.1",
+        f"www.{target}. 60 IN MX 10 mail.{target}.",
+        f"www.{target}. 60 IN SRV 0 5 80 www.{target}.",
+    ]
+    soa_record = f"example.org. 60 IN SOA ns.example.org. host.{target}. 1 2 3 4 5"
+    wire = reply(target, "A", answer=records, authority=[soa_record], edns=False)
+    parsed = scan(wire)
+    asked = question(f"{target}.shop.svc.{ZONE}")
+    name = question_wire(target)[:-4]
+    built = cname_reply(asked, name, 7, wire[: parsed.question_end] + parsed.body, parsed.counts)
+    assert built is not None
+    moved = dns.message.from_wire(built.wire)
+    original = dns.message.from_wire(wire)
+    assert [r.to_text() for r in moved.answer[1:]] == [r.to_text() for r in original.answer]
+    assert [r.to_text() for r in moved.authority] == [r.to_text() for r in original.authority]
+    assert moved.answer[0].to_text() == f"{target}.shop.svc.{ZONE}. 7 IN CNAME {target}."
+    assert cname_reply(asked, name, 7, wire[:20], parsed.counts) is None  # cut short: no reply

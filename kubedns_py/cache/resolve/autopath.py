@@ -27,25 +27,25 @@ from __future__ import annotations
 import enum
 import ipaddress
 import logging
+import struct
 from collections import Counter
 from collections.abc import Callable, Sequence
 from time import monotonic
 
-from dnslib import CNAME, QTYPE, RR, DNSHeader, DNSLabel, DNSQuestion, DNSRecord
-
 from kubedns_py.cache.resolve.resolver import Answer, Question, Waiter
 from kubedns_py.cache.store.cache import CacheKey
 from kubedns_py.cache.store.entry import shown_ttl
-from kubedns_py.dnswire.header import NOERROR, NXDOMAIN, TC_BIT
+from kubedns_py.dnswire.header import NOERROR, NXDOMAIN, QR_BIT, RA_BIT, RD_BIT, TC_BIT
 from kubedns_py.dnswire.reader import MAX_NAME, presentation
 from kubedns_py.dnswire.response import NO_TTL, UpstreamReply, scan
-from kubedns_py.dnswire.walk import WireError, walk
+from kubedns_py.dnswire.walk import HEADER_SIZE, WireError, skip_name, walk
 from kubedns_py.ratelimit import RateLimitedLog
 
 log = logging.getLogger(__name__)
 limited = RateLimitedLog(log)
 
 A, AAAA, TXT, IN = 1, 28, 16, 1
+POINTER_TO_QUESTION = b"\xc0\x0c"
 RECORD_PREFIX = b"_autopath-"
 MAX_JOINED = 64  # questions one walk answers; more of the same from one client get the plain answer
 SVC = b"\x03svc"
@@ -373,29 +373,88 @@ class Walk:
     def _shortened(self, question: Question, target: bytes, found: Answer) -> UpstreamReply | None:
         """The reply: a CNAME from the asked name to ``target``, then ``target``'s answer."""
         now = monotonic()
-        wire = found.entry.message(now) if found.entry is not None else found.passed.wire  # type: ignore[union-attr]
-        if wire[2] << 8 & TC_BIT:
+        if found.entry is not None:
+            message, counts = found.entry.message(now), found.entry.counts
+        else:
+            assert found.passed is not None
+            message = found.passed.wire[: found.passed.question_end] + found.passed.body
+            counts = found.passed.counts
+        if message[2] << 8 & TC_BIT:
             return None  # part of an answer: not one to build on
-        reply = DNSRecord.parse(wire)
-        asked = _label(question.key.name)
         ttl = min(self.negative_ttl, _ttl_of(found, now))
-        out = DNSRecord(
-            DNSHeader(qr=1, rd=1, ra=1, rcode=reply.header.rcode),
-            q=DNSQuestion(asked, question.key.qtype),
-        )
-        cname = CNAME(_label(target))
-        out.add_answer(RR(asked, QTYPE.CNAME, ttl=ttl if ttl < NO_TTL else 0, rdata=cname))
-        for rr in reply.rr:
-            out.add_answer(rr)
-        if not reply.rr:
-            out.auth = reply.auth  # NODATA: the SOA says for how long
-        return scan(bytes(out.pack()))
+        return cname_reply(question, target, ttl if ttl < NO_TTL else 0, message, counts)
 
 
-def _label(wire: bytes) -> DNSLabel:
-    """A wire name (no pointers) as dnslib's label, its bytes kept as they are."""
-    labels, pos = [], 0
-    while length := wire[pos]:
-        labels.append(wire[pos + 1 : pos + 1 + length])
-        pos += length + 1
-    return DNSLabel(labels)
+# Record types whose data holds names that may be compressed (RFC 3597 3): the offset of each name in
+# the data, a name counting as its length when a fixed part follows (SOA).
+_NAMES_IN_DATA = {2: (0,), 5: (0,), 12: (0,), 15: (2,), 33: (6,), 6: (0, -1)}  # -1: after the last
+_FIXED = struct.Struct("!HHIH")
+_HEADER = struct.Struct("!HHHHHH")
+CNAME = 5
+MAX_POINTER = 0x3FFF
+
+
+def cname_reply(
+    question: Question, target: bytes, ttl: int, message: bytes, counts: tuple[int, int, int]
+) -> UpstreamReply | None:
+    """A reply to ``question``: a CNAME to ``target`` (a name without pointers), then the records of
+    ``message``, the reply for ``target``, moved along with their compression pointers; None when a
+    pointer cannot be moved (malformed, or beyond what a pointer reaches)."""
+    try:
+        return _cname_reply(question, target, ttl, message, counts)
+    except (WireError, IndexError, struct.error):  # records scanned once, yet a name in them is bad
+        return None
+
+
+def _cname_reply(
+    question: Question, target: bytes, ttl: int, message: bytes, counts: tuple[int, int, int]
+) -> UpstreamReply | None:
+    asked = question.key.name + question.wire[-4:]
+    cname_at = HEADER_SIZE + len(asked)
+    target_at = cname_at + 2 + _FIXED.size  # where the target's name sits in the reply
+    question_end = skip_name(message, HEADER_SIZE) + 4
+    target_size = question_end - 4 - HEADER_SIZE
+    if target_size != len(target):
+        return None
+    shift = target_at + len(target) - question_end
+
+    def moved(pointer: int) -> int:
+        if HEADER_SIZE <= pointer < HEADER_SIZE + target_size:
+            return target_at + pointer - HEADER_SIZE  # into the target's name: our copy of it
+        if pointer >= question_end:
+            return pointer + shift
+        raise WireError("pointer into the header or the question's type")
+
+    records = bytearray(message[question_end:])
+    pos = 0
+    for _ in range(sum(counts)):
+        pos = _move_name(records, pos, moved)
+        rtype, _, _, rdlength = _FIXED.unpack_from(records, pos)
+        data = name_end = pos + _FIXED.size
+        for offset in _NAMES_IN_DATA.get(rtype, ()):
+            name_end = _move_name(records, data + offset if offset >= 0 else name_end, moved)
+        pos = data + rdlength
+    if pos != len(records) or target_at + len(target) + len(records) > MAX_POINTER:
+        return None
+    flags = QR_BIT | RD_BIT | RA_BIT | (message[3] & 0x0F)
+    header = _HEADER.pack(0, flags, 1, counts[0] + 1, counts[1], counts[2])
+    cname = POINTER_TO_QUESTION + _FIXED.pack(CNAME, IN, ttl, len(target)) + target
+    return scan(header + asked + cname + bytes(records))
+
+
+def _move_name(buf: bytearray, pos: int, moved: Callable[[int], int]) -> int:
+    """Rewrite the pointer ending the name at ``pos`` in ``buf`` with ``moved``; the offset past it."""
+    for _ in range(128):
+        length = buf[pos]
+        if length == 0:
+            return pos + 1
+        if length & 0xC0 == 0xC0:
+            target = moved((length & 0x3F) << 8 | buf[pos + 1])
+            if target > MAX_POINTER:
+                raise WireError("pointer beyond reach")
+            buf[pos : pos + 2] = (0xC000 | target).to_bytes(2, "big")
+            return pos + 2
+        if length & 0xC0:
+            raise WireError("unknown label type")
+        pos += 1 + length
+    raise WireError("name has too many labels")
