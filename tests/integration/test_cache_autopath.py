@@ -42,6 +42,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Running]:
 def internet() -> Iterator[TestNameserver]:
     ns = TestNameserver(default=nxdomain())
     ns.script("api.example.com", "A", answer("api.example.com 300 IN A 192.0.2.10"))
+    ns.script("metrics.example.com", "A", answer("metrics.example.com 300 IN A 192.0.2.11"))
     ns.script(f"intranet.{HOST_DOMAIN}", "A", answer(f"intranet.{HOST_DOMAIN} 300 IN A 192.0.2.20"))
     with run_in_thread(ns) as running:
         yield running
@@ -108,6 +109,13 @@ def test_another_namespace_and_a_missing_name_get_the_plain_nxdomain(autopath: R
         assert lookup(autopath, name).rcode() == dns.rcode.NXDOMAIN
 
 
+def test_a_repeated_question_is_answered_alike(autopath: Running) -> None:
+    asked = f"intranet.shop.svc.{ZONE}"
+    first = lookup(autopath, asked)
+    for _ in range(3):  # within the second: from autopath's memo, made of answers the cache holds
+        assert answers(lookup(autopath, asked)) == answers(first)
+
+
 def test_a_cached_nxdomain_never_answers_a_pods_first_question(autopath: Running) -> None:
     asked = f"api.example.com.shop.svc.{ZONE}"
     assert lookup(autopath, asked, STRANGER).rcode() == dns.rcode.NXDOMAIN  # now cached
@@ -130,8 +138,8 @@ def test_serves_records_are_refused_to_clients_and_given_to_the_cache(
 
 def test_metrics_count_lookups_shortened_candidates_and_fallbacks(autopath: Running) -> None:
     before = scrape(autopath.metrics_port)
-    lookup(autopath, f"api.example.com.shop.svc.{ZONE}")
-    lookup(autopath, f"api.example.com.shop.svc.{ZONE}", CUSTOM_POD)
+    lookup(autopath, f"metrics.example.com.shop.svc.{ZONE}")  # a name no other test asks
+    lookup(autopath, f"metrics.example.com.shop.svc.{ZONE}", CUSTOM_POD)
     after = scrape(autopath.metrics_port)
 
     def grew(name: str, **labels: str) -> float:

@@ -4,6 +4,7 @@ search order, and the reply it builds (a CNAME to the first candidate that exist
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -330,3 +331,31 @@ def test_the_reply_moves_every_compressed_name_of_the_candidates_records() -> No
     assert [r.to_text() for r in moved.authority] == [r.to_text() for r in original.authority]
     assert moved.answer[0].to_text() == f"{target}.shop.svc.{ZONE}. 7 IN CNAME {target}."
     assert cname_reply(asked, name, 7, wire[:20], parsed.counts) is None  # cut short: no reply
+
+
+def test_an_answer_made_of_cached_answers_is_remembered_while_they_are_the_caches() -> None:
+    cache = ResponseCache(100, CacheRules())
+    table = Table()
+    table.add("api.github.com", "A", "140.82.121.6")
+
+    def through_cache(asked: Question, waiter: Callable[[Answer], None]) -> None:
+        entry = cache.get(asked.key)
+        if entry is None:
+            answered: list[Answer] = []
+            table.lookup(asked, answered.append)
+            assert answered[0].passed is not None
+            entry = cache.store(asked.key, answered[0].passed, time.monotonic())
+        waiter(Answer(entry))
+
+    autopath = Autopath(ZONE, HOST_SEARCH, through_cache)
+    asked = question(f"api.github.com.shop.svc.{ZONE}")
+    answers: list[Answer] = []
+    for _ in range(3):
+        autopath.resolve(asked, CLIENT, answers.append)
+    assert len(table.asked) == 6 and autopath.counters.shortened == 3  # walked once
+    assert chain(answers[2]) == chain(answers[0])
+    cache.drop([question(f"api.github.com.svc.{ZONE}").key])  # one candidate's answer goes
+    autopath.resolve(asked, CLIENT, answers.append)
+    assert len(table.asked) == 7  # walked again, asking only what the cache no longer held
+    autopath.resolve(asked, "10.244.1.9", answers.append)  # another client: its own walk
+    assert autopath.counters.shortened == 4 and autopath.counters.fallbacks[Fallback.UNANSWERED] == 1

@@ -34,11 +34,12 @@ from time import monotonic
 
 from kubedns_py.cache.resolve.resolver import Answer, Question, Waiter
 from kubedns_py.cache.store.cache import CacheKey
-from kubedns_py.cache.store.entry import shown_ttl
+from kubedns_py.cache.store.entry import Entry, shown_ttl
 from kubedns_py.dnswire.header import NOERROR, NXDOMAIN, QR_BIT, RA_BIT, RD_BIT, TC_BIT
 from kubedns_py.dnswire.reader import MAX_NAME, presentation
 from kubedns_py.dnswire.response import NO_TTL, UpstreamReply, scan
 from kubedns_py.dnswire.walk import HEADER_SIZE, WireError, skip_name, walk
+from kubedns_py.memo import Memo
 from kubedns_py.ratelimit import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -65,6 +66,13 @@ class Fallback(enum.Enum):
     NDOTS = "ndots"  # the name has as many dots as the client's ndots: it may be asked as is
     CANDIDATE_FAILED = "candidate-failed"  # a candidate failed (SERVFAIL, timeout, ...)
     TOO_LONG = "too-long"  # a candidate name would be longer than DNS allows
+
+
+SHORTENED, MISSING = "shortened", "missing"
+Outcome = Fallback | str | None  # SHORTENED, MISSING, a fallback, or a plain answer not counted
+Remembered = tuple[Answer, tuple[Entry, ...], float, Outcome]
+MEMO_LIMIT = 10_000
+MEMO_SECONDS = 1.0
 
 
 class AutopathCounters:
@@ -171,6 +179,26 @@ class Autopath:
         self.counters = AutopathCounters()
         # Walks under way, by first name and client, each answering at most MAX_JOINED questions.
         self._walks: dict[WalkKey, Walk] = {}
+        # Answers given, by question and client, while every cached answer they were made from is
+        # still the cache's, and for a second at most (the TTLs they show count down by the second).
+        self._memo: Memo[tuple[CacheKey, str], Remembered] = Memo(MEMO_LIMIT)
+
+    def _count(self, outcome: Outcome) -> None:
+        if outcome is SHORTENED:
+            self.counters.shortened += 1
+        elif outcome is MISSING:
+            self.counters.missing += 1
+        elif isinstance(outcome, Fallback):
+            self.counters.fallbacks[outcome] += 1
+
+    def remember(
+        self, question: Question, client: str, answer: Answer, entries: list[Entry] | None, outcome: Outcome
+    ) -> None:
+        """Count ``answer``'s outcome; keep it when every answer it was made from is a cached entry."""
+        self._count(outcome)
+        if entries is not None:
+            until = min(monotonic() + MEMO_SECONDS, *(entry.expires for entry in entries))
+            self._memo.put((question.key, client), (answer, tuple(entries), until, outcome))
 
     def applies(self, key: bytes, qtype: int) -> bool:
         """Whether a question may be the first of a Pod's search: A or AAAA for ``X.<label>.svc.<zone>``."""
@@ -193,6 +221,13 @@ class Autopath:
 
     def resolve(self, question: Question, client: str, waiter: Waiter) -> None:
         """Call ``waiter`` once with the answer to ``question`` (which ``applies``) from ``client``."""
+        remembered = self._memo.get((question.key, client))
+        if remembered is not None:
+            answer, entries, until, outcome = remembered
+            if monotonic() < until and all(entry.cached for entry in entries):
+                self._count(outcome)
+                waiter(answer)
+                return
         key = (question.key.name, question.key.dnssec_ok, question.key.checking_disabled, client)
         walk = self._walks.get(key)
         if walk is None:
@@ -231,6 +266,7 @@ class Walk:
         "negative_ttl",
         "next",
         "probe",
+        "used",
         "waiting",
         "x",
     )
@@ -245,6 +281,7 @@ class Walk:
         self.x = b""
         self.next: list[bytes] = []
         self.negative_ttl = NO_TTL
+        self.used: list[Entry] | None = []  # the cached answers the walk read; None once one was not
 
     def start(self) -> None:
         self.autopath._lookup(self.probe, self._on_first)
@@ -256,16 +293,23 @@ class Walk:
         waiting, self.waiting = self.waiting, []
         return waiting
 
-    def _plain(self, reason: Fallback | None) -> None:
+    def _use(self, answer: Answer) -> None:
+        if self.used is not None:
+            if answer.entry is not None and not answer.stale:
+                self.used.append(answer.entry)
+            else:
+                self.used = None
+
+    def _plain(self, outcome: Outcome) -> None:
         """Every question gets the first name's answer: NXDOMAIN, whatever its type."""
         assert self.first is not None
-        for _, waiter in self._finish():
-            if reason is not None:
-                self.autopath.counters.fallbacks[reason] += 1
+        for question, waiter in self._finish():
+            self.autopath.remember(question, self.client, self.first, self.used, outcome)
             waiter(self.first)
 
     def _on_first(self, answer: Answer) -> None:
         self.first = answer
+        self._use(answer)
         if rcode_of(answer) != NXDOMAIN:
             # The first candidate exists (or failed): what each question gets anyway, for its type.
             for question, waiter in self._finish():
@@ -282,6 +326,7 @@ class Walk:
         self.autopath._lookup(self.autopath.record_question(label), self._on_record)
 
     def _on_record(self, answer: Answer) -> None:
+        self._use(answer)
         try:
             if answer.entry is not None:
                 search = read_record(answer.entry.message(monotonic()))
@@ -321,8 +366,7 @@ class Walk:
 
     def _try_next(self) -> None:
         if not self.next:
-            self.autopath.counters.missing += len(self.waiting)
-            self._plain(None)  # nothing exists: the NXDOMAIN the search ends on
+            self._plain(MISSING)  # nothing exists: the NXDOMAIN the search ends on
             return
         name = self.next.pop(0)
         self.autopath.counters.candidates += 1
@@ -333,6 +377,7 @@ class Walk:
         return Question(like.key._replace(name=name), presentation(name), name + like.wire[-4:])
 
     def _on_candidate(self, name: bytes, found: Answer) -> None:
+        self._use(found)
         try:
             rcode = rcode_of(found)
             if rcode == NXDOMAIN:
@@ -363,12 +408,18 @@ class Walk:
                 shortened = self._shortened(question, target, found)
         except Exception:  # a bug: the client still gets its answer
             limited.exception("autopath", "autopath for %s failed", question.name)
+        used = self.used
+        if used is not None and found.entry is not None and found.entry not in used:
+            used = [*used, found.entry]  # its own type's answer at the candidate
+        elif found.entry is None or found.stale:
+            used = None
         if shortened is None:
-            self.autopath.counters.fallbacks[Fallback.CANDIDATE_FAILED] += 1
+            self.autopath.remember(question, self.client, self.first, used, Fallback.CANDIDATE_FAILED)
             waiter(self.first)
             return
-        self.autopath.counters.shortened += 1
-        waiter(Answer(None, passed=shortened, stale=found.stale))
+        answer = Answer(None, passed=shortened, stale=found.stale)
+        self.autopath.remember(question, self.client, answer, used, SHORTENED)
+        waiter(answer)
 
     def _shortened(self, question: Question, target: bytes, found: Answer) -> UpstreamReply | None:
         """The reply: a CNAME from the asked name to ``target``, then ``target``'s answer."""
