@@ -140,7 +140,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
                 f"--server=/{cluster_mix.DOMAIN}/{HOST}#{served.dns_port}",
                 f"--server={HOST}#{upstream.port}",
                 f"--cache-size={CACHE_SIZE}",
-                *(() if args.negcache else ("--no-negcache",)),
+                # The upstream's NXDOMAINs carry no SOA: --neg-ttl keeps them (both caches take it).
+                *(("--neg-ttl=60",) if args.negcache else ("--no-negcache",)),
             )
             with (
                 cache(*options, "--no-resolv", f"--resolv-file={resolv}", "--autopath") as autopath,
