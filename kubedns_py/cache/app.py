@@ -23,7 +23,12 @@ from kubedns_py.cache.configmap import ConfigDirWatcher
 from kubedns_py.cache.flags import CacheConfig
 from kubedns_py.cache.forward.forwarder import Forwarder
 from kubedns_py.cache.forward.loopdetect import LoopDetector
-from kubedns_py.cache.forward.routing import RouteTable, build_routes, read_resolv_conf
+from kubedns_py.cache.forward.routing import (
+    RouteTable,
+    build_routes,
+    read_resolv_conf,
+    read_search_domains,
+)
 from kubedns_py.cache.front.chaos import Chaos, ChaosCounts
 from kubedns_py.cache.front.frontend import Frontend
 from kubedns_py.cache.metrics.collector import CacheCollector, UpstreamDurations
@@ -121,6 +126,10 @@ class CacheApp:
             self.loops,
             max_waiting=max(2000, 10 * config.dns_forward_max),
             acl=self.acl,
+            autopath_zone=config.autopath,
+            # A Pod's search list ends with the node's search domains: those of our own resolv.conf
+            # when we run as Pods do not (dnsPolicy Default, or on the host network).
+            host_search=read_search_domains(config.resolv_file) if config.autopath else (),
         )
         self.stats.malformed_counted_by("oversized", self._oversized)
         self.stats.malformed_counted_by("bad-upstream-reply", lambda: self.forwarder.bad_replies)

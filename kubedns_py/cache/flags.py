@@ -27,6 +27,7 @@ from kubedns_py.flags import (
     add_tcp_flags,
     add_workers_flag,
     config_from_args,
+    dns_domain,
     duration,
     non_negative_int,
     port,
@@ -40,6 +41,8 @@ MIN_CACHE_TTL_LIMIT = 3600  # dnsmasq's TTL_FLOOR_LIMIT
 # A Pod's resolver opens a TCP connection per question (glibc's use-vc, truncated answers); one Pod
 # with more than this many at once is a flood, not a resolver.
 MAX_PER_CLIENT = 64
+# --autopath without a domain: the cluster domain (cluster.local, or node-local's --cluster-domain).
+CLUSTER_DOMAIN = ""
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ class CacheConfig:
     verbosity: int
     coredns_metrics: bool = False  # also CoreDNS's series, for its dashboards and alerts
     workers: int = 1  # processes answering on the port (``cache.pool``)
+    autopath: str | None = None  # the cluster zone whose search paths are shortened; None: off
 
 
 def add_cache_flags(parser: argparse.ArgumentParser) -> None:
@@ -155,6 +159,15 @@ def add_cache_flags(parser: argparse.ArgumentParser) -> None:
     ours.add_argument("--metrics-port", type=port, default=9153, help="Prometheus /metrics (0 picks a port)")
     ours.add_argument("--coredns-metrics", action="store_true", help="also export CoreDNS's metric names")
     ours.add_argument(
+        "--autopath",
+        nargs="?",
+        const=CLUSTER_DOMAIN,
+        default=None,
+        metavar="DOMAIN",
+        help="answer a Pod's first search-path question with what its search would find (the cluster"
+        " domain, default cluster.local; needs serve with --pods verified)",
+    )
+    ours.add_argument(
         "--http-bind-address", default="0.0.0.0", help="address for the metrics and health port"
     )
     add_tcp_flags(parser, MAX_PER_CLIENT)
@@ -211,6 +224,12 @@ def cache_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> C
         allow_from = parse_networks(item for value in args.allow_from for item in value.split(","))
     except ValueError as err:
         parser.error(f"--allow-from: {err}")
+    autopath = args.autopath
+    if autopath is not None:
+        try:
+            autopath = dns_domain(autopath or "cluster.local")
+        except argparse.ArgumentTypeError as err:
+            parser.error(f"--autopath: {err}")
     if args.log_facility != "-":
         log.warning("--log-facility %r is not supported; logging to stderr", args.log_facility)
     return config_from_args(
@@ -222,4 +241,5 @@ def cache_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> C
         min_cache_ttl=min_ttl,
         allow_from=allow_from,
         verbosity=args.v,
+        autopath=autopath,
     )

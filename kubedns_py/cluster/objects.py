@@ -87,6 +87,10 @@ class Pod:
     namespace: str
     name: str
     ips: tuple[str, ...]
+    # The ndots of a Pod whose resolv.conf searches the cluster's standard list and nothing more
+    # (``search_ndots``); 0 for any other (dnsPolicy Default or None, host network without
+    # ClusterFirstWithHostNet, dnsConfig searches): autopath must not guess such a Pod's search.
+    ndots: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,7 +127,9 @@ def normalize_ip(text: object) -> str | None:
     return None
 
 
-def _metadata(obj: Mapping[str, Any], namespaced: bool = True) -> tuple[str, str, Mapping[str, Any]]:
+def _metadata(
+    obj: Mapping[str, Any], namespaced: bool = True, shared_name: bool = True
+) -> tuple[str, str, Mapping[str, Any]]:
     meta = obj.get("metadata")
     if not isinstance(meta, Mapping):
         raise ObjectError("object has no metadata")
@@ -133,8 +139,10 @@ def _metadata(obj: Mapping[str, Any], namespaced: bool = True) -> tuple[str, str
     namespace = meta.get("namespace") or ("default" if namespaced else "")
     if not isinstance(namespace, str):
         raise ObjectError(f"{name}: metadata.namespace is not a string")
-    # Interned: each namespace is named by thousands of objects, and each service by its slices too.
-    return sys.intern(namespace.lower()), sys.intern(name.lower()), meta
+    # Interned: each namespace is named by thousands of objects, and each service by its slices too
+    # (a Pod's name by nothing: interning 100k of them would only grow the interpreter's table).
+    name = sys.intern(name.lower()) if shared_name else name.lower()
+    return sys.intern(namespace.lower()), name, meta
 
 
 def _list(value: Any, what: str) -> list[Any]:
@@ -260,7 +268,7 @@ def endpoints_from_dict(obj: Mapping[str, Any]) -> EndpointSet:
 
 
 def pod_from_dict(obj: Mapping[str, Any]) -> Pod:
-    namespace, name, _ = _metadata(obj)
+    namespace, name, _ = _metadata(obj, shared_name=False)
     status = obj.get("status") or {}
     if not isinstance(status, Mapping):
         raise ObjectError(f"pod {namespace}/{name}: status is not a mapping")
@@ -271,7 +279,40 @@ def pod_from_dict(obj: Mapping[str, Any]) -> Pod:
     ]
     if not raw and status.get("podIP"):
         raw = [status["podIP"]]
-    return Pod(namespace, name, _unique(normalize_ip(ip) for ip in raw))
+    spec = obj.get("spec") or {}
+    ndots = search_ndots(spec) if isinstance(spec, Mapping) else 0
+    return Pod(namespace, name, _unique(normalize_ip(ip) for ip in raw), ndots)
+
+
+DEFAULT_NDOTS = 5  # the kubelet's, for the cluster search list
+MAX_NDOTS = 15  # glibc's and musl's cap
+
+
+def search_ndots(spec: Mapping[str, Any]) -> int:
+    """The ndots of the kubelet's resolv.conf for ``spec`` when its search list is exactly the
+    cluster's (``<ns>.svc.<zone> svc.<zone> <zone>`` and the node's search domains), else 0.
+
+    ClusterFirst off the host network and ClusterFirstWithHostNet give that list; dnsConfig may add
+    nameservers and options (its ndots replaces the default) but no searches. Anything unreadable is
+    not the standard list."""
+    policy = spec.get("dnsPolicy") or "ClusterFirst"
+    host_network = spec.get("hostNetwork") is True
+    if not (policy == "ClusterFirstWithHostNet" or (policy == "ClusterFirst" and not host_network)):
+        return 0
+    config = spec.get("dnsConfig") or {}
+    if not isinstance(config, Mapping) or config.get("searches"):
+        return 0
+    ndots = DEFAULT_NDOTS
+    options = config.get("options") or []
+    if not isinstance(options, list):
+        return 0
+    for option in options:
+        if isinstance(option, Mapping) and option.get("name") == "ndots":
+            value = option.get("value")
+            if not isinstance(value, str) or not value.isascii() or not value.isdigit():
+                return 0
+            ndots = min(int(value), MAX_NDOTS)
+    return ndots
 
 
 def namespace_from_dict(obj: Mapping[str, Any]) -> Namespace:

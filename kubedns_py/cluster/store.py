@@ -22,6 +22,7 @@ from kubedns_py.cluster.objects import (
     Service,
     object_key,
 )
+from kubedns_py.cluster.pods import PodIndex
 from kubedns_py.cluster.records import ServiceRecords, service_records
 
 ServiceKey = tuple[str, str]  # (namespace, name)
@@ -67,7 +68,7 @@ class Store:
         self._slices: dict[ServiceKey, dict[str, EndpointSet]] = {}
         self._legacy_endpoints: dict[ServiceKey, EndpointSet] = {}
         self._services_per_namespace: Counter[str] = Counter()
-        self._pod_ips: Counter[tuple[str, str]] = Counter()
+        self._pods = PodIndex()  # Pods are kept only there, and only what DNS needs of them
         self._records: dict[ServiceKey, ServiceRecords] = {}
         # address -> its owner (service, endpoint labels); a dict of owners only for shared addresses,
         # which are rare: one small dict per address would be most of a big cluster's memory.
@@ -114,6 +115,8 @@ class Store:
         return changed or bool(services)
 
     def _upsert(self, obj: KubeObject, dirty: set[ServiceKey]) -> bool:
+        if isinstance(obj, Pod):
+            return self._pods.upsert(obj)
         kind, namespace, name = object_key(obj)
         objects = self._objects[kind]
         old = objects.get((namespace, name))
@@ -126,6 +129,8 @@ class Store:
         return kind is not Kind.ENDPOINT_SLICE and kind is not Kind.ENDPOINTS
 
     def _delete(self, kind: Kind, name: ObjectName, dirty: set[ServiceKey]) -> bool:
+        if kind is Kind.POD:
+            return self._pods.delete(*name)
         old = self._objects[kind].pop(name, None)
         if old is None:
             return False
@@ -133,6 +138,8 @@ class Store:
         return kind is not Kind.ENDPOINT_SLICE and kind is not Kind.ENDPOINTS
 
     def _replace(self, kind: Kind, objects: Iterable[KubeObject], dirty: set[ServiceKey]) -> bool:
+        if kind is Kind.POD:
+            return self._pods.replace(obj for obj in objects if isinstance(obj, Pod))
         changed = False
         fresh = {object_key(obj)[1:]: obj for obj in objects}
         for name in [n for n in self._objects[kind] if n not in fresh]:
@@ -152,9 +159,6 @@ class Store:
             case EndpointSet(kind=Kind.ENDPOINTS):
                 self._legacy_endpoints[(obj.namespace, obj.name)] = obj
                 dirty.add((obj.namespace, obj.name))
-            case Pod():
-                for ip in obj.ips:
-                    self._pod_ips[(obj.namespace, ip)] += 1
 
     def _unindex(self, obj: KubeObject, dirty: set[ServiceKey]) -> None:
         match obj:
@@ -173,11 +177,6 @@ class Store:
             case EndpointSet(kind=Kind.ENDPOINTS):
                 self._legacy_endpoints.pop((obj.namespace, obj.name), None)
                 dirty.add((obj.namespace, obj.name))
-            case Pod():
-                for ip in obj.ips:
-                    self._pod_ips[(obj.namespace, ip)] -= 1
-                    if self._pod_ips[(obj.namespace, ip)] <= 0:
-                        del self._pod_ips[(obj.namespace, ip)]
 
     def _recompute(self, key: ServiceKey) -> bool:
         service = self._objects[Kind.SERVICE].get(key)
@@ -242,8 +241,12 @@ class Store:
     def namespace_exists(self, namespace: str) -> bool:
         return ("", namespace) in self._objects[Kind.NAMESPACE] or namespace in self._services_per_namespace
 
+    def pods_at(self, ip: str) -> list[tuple[str, int]]:
+        """(namespace, ``Pod.ndots``) of each Pod holding the address ``ip``."""
+        return self._pods.at(ip)
+
     def pod_ip_exists(self, namespace: str, ip: str) -> bool:
-        return (namespace, ip) in self._pod_ips
+        return any(held == namespace for held, _ in self.pods_at(ip))
 
     def reverse(self, ip: str) -> list[tuple[ServiceKey, str | None]]:
         """Owners of an address: (service, endpoint label or None for a cluster IP)."""
@@ -254,11 +257,13 @@ class Store:
 
     def counts(self) -> dict[str, int]:
         sizes = {kind.value: len(objects) for kind, objects in self._objects.items()}
+        sizes[Kind.POD.value] = len(self._pods)
         sizes["ServiceRecords"] = len(self._records)
         sizes["ReverseAddresses"] = len(self._ptr)
         return sizes
 
     def objects(self, kind: Kind) -> list[KubeObject]:
+        """The objects of ``kind`` held (none for Pods: only their ``PodIndex`` entries are)."""
         return list(self._objects[kind].values())
 
 

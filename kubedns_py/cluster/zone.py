@@ -11,6 +11,11 @@ by position relative to the zone, the way the specification writes them::
 Everything else inside the zone is NXDOMAIN, except the empty non-terminals above the listed names,
 which are NODATA. Names outside the cluster and reverse zones, and reverse names for addresses the
 cluster does not own, are REFUSED so that the cache in front sends them upstream.
+
+One name outside the specification serves the caches' autopath: ``_autopath-<a-b-c-d>.<zone>`` TXT
+says what search list the Pod at that address has (``autopath_record``). Its label cannot be a
+namespace or service (an underscore), it sits right under the apex (no empty non-terminal appears),
+and the answerer gives it only to the clients it trusts with it.
 """
 
 from __future__ import annotations
@@ -27,6 +32,8 @@ from kubedns_py.cluster.records import ServiceRecords, SrvTarget, srv_targets
 from kubedns_py.cluster.store import Store
 
 MAX_CNAME_CHAIN = 8
+AUTOPATH_PREFIX = "_autopath-"
+AUTOPATH_TTL = 5  # Pods come and go: the caches look again within seconds
 SOA_REFRESH, SOA_RETRY, SOA_EXPIRE = 7200, 1800, 86400
 REVERSE_ZONES = (("in-addr", "arpa"), ("ip6", "arpa"))
 # RFC 8482: ANY gets one RRset, chosen in this order of preference.
@@ -86,6 +93,8 @@ class Zone:
         match rel:
             case []:
                 return self._apex(qname, qtype)
+            case [label] if label.startswith(AUTOPATH_PREFIX):
+                return self._autopath(qname, qtype, label[len(AUTOPATH_PREFIX) :])
             case ["dns-version"]:
                 txt = RR(qname, QTYPE.TXT, ttl=self.ttl, rdata=TXT(DNS_SCHEMA_VERSION))
                 return self._rrset(qtype, {QTYPE.TXT: [txt]})
@@ -190,6 +199,24 @@ class Zone:
             return self._nxdomain()
         return self._rrset(qtype, self._addresses(qname, (ip,)))
 
+    def is_autopath_name(self, qname: DNSLabel) -> bool:
+        """Whether ``qname`` is an autopath record's name (answered only to trusted clients)."""
+        labels = qname.label
+        n = len(self._zone_labels)
+        return (
+            len(labels) == n + 1
+            and labels[0].lower().startswith(AUTOPATH_PREFIX.encode())
+            and tuple(label.decode("latin-1").lower() for label in labels[1:]) == self._zone_labels
+        )
+
+    def _autopath(self, qname: DNSLabel, qtype: int, dashed: str) -> Result:
+        ip = ip_from_dashed(dashed)
+        if ip is None:
+            return self._nxdomain()
+        strings = autopath_record(self.store, ip) if self.pods is PodMode.VERIFIED else ("search=unverified",)
+        ttl = min(self.ttl, AUTOPATH_TTL)
+        return self._rrset(qtype, {QTYPE.TXT: [RR(qname, QTYPE.TXT, ttl=ttl, rdata=TXT(list(strings)))]})
+
     # -- reverse names -------------------------------------------------------------------------------
 
     def _reverse(self, qname: DNSLabel, qtype: int, labels: list[str]) -> Result:
@@ -276,6 +303,19 @@ class Zone:
             sets = self._addresses(owner, ips)
             glue += sets[QTYPE.A] + sets[QTYPE.AAAA]
         return glue
+
+
+def autopath_record(store: Store, ip: str) -> tuple[str, ...]:
+    """What a cache needs to answer for the client at ``ip`` as its own search would: the Pod's
+    namespace and ndots when its search list is the cluster's standard one (``Pod.ndots``); ``custom``
+    for any other, or when the Pods holding the address disagree; ``none`` when no Pod holds it."""
+    pods = store.pods_at(ip)
+    if not pods:
+        return ("search=none",)
+    namespace, ndots = pods[0]
+    if ndots and all(pod == pods[0] for pod in pods):
+        return ("search=cluster", f"namespace={namespace}", f"ndots={ndots}")
+    return ("search=custom",)
 
 
 def ip_from_dashed(label: str) -> str | None:

@@ -16,7 +16,7 @@ import os
 import re
 from collections.abc import Mapping
 
-from kubedns_py.cache.flags import CacheConfig, add_cache_flags, cache_config
+from kubedns_py.cache.flags import CLUSTER_DOMAIN, CacheConfig, add_cache_flags, cache_config
 from kubedns_py.cache.servers import StaticServers, Upstream, parse_upstream
 from kubedns_py.flags import add_logging_flags, duration, port
 
@@ -149,6 +149,8 @@ def nodelocal_config(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     cache_parser = argparse.ArgumentParser(prog="kubedns-py nodelocal --")
     add_cache_flags(cache_parser)
     cache_args_ns = cache_parser.parse_args(cache_args)
+    if cache_args_ns.autopath == CLUSTER_DOMAIN:
+        cache_args_ns.autopath = args.cluster_domain
     # --check-config (or -v) after -- counts too: it is where a manifest check appends it.
     args.check_config = args.check_config or cache_args_ns.check_config
     args.v = max(args.v, cache_args_ns.v)

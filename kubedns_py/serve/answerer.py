@@ -9,6 +9,9 @@ Everything else takes the general path: error replies spliced from what the read
 questions only ``Zone`` answers (ExternalName CNAMEs, ANY, the apex and its fixed names, answers too
 large for the client's UDP size) built with dnslib.
 
+The autopath record (``Zone.is_autopath_name``) says which namespace the Pod at an address is in:
+it goes only to the clients ``readers`` allows (the caches), and is REFUSED to anyone else.
+
 Over UDP a reply never exceeds the client's EDNS size nor ours (``OUR_PAYLOAD``); over TCP, 64 KiB, an
 answer with more records than that carrying as many as fit (``cluster.answers.Spread``).
 """
@@ -70,9 +73,17 @@ class Remembered:
 
 
 class Answerer(Collector):
-    def __init__(self, zone: Zone, wire: WireZone, stats: DnsStats, acl: ClientAcl | None = None) -> None:
+    def __init__(
+        self,
+        zone: Zone,
+        wire: WireZone,
+        stats: DnsStats,
+        acl: ClientAcl | None = None,
+        readers: ClientAcl | None = None,
+    ) -> None:
         self._zone = zone
         self._acl = acl  # None: everyone may ask, and nobody's address is looked at
+        self._readers = readers  # who may read autopath records; None: nobody
         self._find = wire.find
         self._tally = stats.tally
         self._record = stats.record
@@ -101,7 +112,7 @@ class Answerer(Collector):
     async def answer_tcp(self, data: bytes, peer: Peer = None) -> bytes | None:
         if self._acl is not None and not self._acl.allows(peer[0] if peer else ""):
             return self._refuse(data, "tcp")
-        return self.answer(data, None, True)
+        return self.answer(data, peer, True)
 
     def _refuse(self, data: bytes, proto: str) -> bytes | None:
         start = perf_counter()
@@ -114,8 +125,8 @@ class Answerer(Collector):
         self._record(proto, qtype_label(qtype), "REFUSED", perf_counter() - start, len(reply), len(data))
         return reply
 
-    def answer(self, data: bytes, _addr: object = None, tcp: bool = False) -> bytes | None:
-        """The reply to one query, or None to send nothing; UDP listeners pass the client's address."""
+    def answer(self, data: bytes, addr: Address | Peer = None, tcp: bool = False) -> bytes | None:
+        """The reply to one query, or None to send nothing; listeners pass the client's address."""
         start = perf_counter()
         if not tcp:
             hit = self._memo_get(data[2:])
@@ -149,7 +160,7 @@ class Answerer(Collector):
                             room = limit - (len(reply) - len(body))
                             shorter = self._in_part(shorter, q, room) if tcp else shorter.truncated
                         section = shorter  # too large for the client: drop what may be dropped
-            general, qtype_name, rcode_text = self._general(data, q, TCP_MAX if tcp else None)
+            general, qtype_name, rcode_text = self._general(data, q, TCP_MAX if tcp else None, addr)
         except Exception:  # never a query without an answer: SERVFAIL, and a (rate-limited) log line
             self._failures.exception("answer", "answering a %d-byte query failed", len(data))
             general, qtype_name, rcode_text = (
@@ -162,6 +173,9 @@ class Answerer(Collector):
             seconds, dnssec_ok = perf_counter() - start, asked_dnssec_ok(q)
             self._record(proto, qtype_name, rcode_text, seconds, len(general), len(data), dnssec_ok)
         return general
+
+    def _may_read(self, addr: Address | Peer) -> bool:
+        return self._readers is not None and addr is not None and self._readers.allows(addr[0])
 
     def _in_part(self, spread: Spread, q: Question, room: int) -> Section:
         """The next part of an answer too large for any message; said once per answer (and at most once
@@ -195,11 +209,13 @@ class Answerer(Collector):
         if self._unremembered & 3 == 0 and source.live:
             self._memo.put(data[2:], Remembered(reply[2:], source, tally))
 
-    def _general(self, data: bytes, outcome: Outcome, tcp_limit: int | None) -> tuple[bytes | None, str, str]:
+    def _general(
+        self, data: bytes, outcome: Outcome, tcp_limit: int | None, addr: Address | Peer
+    ) -> tuple[bytes | None, str, str]:
         """The reply to anything the wire zone does not answer, its type label and its rcode label."""
         match outcome:
             case Question():
-                return self._from_zone(data, outcome, tcp_limit)
+                return self._from_zone(data, outcome, tcp_limit, addr)
             case Rejected(rcode, reason):
                 self._malformed(reason)
                 return header_only(data, rcode), "other", rcode_name(rcode)
@@ -211,7 +227,9 @@ class Answerer(Collector):
                 self._malformed(reason)
         return None, "other", ""
 
-    def _from_zone(self, data: bytes, q: Question, tcp_limit: int | None) -> tuple[bytes, str, str]:
+    def _from_zone(
+        self, data: bytes, q: Question, tcp_limit: int | None, addr: Address | Peer
+    ) -> tuple[bytes, str, str]:
         label = qtype_label(q.qtype)
         if q.qclass != IN or q.qtype in ZONE_TRANSFERS:
             return empty_reply(data, q, RCODE.REFUSED, 0, OUR_PAYLOAD), label, "REFUSED"
@@ -221,6 +239,8 @@ class Answerer(Collector):
             self._malformed("undecodable")
             return header_only(data, RCODE.FORMERR), label, "FORMERR"
         query = Query(record, q.edns, q.payload, q.dnssec_ok)
+        if self._zone.is_autopath_name(record.q.qname) and not self._may_read(addr):
+            return empty_reply(data, q, RCODE.REFUSED, 0, OUR_PAYLOAD), label, "REFUSED"
         result = self._zone.lookup(query.record.q.qname, q.qtype)
         limit = tcp_limit if tcp_limit is not None else min(q.payload, OUR_PAYLOAD)
         answer, authority, additional = result.answer, result.authority, result.additional

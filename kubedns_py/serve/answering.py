@@ -9,7 +9,7 @@ from prometheus_client import CollectorRegistry
 from kubedns_py.cluster.answers import WireZone
 from kubedns_py.cluster.store import Store
 from kubedns_py.cluster.zone import Zone
-from kubedns_py.net.acl import ClientAcl, RefusedClients
+from kubedns_py.net.acl import ClientAcl, RefusedClients, parse_networks
 from kubedns_py.net.connections import TcpConnections
 from kubedns_py.net.coredns import CoreDnsCollector
 from kubedns_py.net.stats import DnsStats
@@ -18,6 +18,8 @@ from kubedns_py.net.udp import UdpServer
 from kubedns_py.serve.answerer import Answerer
 from kubedns_py.serve.config import ServeConfig
 from kubedns_py.serve.skydns import SkyDnsCollector
+
+LOOPBACK = ("127.0.0.0/8", "::1/128")
 
 
 class Answering:
@@ -29,7 +31,11 @@ class Answering:
         self.zone = Zone(store, config.domain, config.ttl, config.pods)
         self.stats = DnsStats("serve")
         self.acl = ClientAcl(config.allow_from) if config.allow_from else None
-        self.answerer = Answerer(self.zone, WireZone(self.zone, store), self.stats, self.acl)
+        # Autopath records name the namespace of each Pod's address: only for the caches, which
+        # are --allow-from's clients, or without it, the pod's own cache on loopback.
+        readers = ClientAcl(config.allow_from or parse_networks(LOOPBACK))
+        wire = WireZone(self.zone, store)
+        self.answerer = Answerer(self.zone, wire, self.stats, self.acl, readers)
         registry.register(self.stats)
         registry.register(self.answerer)
         registry.register(SkyDnsCollector(self.stats))

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 
 from tests.bench import (
     api_scale,
+    autopath_storm,
     cache_30k,
     cache_flood,
     cache_miss,
@@ -35,6 +36,7 @@ BENCHMARKS: dict[str, Callable[[Sequence[str]], int]] = {
     ndots_storm.NAME_NO_NEGCACHE: ndots_storm.main_no_negcache,
     cache_miss.NAME: cache_miss.main,
     cache_flood.NAME: cache_flood.main,
+    autopath_storm.NAME: autopath_storm.main,
     latency.NAME: latency.main,
     overload.NAME: overload.main,
     workers.NAME: workers.main,

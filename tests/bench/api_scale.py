@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import gc
+import ipaddress
 import math
 import os
 import random
@@ -53,6 +54,7 @@ from tests.bench.tools import (
     percentile,
     write_results,
 )
+from tests.support import apiserver_objects as objects
 from tests.support.apiserver import FakeApiServer
 from tests.support.ports import HOST
 from tests.support.processes import Running, start_serve, stop
@@ -93,14 +95,41 @@ class Cluster:
     addresses: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     hosts: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
     first_slice: dict[tuple[str, str], str] = field(default_factory=dict)  # the slice changes go to
+    pods: list[Obj] = field(default_factory=list)  # watched under --pods verified when any
 
     @property
     def endpoints(self) -> int:
         return sum(len(obj["endpoints"]) for obj in self.slices)
 
 
-def generate(shape: cluster_gen.ClusterShape) -> Cluster:
-    cluster = Cluster()
+POD_ADDRESSES = ipaddress.IPv4Network("10.64.0.0/10")  # apart from cluster_gen's endpoint addresses
+# What a Pod's spec says about DNS, in turn: most are ClusterFirst; a few tune ndots or search elsewhere.
+POD_DNS: tuple[dict[str, Any], ...] = (
+    *({} for _ in range(7)),
+    {"dnsConfig": {"options": [{"name": "ndots", "value": "2"}]}},
+    {"dnsPolicy": "Default"},
+    {"hostNetwork": True, "dnsPolicy": "ClusterFirstWithHostNet"},
+)
+
+
+def generate_pods(count: int, namespaces: int) -> list[Obj]:
+    """Running Pods as the API lists them (trimmed to a typical spec), spread over the namespaces."""
+    pods = []
+    for i in range(count):
+        ip = str(POD_ADDRESSES[i + 1])
+        pod = objects.pod(f"app-{i}-7f9c8", ip, f"ns-{i % namespaces}")
+        pod["metadata"] |= {
+            "labels": {"app": f"app-{i % 500}", "pod-template-hash": "7f9c8"},
+            "uid": f"u-{i}",
+        }
+        pod["spec"] |= POD_DNS[i % len(POD_DNS)] | {"nodeName": f"node-{i % 100}", "restartPolicy": "Always"}
+        pod["status"] |= {"hostIP": f"192.168.{i % 100 // 250}.{i % 100 + 1}", "qosClass": "Burstable"}
+        pods.append(pod)
+    return pods
+
+
+def generate(shape: cluster_gen.ClusterShape, pods: int = 0) -> Cluster:
+    cluster = Cluster(pods=generate_pods(pods, shape.namespaces))
     for obj in cluster_gen.cluster_objects(shape):
         meta = obj["metadata"]
         match obj["kind"]:
@@ -127,6 +156,8 @@ def load(api: FakeApiServer, cluster: Cluster) -> None:
     api.load("namespaces", cluster.namespaces)
     api.load("services", cluster.services)
     api.load("endpointslices", cluster.slices)
+    if cluster.pods:
+        api.load("pods", cluster.pods)
 
 
 def fqdn(namespace: str, service: str, host: str | None = None) -> str:
@@ -197,9 +228,12 @@ async def _mark(api: FakeApiServer, predicate: Callable[[], bool], start: float)
     return time.perf_counter() - start
 
 
-async def start_and_sync(api: FakeApiServer, http: aiohttp.ClientSession) -> tuple[Running, Timeline]:
+async def start_and_sync(
+    api: FakeApiServer, http: aiohttp.ClientSession, pods: bool
+) -> tuple[Running, Timeline]:
     timeline = Timeline()
-    resources = ("services", "endpointslices", "namespaces")
+    resources = ("services", "endpointslices", "namespaces", *(("pods",) if pods else ()))
+    flags = ("--pods", "verified") if pods else ()
 
     def listed() -> bool:
         return any(api.list_requests(r) for r in resources)
@@ -217,7 +251,7 @@ async def start_and_sync(api: FakeApiServer, http: aiohttp.ClientSession) -> tup
     served: Running | None = None
     try:
         # start_serve blocks until the startup log line; the double must keep serving meanwhile.
-        served = await asyncio.to_thread(start_serve, "--kube-master-url", api.url, manifests=())
+        served = await asyncio.to_thread(start_serve, "--kube-master-url", api.url, *flags, manifests=())
         url = f"http://{HOST}:{served.health_port}/readiness"
         while time.perf_counter() - start < SYNC_DEADLINE:
             if served.process.poll() is not None:
@@ -437,23 +471,26 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tests.bench api", description=__doc__.split("\n")[0])
     add_shape_args(parser)
     parser.add_argument("--changes", type=int, default=300, help="changes per phase (three phases)")
+    parser.add_argument(
+        "--pods", type=int, default=0, help="running Pods, followed with --pods verified (default 0: not)"
+    )
     args = parser.parse_args(argv)
     try:
         args.shape = shape_from_args(args)
     except ValueError as err:
         parser.error(str(err))
-    if args.changes < 1:
-        parser.error("--changes must be positive")
+    if args.changes < 1 or not 0 <= args.pods < POD_ADDRESSES.num_addresses - 2:
+        parser.error("--changes must be positive, --pods within 10.64.0.0/10")
     return args
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     shape: cluster_gen.ClusterShape = args.shape
-    cluster = generate(shape)
+    cluster = generate(shape, args.pods)
     print(
         f"bench {NAME}: {len(cluster.services):,} services ({len(cluster.addresses):,} headless), "
         f"{len(cluster.slices):,} endpoint slices, {cluster.endpoints:,} endpoints, "
-        f"{len(cluster.namespaces)} namespaces"
+        f"{len(cluster.namespaces)} namespaces, {len(cluster.pods):,} Pods"
     )
     async with FakeApiServer() as api, aiohttp.ClientSession() as http:
         load(api, cluster)
@@ -462,7 +499,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         gc.collect()
         gc.freeze()
         load_average = os.getloadavg()
-        served, timeline = await start_and_sync(api, http)
+        served, timeline = await start_and_sync(api, http, bool(cluster.pods))
         try:
             memory = {"after_sync": memory_mib(served.process.pid)}
             counts = await store_counts(http, served)
@@ -489,7 +526,8 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         "cpus": os.cpu_count(),
         "load_average_before": load_average,
         "cluster": asdict(shape)
-        | {"endpoints": cluster.endpoints, "endpoint_slices": len(cluster.slices), "store_counts": counts},
+        | {"endpoints": cluster.endpoints, "endpoint_slices": len(cluster.slices), "store_counts": counts}
+        | {"pods": len(cluster.pods)},
         "sync_seconds": asdict(timeline),
         "memory_mib": memory,
         "latency": summaries,

@@ -22,12 +22,14 @@ def ask(
     tcp: bool = False,
     timeout: float = 3.0,
     host: str = HOST,
+    source: str | None = None,
     **make_kw: object,
 ) -> dns.message.Message:
+    """``source``: the client's address (any 127.x.y.z reaches HOST)."""
     query = dns.message.make_query(name, rdtype, **make_kw)  # type: ignore[arg-type]
     if tcp:
-        return dns.query.tcp(query, host, port=port, timeout=timeout)
-    return dns.query.udp(query, host, port=port, timeout=timeout, ignore_trailing=True)
+        return dns.query.tcp(query, host, port=port, timeout=timeout, source=source)
+    return dns.query.udp(query, host, port=port, timeout=timeout, source=source, ignore_trailing=True)
 
 
 def answers(message: dns.message.Message) -> set[str]:

@@ -160,3 +160,15 @@ def test_min_cache_ttl_is_capped_at_an_hour_as_dnsmasq_does(caplog: pytest.LogCa
 def test_short_k_survives_normalisation() -> None:
     assert normalize_argv(["-k", "-v=2"]) == ["-k", "--v=2"]
     assert parse(["-k"]).port == 53
+
+
+def test_autopath_is_off_unless_asked_and_takes_the_cluster_domain() -> None:
+    assert parse(MANIFEST_ARGS).autopath is None
+    assert parse([*MANIFEST_ARGS, "--autopath"]).autopath == "cluster.local"
+    assert parse([*MANIFEST_ARGS, "--autopath=Example.Org."]).autopath == "example.org"
+
+
+def test_an_autopath_domain_that_is_no_domain_is_named(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse(["--autopath=not a domain"])
+    assert "--autopath" in capsys.readouterr().err

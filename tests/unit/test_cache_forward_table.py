@@ -142,11 +142,16 @@ class Setup:
         return self.transport.sent
 
     def forward(
-        self, name: str = NAME, qtype: int | str = "A", cd: bool = False, do: bool = False
+        self,
+        name: str = NAME,
+        qtype: int | str = "A",
+        cd: bool = False,
+        do: bool = False,
+        fallthrough: bool = True,
     ) -> Outcomes:
         done = Outcomes()
         wire = question_wire(name, qtype)
-        self.forwarder.forward(wire[:-4], wire, cd, do, done)
+        self.forwarder.forward(wire[:-4], wire, cd, do, done, fallthrough)
         return done
 
     def last(self) -> tuple[FakeSocket, bytes]:
@@ -438,6 +443,14 @@ async def test_refused_falls_through_once_and_then_is_the_answer(stub: Setup) ->
     sock2, query2 = stub.last()
     sock2.deliver(reply_to(query2, rcode=dns.rcode.REFUSED))
     assert done.reply.rcode == dns.rcode.REFUSED and len(stub.sent) == 2
+
+
+async def test_a_question_kept_on_its_route_takes_refused_as_the_answer(stub: Setup) -> None:
+    done = stub.forward(REVERSE, "PTR", fallthrough=False)  # serve's autopath records: never upstream
+    sock, query = stub.last()
+    sock.deliver(reply_to(query, rcode=dns.rcode.REFUSED))
+    assert done.reply.rcode == dns.rcode.REFUSED and len(stub.sent) == 1
+    assert stub.forwarder.budget.inflight == 0
 
 
 async def test_refused_from_a_default_upstream_is_the_answer(stub: Setup) -> None:

@@ -60,6 +60,7 @@ class Forwarded:
     checking_disabled: bool
     dnssec_ok: bool
     done: Done
+    fallthrough: bool = True
 
     def answer(self, wire: bytes) -> None:
         self.done(scan(wire))
@@ -74,9 +75,17 @@ class FakeForwarder:
     unreadable_replies: int = 0
 
     def forward(
-        self, name: bytes, question: bytes, checking_disabled: bool, dnssec_ok: bool, done: Done
+        self,
+        name: bytes,
+        question: bytes,
+        checking_disabled: bool,
+        dnssec_ok: bool,
+        done: Done,
+        fallthrough: bool = True,
     ) -> None:
-        self.calls.append(Forwarded(presentation(name), question, checking_disabled, dnssec_ok, done))
+        self.calls.append(
+            Forwarded(presentation(name), question, checking_disabled, dnssec_ok, done, fallthrough)
+        )
 
 
 @dataclass

@@ -94,3 +94,10 @@ def test_cluster_zones_added_without_overriding_flag_routes() -> None:
         "cluster.local": (upstream,),
         "ip6.arpa": (upstream,),
     }
+
+
+def test_autopath_after_the_dashes_takes_the_cluster_domain() -> None:
+    argv = [*NODE_CACHE_ARGS[:-3], "--cluster-domain=corp.local", "--", "--autopath"]
+    assert parse(argv).cache.autopath == "corp.local"
+    assert parse([*NODE_CACHE_ARGS, "--autopath=other.local"]).cache.autopath == "other.local"
+    assert parse(NODE_CACHE_ARGS).cache.autopath is None

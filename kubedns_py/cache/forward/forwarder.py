@@ -71,6 +71,7 @@ class Exchange:
         checking_disabled: bool,
         dnssec_ok: bool,
         done: Done,
+        fallthrough: bool = True,
     ) -> None:
         self.forwarder = forwarder
         self.share = share
@@ -78,7 +79,7 @@ class Exchange:
         self.checking_disabled = checking_disabled
         self.dnssec_ok = dnssec_ok
         self.done = done
-        self.fallthrough = route.domain is not None and route.fallthrough_on_refused
+        self.fallthrough = fallthrough and route.domain is not None and route.fallthrough_on_refused
         self.servers = forwarder.ordered(route.servers)
         self.next = 0
 
@@ -193,11 +194,17 @@ class Forwarder:
         return [c for c in clients if c.health.usable] + [c for c in clients if not c.health.usable]
 
     def forward(
-        self, name: bytes, question: bytes, checking_disabled: bool, dnssec_ok: bool, done: Done
+        self,
+        name: bytes,
+        question: bytes,
+        checking_disabled: bool,
+        dnssec_ok: bool,
+        done: Done,
+        fallthrough: bool = True,
     ) -> None:
         """Send ``question`` (its section's bytes, name lower-cased; ``name`` its name alone, for
         routing) along its route; ``done`` is called once with the reply or the failure, possibly before
-        this returns."""
+        this returns. Without ``fallthrough`` a REFUSED from a domain's servers is the outcome."""
         route = self.routes.route_wire(name)
         if route.local_only:
             done(Failure.LOCAL_ONLY)
@@ -209,7 +216,7 @@ class Forwarder:
         if share is None:
             done(Failure.BUSY)
             return
-        Exchange(self, route, share, question, checking_disabled, dnssec_ok, done).ask_next()
+        Exchange(self, route, share, question, checking_disabled, dnssec_ok, done, fallthrough).ask_next()
 
     def close(self) -> None:
         for client in self._clients.values():

@@ -133,17 +133,31 @@ def _wire(domain: str) -> bytes:
     return b"".join(bytes([len(label)]) + label.encode() for label in domain.split(".") if label) + b"\0"
 
 
-def read_resolv_conf(path: str) -> tuple[Upstream, ...]:
-    """The ``nameserver`` addresses of a resolv.conf; an unreadable file gives none, with a warning."""
+def _resolv_conf_lines(path: str, lacking: str) -> list[list[str]]:
+    """The words of each line of a resolv.conf, comments left out; none, with a warning saying what is
+    ``lacking`` then, when it cannot be read."""
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
             lines = handle.readlines()
     except OSError as err:
-        log.warning("resolv-file %s: %s; no upstreams from it", path, err.strerror or err)
-        return ()
+        log.warning("resolv-file %s: %s; no %s from it", path, err.strerror or err, lacking)
+        return []
+    return [line.split("#", 1)[0].split(";", 1)[0].split() for line in lines]
+
+
+def read_search_domains(path: str) -> tuple[str, ...]:
+    """The search list of a resolv.conf, as glibc reads it: the last ``search`` or ``domain`` line."""
+    search: list[str] = []
+    for words in _resolv_conf_lines(path, "search domains"):
+        if words and words[0] in ("search", "domain"):
+            search = words[1:] if words[0] == "search" else words[1:2]
+    return tuple(search)
+
+
+def read_resolv_conf(path: str) -> tuple[Upstream, ...]:
+    """The ``nameserver`` addresses of a resolv.conf; an unreadable file gives none, with a warning."""
     servers: list[Upstream] = []
-    for line in lines:
-        words = line.split("#", 1)[0].split(";", 1)[0].split()
+    for words in _resolv_conf_lines(path, "upstreams"):
         if len(words) >= 2 and words[0] == "nameserver":
             try:
                 servers.append(parse_upstream(words[1]))

@@ -15,6 +15,11 @@ expire. Questions that are not plain cached answers (those ``QueryPolicy`` answe
 versions other than 0, malformed queries, answers too big for the client) are answered on that path
 too, and misses go to the ``Resolver`` with a callback that sends the reply when it is ready (no task
 per miss). Clients the ACL refuses never reach the cache (``QueryPolicy.guard``).
+
+With ``--autopath``, a question that may be the first of a Pod's search (``X.<ns>.svc.<zone>``, A or
+AAAA) goes to ``Autopath`` unless a positive answer is cached (which is what the search finds anyway);
+its NXDOMAIN entries and serve's autopath records are never readied for the fast path, so no hit
+bypasses that, and every other hit is as without it.
 """
 
 from __future__ import annotations
@@ -28,7 +33,8 @@ from time import monotonic
 from kubedns_py.cache.forward.loopdetect import LoopDetector
 from kubedns_py.cache.front.chaos import Chaos
 from kubedns_py.cache.front.policy import QueryPolicy
-from kubedns_py.cache.resolve.resolver import Answer, Resolver, UpstreamQuestion
+from kubedns_py.cache.resolve.autopath import Autopath
+from kubedns_py.cache.resolve.resolver import Answer, Resolver, UpstreamQuestion, Waiter
 from kubedns_py.cache.store.cache import CacheKey, ResponseCache
 from kubedns_py.cache.store.entry import NO_TALLY, OPT_SIZE, OPTS, Entry, served_flags, splice_reply
 from kubedns_py.dnswire import reader, splice
@@ -94,6 +100,8 @@ class Frontend:
         loops: LoopDetector,
         max_waiting: int = 2000,
         acl: ClientAcl | None = None,
+        autopath_zone: str | None = None,
+        host_search: tuple[str, ...] = (),
     ) -> None:
         self._cache = cache
         self._index_get = cache.index.get
@@ -106,6 +114,7 @@ class Frontend:
         self._max_waiting = max_waiting
         self.counters = FrontendCounters(stats)
         self._failures = RateLimitedLog(log)
+        self.autopath = Autopath(autopath_zone, host_search, self._lookup) if autopath_zone else None
 
     def udp_handler(self, send: Send) -> DatagramHandler:
         """The callback for one UDP listener's datagrams; ``send`` delivers replies that come later.
@@ -164,14 +173,13 @@ class Frontend:
             reply = entry.reply(data, q.end, q.edns, q.dnssec_ok, udp_limit(q), now)
             self._record("udp", q, entry.rcode, monotonic() - now, reply, data)
             return reply
-        self.counters.misses += 1
         if self._resolver.waiting >= self._max_waiting:
+            self.counters.misses += 1
             failed = splice.empty_reply(data, q, SERVFAIL, RA_BIT, OUR_PAYLOAD)
             self._record("udp", q, SERVFAIL, monotonic() - now, failed, data)
             return failed
-        self._resolver.resolve(
-            self._question(data, q, key), partial(self._answered, data, q, addr, send, now)
-        )
+        answered = partial(self._answered, data, q, addr, send, now)
+        self._miss(self._question(data, q, key), addr[0] if addr else None, answered)
         return None
 
     def _answered(
@@ -196,12 +204,37 @@ class Frontend:
             if entry is not None:
                 reply = entry.reply(data, q.end, q.edns, q.dnssec_ok, TCP_MAX, now)
             else:
-                self.counters.misses += 1
                 answered: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
-                self._resolver.resolve(self._question(data, q, key), _setter(answered))
+                self._miss(self._question(data, q, key), peer[0] if peer else None, _setter(answered))
                 reply = self._render(await answered, data, q, TCP_MAX)
         self._record("tcp", q, reply_rcode(reply), monotonic() - now, reply, data)
         return reply
+
+    def _miss(self, question: UpstreamQuestion, client: str | None, waiter: Waiter) -> None:
+        """A question not answered from the cache: to autopath when it may be a search's first (which
+        counts its own hits and misses), else upstream."""
+        autopath = self.autopath
+        if (
+            autopath is not None
+            and client is not None
+            and autopath.applies(question.key.name, question.key.qtype)
+        ):
+            autopath.resolve(question, client, waiter)
+            return
+        self.counters.misses += 1
+        self._resolver.resolve(question, waiter)
+
+    def _lookup(self, question: UpstreamQuestion, waiter: Waiter) -> None:
+        """Autopath's questions: a fresh entry, counted as a hit, or a miss to the resolver."""
+        entry = self._index_get(question.key)
+        if entry is not None and entry.expires > monotonic():
+            entry.hits += 1
+            self.counters.other_hits += 1
+            self._cache.touch(question.key)
+            waiter(Answer(entry))
+            return
+        self.counters.misses += 1
+        self._resolver.resolve(question, waiter)
 
     def _hit(self, data: bytes, q: reader.Question, key: CacheKey, now: float) -> Entry | None:
         """The fresh cache entry for ``key``, counted; None on a miss."""
@@ -215,8 +248,9 @@ class Frontend:
     def _ready(self, data: bytes, q: reader.Question, key: CacheKey, entry: Entry, now: float) -> bool:
         """Ready a found entry for the fast path when the TTLs it shows are due to count down: render
         them, mark it recently used, refresh it early if it is popular and about to expire. False
-        when it has expired (the miss path then decides between stale and fresh)."""
-        if entry.expires <= now:
+        when it has expired (the miss path then decides between stale and fresh), and for the
+        answers autopath must see first."""
+        if entry.expires <= now or (self.autopath is not None and self.autopath.diverts(key, entry.rcode)):
             return False
         if entry.wants_refresh(now):
             self._resolver.prefetch(key, entry, lambda: self._question(data, q, key))

@@ -1,7 +1,7 @@
 """Which questions the cache answers itself, never looking them up or forwarding them: those of
 clients the ACL refuses (``--allow-from``, ``--local-service``), CHAOS-class statistics, other classes,
-zone transfers, and our own loop-detection probes coming back. The frontend reads a query first
-(``dnswire.reader``), then asks this policy, then the cache."""
+zone transfers, serve's autopath records, and our own loop-detection probes coming back. The frontend
+reads a query first (``dnswire.reader``), then asks this policy, then the cache."""
 
 from __future__ import annotations
 
@@ -22,6 +22,9 @@ from kubedns_py.net.udp import Address, DatagramHandler
 
 REFUSED = RCODE.REFUSED
 NOT_FORWARDED = frozenset((QTYPE.AXFR, QTYPE.IXFR))
+# serve's autopath records say which namespace each Pod address is in: the cache asks them for its
+# own use, and never for a client (whatever the zone, with or without --autopath).
+PRIVATE_LABEL = b"_autopath-"
 
 
 class QueryPolicy:
@@ -42,7 +45,7 @@ class QueryPolicy:
                     return query or splice.header_only(data, RCODE.FORMERR)
                 return self._chaos.reply(query)
             return splice.empty_reply(data, q, REFUSED, RA_BIT, OUR_PAYLOAD)
-        if q.qtype in NOT_FORWARDED:
+        if q.qtype in NOT_FORWARDED or q.key[1 : 1 + len(PRIVATE_LABEL)] == PRIVATE_LABEL:
             return splice.empty_reply(data, q, REFUSED, RA_BIT, OUR_PAYLOAD)
         if self._loops.watching and self._loops.intercept(q.key):
             return splice.empty_reply(data, q, REFUSED, RA_BIT, OUR_PAYLOAD)

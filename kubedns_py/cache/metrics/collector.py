@@ -16,6 +16,7 @@ from kubedns_py.buckets import cumulative
 from kubedns_py.cache.configmap import ConfigDirWatcher
 from kubedns_py.cache.forward.forwarder import Forwarder
 from kubedns_py.cache.front.frontend import Frontend
+from kubedns_py.cache.resolve.autopath import AutopathCounters
 from kubedns_py.cache.resolve.resolver import Resolver
 from kubedns_py.cache.store.cache import ResponseCache
 from kubedns_py.net.stats import DURATION_BUCKETS
@@ -118,6 +119,32 @@ class CacheCollector(Collector):
         yield failures
         yield up
         yield self.durations.histogram(FORWARD_DURATION)
+        autopath = self.frontend.autopath
+        # Zeros without --autopath, so that one dashboard serves caches with and without it.
+        found = autopath.counters if autopath is not None else AutopathCounters()
+        yield _counter(
+            "kubedns_cache_autopath_shortened",
+            "First search-path questions answered with what the client's search finds (a CNAME).",
+            found.shortened,
+        )
+        yield _counter(
+            "kubedns_cache_autopath_missing",
+            "First search-path questions walked to the end: no candidate exists (NXDOMAIN).",
+            found.missing,
+        )
+        yield _counter(
+            "kubedns_cache_autopath_candidates",
+            "Search-path candidates autopath looked up (in the cache or upstream).",
+            found.candidates,
+        )
+        fallbacks = CounterMetricFamily(
+            "kubedns_cache_autopath_fallbacks",
+            "First search-path questions given their plain answer, by why.",
+            labels=["reason"],
+        )
+        for reason, count in found.fallbacks.items():
+            fallbacks.add_metric([reason.value], count)
+        yield fallbacks
         if self.config_dir is not None:
             yield _counter(
                 "kubedns_cache_config_reloads", "ConfigMap changes applied.", self.config_dir.reloads

@@ -117,6 +117,15 @@ class CoreDnsCacheCollector(Collector):
         for to, rcode, count in self._durations.counts():
             responses.add_metric([to_label(to), rcode], count)
         yield responses
+        autopath = self._frontend.autopath
+        if autopath is not None:
+            autopathed = CounterMetricFamily(
+                "coredns_autopath_success",
+                "Counter of requests that did autopath.",
+                labels=["server"],
+            )
+            autopathed.add_metric([where[0]], autopath.counters.shortened)
+            yield autopathed
 
 
 def _counter(name: str, documentation: str, where: list[str], value: int) -> CounterMetricFamily:

@@ -41,6 +41,7 @@ class UpstreamQuestion(NamedTuple):
 
     key: CacheKey
     wire: bytes  # the question section (name, type, class), name lower-cased
+    own_route: bool = False  # never passed on to the default upstreams (serve's autopath records)
 
     @property
     def name(self) -> str:
@@ -161,6 +162,7 @@ class Resolver:
             key.checking_disabled,
             key.dnssec_ok,
             lambda outcome: self._fetched(question, chain, outcome, finished),
+            fallthrough=not question.own_route,
         )
 
     def _fetched(
