@@ -127,9 +127,11 @@ class Resolver:
         if self._inflight.get(question.key) is pending:
             del self._inflight[question.key]
         self._stale_timers.remove(pending)
+        waiters, pending.waiters = pending.waiters, []
+        if not waiters:
+            return  # a prefetch, or every client was given a stale answer already
         if answer.entry is None and answer.passed is None and answer.rcode == SERVFAIL and not answer.busy:
             answer = self._stale_or(question, answer)
-        waiters, pending.waiters = pending.waiters, []
         for waiter in waiters:
             self._answer(waiter, answer)
 
