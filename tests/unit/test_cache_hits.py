@@ -5,6 +5,7 @@ answers that never reach the cache (BADVERS, FORMERR, NOTIMP, REFUSED, drops).""
 
 from __future__ import annotations
 
+import asyncio
 import struct
 import time
 from collections.abc import AsyncIterator
@@ -177,6 +178,17 @@ async def test_udp_replies_never_exceed_our_size_whatever_the_client_takes(front
         )
         assert wire is not None and len(wire) <= 1232
         assert dns.message.from_wire(wire).flags & dns.flags.TC
+
+
+async def test_misses_read_with_hits_are_forwarded_once_the_hits_are_answered(front: Frontend) -> None:
+    store(front, NAME, upstream_reply(NAME))
+    sent: list[bytes] = []
+    handler = front.udp_handler(lambda reply, _: sent.append(reply))
+    assert handler(dns.message.make_query("miss.example.com.", "A").to_wire(), ("127.0.0.1", 1)) is None
+    hit = handler(dns.message.make_query(NAME, "A").to_wire(), ("127.0.0.1", 1))
+    assert hit is not None and sent == []  # the miss has not even been looked at yet
+    await asyncio.sleep(0)  # the turn of the event loop that read them ends
+    assert len(sent) == 1 and dns.message.from_wire(sent[0]).rcode() == dns.rcode.SERVFAIL  # no upstream
 
 
 async def test_the_memo_takes_names_as_first_asked_and_stays_bounded(front: Frontend) -> None:
