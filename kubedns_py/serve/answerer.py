@@ -41,9 +41,9 @@ from kubedns_py.dnswire.reader import (
     read,
 )
 from kubedns_py.dnswire.reply import OUR_PAYLOAD, TCP_MAX, build_reply
-from kubedns_py.dnswire.splice import empty_reply, header_only, raw_opt, refusal
+from kubedns_py.dnswire.splice import empty_reply, header_only, raw_opt
 from kubedns_py.memo import Memo
-from kubedns_py.net.acl import ClientAcl
+from kubedns_py.net.acl import ClientAcl, ClientGuard
 from kubedns_py.net.stats import DnsStats, HitTally, qtype_label
 from kubedns_py.net.tcp import Peer
 from kubedns_py.net.udp import Address, DatagramHandler
@@ -82,7 +82,7 @@ class Answerer(Collector):
         readers: ClientAcl | None = None,
     ) -> None:
         self._zone = zone
-        self._acl = acl  # None: everyone may ask, and nobody's address is looked at
+        self._guard = ClientGuard(acl, stats, 0)  # acl None: everyone may ask
         self._readers = readers  # who may read autopath records; None: nobody
         self._find = wire.find
         self._tally = stats.tally
@@ -98,32 +98,12 @@ class Answerer(Collector):
     def udp_handler(self) -> DatagramHandler:
         """``answer`` itself, or, when only some clients may ask, ``answer`` behind a check of the
         client's address (one dict lookup for an address seen before)."""
-        if self._acl is None:
-            return self.answer
-        verdicts, allows, answer, refuse = self._acl.verdicts, self._acl.allows, self.answer, self._refuse
-
-        def answer_allowed(data: bytes, addr: Address) -> bytes | None:
-            if verdicts.get(addr[0]) or allows(addr[0]):
-                return answer(data, addr)
-            return refuse(data, "udp")
-
-        return answer_allowed
+        return self._guard.udp(self.answer)
 
     async def answer_tcp(self, data: bytes, peer: Peer = None) -> bytes | None:
-        if self._acl is not None and not self._acl.allows(peer[0] if peer else ""):
-            return self._refuse(data, "tcp")
+        if not self._guard.admits(peer):
+            return self._guard.refuse(data, "tcp")
         return self.answer(data, peer, True)
-
-    def _refuse(self, data: bytes, proto: str) -> bytes | None:
-        start = perf_counter()
-        assert self._acl is not None
-        self._acl.refused += 1
-        refused = refusal(data, 0, OUR_PAYLOAD)
-        if refused is None:
-            return None
-        reply, qtype = refused
-        self._record(proto, qtype_label(qtype), "REFUSED", perf_counter() - start, len(reply), len(data))
-        return reply
 
     def answer(self, data: bytes, addr: Address | Peer = None, tcp: bool = False) -> bytes | None:
         """The reply to one query, or None to send nothing; listeners pass the client's address."""
