@@ -10,14 +10,22 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from dnslib import OPCODE, QTYPE, RCODE, DNSRecord
+from dnslib import DNSRecord
 
-from kubedns_py.dnswire.header import DO_BIT, OPCODE_MASK, QR_BIT
+from kubedns_py.dnswire.header import (
+    DO_BIT,
+    FORMERR,
+    MAX_UDP_PAYLOAD,
+    MIN_UDP_PAYLOAD,
+    NOTIMP,
+    OPCODE_MASK,
+    OPT_TYPE,
+    QR_BIT,
+    Opcode,
+)
 from kubedns_py.dnswire.splice import header_only
 
 HEADER = struct.Struct("!HHHHHH")
-MIN_UDP_PAYLOAD = 512
-MAX_UDP_PAYLOAD = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -40,17 +48,17 @@ def read_query(data: bytes) -> Query | bytes | None:
     _, flags, qdcount, _, _, _ = HEADER.unpack_from(data)
     if flags & QR_BIT:
         return None
-    if (flags & OPCODE_MASK) >> 11 != OPCODE.QUERY:
-        return header_only(data, RCODE.NOTIMP)
+    if (flags & OPCODE_MASK) >> 11 != Opcode.QUERY:
+        return header_only(data, NOTIMP)
     if qdcount != 1:
-        return header_only(data, RCODE.FORMERR)
+        return header_only(data, FORMERR)
     try:
         record = DNSRecord.parse(data)
     except Exception:  # dnslib raises several types on malformed input; all mean FORMERR here
-        return header_only(data, RCODE.FORMERR)
-    opts = [rr for rr in record.ar if rr.rtype == QTYPE.OPT]
-    if len(opts) > 1 or any(rr.rtype == QTYPE.OPT for rr in record.rr + record.auth):
-        return header_only(data, RCODE.FORMERR)
+        return header_only(data, FORMERR)
+    opts = [rr for rr in record.ar if rr.rtype == OPT_TYPE]
+    if len(opts) > 1 or any(rr.rtype == OPT_TYPE for rr in record.rr + record.auth):
+        return header_only(data, FORMERR)
     if not opts:
         return Query(record, edns=False, payload=MIN_UDP_PAYLOAD, dnssec_ok=False)
     opt = opts[0]

@@ -22,13 +22,13 @@ import logging
 from collections.abc import Iterator
 from time import perf_counter
 
-from dnslib import QTYPE, RCODE, DNSRecord
+from dnslib import DNSRecord
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from kubedns_py.cluster.answers import Section, Spread, Validity, WireZone
 from kubedns_py.cluster.zone import Zone
-from kubedns_py.dnswire.header import BADVERS, rcode_name
+from kubedns_py.dnswire.header import AXFR, BADVERS, FORMERR, IN, IXFR, REFUSED, SERVFAIL, rcode_name
 from kubedns_py.dnswire.query import Query
 from kubedns_py.dnswire.reader import (
     BadVersion,
@@ -51,11 +51,10 @@ from kubedns_py.ratelimit import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
-IN = 1
 # Types from IXFR (251) up (AXFR, MAILB, MAILA, ANY) and the rare ones past 255 take the general path.
-FIRST_GENERAL_TYPE = QTYPE.IXFR
+FIRST_GENERAL_TYPE = IXFR
 OPT_BY_DO = (raw_opt(OUR_PAYLOAD, False), raw_opt(OUR_PAYLOAD, True))
-ZONE_TRANSFERS = (QTYPE.AXFR, QTYPE.IXFR)
+ZONE_TRANSFERS = (AXFR, IXFR)
 # Finished UDP replies by query bytes after the ID, for names asked again and again. Keyed by whole
 # queries (case, EDNS size), so bounded; it forgets its oldest a few at a time.
 MEMO_LIMIT = 20_000
@@ -144,9 +143,9 @@ class Answerer(Collector):
         except Exception:  # never a query without an answer: SERVFAIL, and a (rate-limited) log line
             self._failures.exception("answer", "answering a %d-byte query failed", len(data))
             general, qtype_name, rcode_text = (
-                header_only(data, RCODE.SERVFAIL),
+                header_only(data, SERVFAIL),
                 "other",
-                rcode_name(RCODE.SERVFAIL),
+                rcode_name(SERVFAIL),
             )
         if general is not None:
             proto = "tcp" if tcp else "udp"
@@ -212,15 +211,15 @@ class Answerer(Collector):
     ) -> tuple[bytes, str, str]:
         label = qtype_label(q.qtype)
         if q.qclass != IN or q.qtype in ZONE_TRANSFERS:
-            return empty_reply(data, q, RCODE.REFUSED, 0, OUR_PAYLOAD), label, "REFUSED"
+            return empty_reply(data, q, REFUSED, 0, OUR_PAYLOAD), label, "REFUSED"
         try:
             record = DNSRecord.parse(data)
         except Exception:  # dnslib reads less than the wire allows (e.g. labels that are not UTF-8)
             self._malformed("undecodable")
-            return header_only(data, RCODE.FORMERR), label, "FORMERR"
+            return header_only(data, FORMERR), label, "FORMERR"
         query = Query(record, q.edns, q.payload, q.dnssec_ok)
         if self._zone.is_autopath_name(record.q.qname) and not self._may_read(addr):
-            return empty_reply(data, q, RCODE.REFUSED, 0, OUR_PAYLOAD), label, "REFUSED"
+            return empty_reply(data, q, REFUSED, 0, OUR_PAYLOAD), label, "REFUSED"
         result = self._zone.lookup(query.record.q.qname, q.qtype)
         limit = tcp_limit if tcp_limit is not None else min(q.payload, OUR_PAYLOAD)
         answer, authority, additional = result.answer, result.authority, result.additional

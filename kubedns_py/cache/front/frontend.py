@@ -38,7 +38,15 @@ from kubedns_py.cache.resolve.resolver import Answer, Resolver, UpstreamQuestion
 from kubedns_py.cache.store.cache import CacheKey, ResponseCache
 from kubedns_py.cache.store.entry import NO_TALLY, OPT_SIZE, OPTS, Entry, served_flags, splice_reply
 from kubedns_py.dnswire import reader, splice
-from kubedns_py.dnswire.header import BADVERS, CD_BIT, RA_BIT, SERVFAIL, rcode_name, reply_rcode
+from kubedns_py.dnswire.header import (
+    BADVERS,
+    CD_BIT,
+    MIN_UDP_PAYLOAD,
+    RA_BIT,
+    SERVFAIL,
+    rcode_name,
+    reply_rcode,
+)
 from kubedns_py.dnswire.reply import OUR_PAYLOAD, TCP_MAX
 from kubedns_py.memo import Memo
 from kubedns_py.net.acl import ClientAcl, ClientGuard
@@ -51,7 +59,6 @@ log = logging.getLogger(__name__)
 
 Send = Callable[[bytes, Address], None]
 _new = tuple.__new__
-MIN_UDP_PAYLOAD = reader.MIN_UDP_PAYLOAD
 MEMO_LIMIT = 50_000
 
 
