@@ -71,41 +71,25 @@ class Opcode(IntEnum):
     QUERY = 0
 
 
-QR_BIT = Flag.QR.value
-AA_BIT = Flag.AA.value
-TC_BIT = Flag.TC.value
-RD_BIT = Flag.RD.value
-RA_BIT = Flag.RA.value
-CD_BIT = Flag.CD.value
+# Plain ints for the per-query paths (a member is an attribute of its class, looked up each time).
+QR_BIT, AA_BIT, TC_BIT, RD_BIT, RA_BIT, CD_BIT = (int(flag) for flag in Flag)  # in the order above
 OPCODE_MASK = 0x7800
 RCODE_MASK = 0x000F
 HEADER_SIZE = 12  # ID, flags and the four counts
 
 # The OPT record (RFC 6891): its type, the DO bit in its TTL field, and the UDP sizes we accept.
-OPT_TYPE = Type.OPT.value
+OPT_TYPE = int(Type.OPT)
 DO_BIT = 0x8000
 MIN_UDP_PAYLOAD = 512
 MAX_UDP_PAYLOAD = 4096
 
-# Plain ints for the per-query paths (a member is an attribute of its class, looked up each time).
-A, NS, CNAME, SOA, PTR, TXT = (
-    Type.A.value,
-    Type.NS.value,
-    Type.CNAME.value,
-    Type.SOA.value,
-    Type.PTR.value,
-    Type.TXT.value,
+A, NS, CNAME, SOA, PTR = (int(t) for t in (Type.A, Type.NS, Type.CNAME, Type.SOA, Type.PTR))
+TXT, AAAA, SRV, IXFR, AXFR, ANY = (
+    int(t) for t in (Type.TXT, Type.AAAA, Type.SRV, Type.IXFR, Type.AXFR, Type.ANY)
 )
-AAAA, SRV, IXFR, AXFR, ANY = Type.AAAA.value, Type.SRV.value, Type.IXFR.value, Type.AXFR.value, Type.ANY.value
-IN, CH = Class.IN.value, Class.CH.value
-
-NOERROR = Rcode.NOERROR.value
-FORMERR = Rcode.FORMERR.value
-SERVFAIL = Rcode.SERVFAIL.value
-NXDOMAIN = Rcode.NXDOMAIN.value
-NOTIMP = Rcode.NOTIMP.value
-REFUSED = Rcode.REFUSED.value
-BADVERS = Rcode.BADVERS.value
+IN, CH = int(Class.IN), int(Class.CH)
+NOERROR, FORMERR, SERVFAIL, NXDOMAIN, NOTIMP, REFUSED = (int(rcode) for rcode in tuple(Rcode)[:6])
+BADVERS = int(Rcode.BADVERS)
 
 RCODE_NAMES = {rcode.value: rcode.name for rcode in Rcode}
 
