@@ -162,13 +162,21 @@ def add_workers_flag(parser: argparse._ActionsContainer) -> None:
     )
 
 
+def add_repeated_flag(
+    parser: argparse._ActionsContainer, names: str | tuple[str, ...], metavar: str, help: str, **more: Any
+) -> None:
+    """A flag given any number of times (``action="append"``), its values a list, empty by default;
+    ``more`` for what else argparse takes (``dest``, ``type``)."""
+    names = (names,) if isinstance(names, str) else names
+    parser.add_argument(*names, action="append", default=[], metavar=metavar, help=help, **more)
+
+
 def add_allow_from_flag(parser: argparse._ActionsContainer) -> None:
-    parser.add_argument(
+    add_repeated_flag(
+        parser,
         "--allow-from",
-        action="append",
-        default=[],
-        metavar="CIDR[,CIDR...]",
-        help="answer only clients inside these networks; others get REFUSED (repeatable; default: anyone)",
+        "CIDR[,CIDR...]",
+        "answer only clients inside these networks; others get REFUSED (repeatable; default: anyone)",
     )
 
 

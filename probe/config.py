@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from dnslib import DNSRecord
 
-from kubedns_py.flags import add_logging_flags, non_negative_int, port
+from kubedns_py.flags import add_logging_flags, add_repeated_flag, non_negative_int, port
 
 _LABEL = re.compile(r"[A-Za-z0-9_]+")
 PROBE_TYPES = ("A", "AAAA", "SRV", "ANY")
@@ -77,12 +77,11 @@ def parse_probe(text: str) -> ProbeSpec:
 
 
 def add_probe_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+    add_repeated_flag(
+        parser,
         "--probe",
-        action="append",
-        default=[],
-        metavar="LABEL,SERVER[:PORT],NAME[,INTERVAL][,TYPE]",
-        help="a DNS probe (repeatable); TYPE defaults to A",
+        "LABEL,SERVER[:PORT],NAME[,INTERVAL][,TYPE]",
+        "a DNS probe (repeatable); TYPE defaults to A",
     )
     parser.add_argument("--dnsmasq-addr", default="127.0.0.1", help="the cache to poll for CHAOS statistics")
     parser.add_argument("--dnsmasq-port", type=port, default=53)

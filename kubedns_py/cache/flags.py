@@ -24,6 +24,7 @@ from kubedns_py.flags import (
     add_allow_from_flag,
     add_lameduck_flag,
     add_logging_flags,
+    add_repeated_flag,
     add_tcp_flags,
     add_workers_flag,
     config_from_args,
@@ -82,12 +83,8 @@ def add_cache_flags(parser: argparse.ArgumentParser) -> None:
         "-k", "--keep-in-foreground", action="store_true", help="accepted; we always run in the foreground"
     )
     dnsmasq.add_argument("--port", type=port, default=53, help="DNS port, UDP and TCP (0 picks a free port)")
-    dnsmasq.add_argument(
-        "--listen-address",
-        action="append",
-        default=[],
-        metavar="IP[,IP...]",
-        help="address to answer on (repeatable; default 0.0.0.0)",
+    add_repeated_flag(
+        dnsmasq, "--listen-address", "IP[,IP...]", "address to answer on (repeatable; default 0.0.0.0)"
     )
     dnsmasq.add_argument("--bind-interfaces", action="store_true", help="accepted; we always bind addresses")
     dnsmasq.add_argument(
@@ -101,21 +98,18 @@ def add_cache_flags(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="TTL for negative answers with no SOA",
     )
-    dnsmasq.add_argument(
-        "--server",
-        "--local",
+    add_repeated_flag(
+        dnsmasq,
+        ("--server", "--local"),
+        "[/DOMAIN/]IP[#PORT]",
+        "upstream; /domain/ip#port routes a domain, /domain/ answers it locally (repeatable)",
         dest="server",
-        action="append",
-        default=[],
-        metavar="[/DOMAIN/]IP[#PORT]",
-        help="upstream; /domain/ip#port routes a domain, /domain/ answers it locally (repeatable)",
     )
-    parser.add_argument(
+    add_repeated_flag(
+        parser,
         "--tcp-server",
-        action="append",
-        default=[],
-        metavar="[/DOMAIN/]IP[#PORT]",
-        help="like --server, but always asked over TCP (node-local caches: no conntrack entries)",
+        "[/DOMAIN/]IP[#PORT]",
+        "like --server, but always asked over TCP (node-local caches: no conntrack entries)",
     )
     dnsmasq.add_argument("--no-resolv", action="store_true", help="do not use the resolv-file's nameservers")
     dnsmasq.add_argument("--resolv-file", default="/etc/resolv.conf", metavar="PATH")

@@ -13,6 +13,7 @@ from kubedns_py.flags import (
     add_allow_from_flag,
     add_lameduck_flag,
     add_logging_flags,
+    add_repeated_flag,
     add_tcp_flags,
     add_workers_flag,
     config_from_args,
@@ -64,13 +65,12 @@ def add_cluster_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kube-master-url", default=None, help="API server URL; environment variables expand"
     )
-    parser.add_argument(
+    add_repeated_flag(
+        parser,
         "--manifests",
-        action="append",
+        "PATH",
+        "YAML/JSON file or directory of cluster objects, instead of the API (repeatable; reloaded)",
         type=Path,
-        default=[],
-        metavar="PATH",
-        help="YAML/JSON file or directory of cluster objects, instead of the API (repeatable; reloaded)",
     )
     parser.add_argument("--coredns-metrics", action="store_true", help="also export CoreDNS's metric names")
 
