@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from dnslib import DNSRecord
 
-from kubedns_py.flags import add_logging_flags, add_repeated_flag, non_negative_int, port
+from kubedns_py.flags import add_logging_flags, add_repeated_flag, config_from_args, non_negative_int, port
 
 _LABEL = re.compile(r"[A-Za-z0-9_]+")
 PROBE_TYPES = ("A", "AAAA", "SRV", "ANY")
@@ -121,14 +121,12 @@ def probe_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> P
         parser.error("--dnsmasq-poll-interval-ms must be positive")
     if not 0 < args.probe_timeout <= 60:
         parser.error(f"--probe-timeout {args.probe_timeout} must be in (0, 60]")
-    return ProbeConfig(
+    return config_from_args(
+        ProbeConfig,
+        args,
         probes=tuple(probes),
         dnsmasq_host=args.dnsmasq_addr,
-        dnsmasq_port=args.dnsmasq_port,
         dnsmasq_poll_interval=args.dnsmasq_poll_interval_ms / 1000,
-        prometheus_addr=args.prometheus_addr,
-        prometheus_port=args.prometheus_port,
-        prometheus_path=args.prometheus_path,
         namespace=args.prometheus_namespace,
         timeout=args.probe_timeout,
         verbosity=args.v,
