@@ -80,21 +80,22 @@ def dns_domain(text: str) -> str:
     return domain
 
 
-def port(text: str) -> int:
+def _integer(text: str, what: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid port {text!r}") from None
+        raise argparse.ArgumentTypeError(f"invalid {what} {text!r}") from None
+
+
+def port(text: str) -> int:
+    value = _integer(text, "port")
     if not 0 <= value <= 65535:
         raise argparse.ArgumentTypeError(f"port {value} is outside 0-65535")
     return value
 
 
 def non_negative_int(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"invalid number {text!r}") from None
+    value = _integer(text, "number")
     if value < 0:
         raise argparse.ArgumentTypeError(f"{value} is negative")
     return value
@@ -162,24 +163,51 @@ def add_workers_flag(parser: argparse._ActionsContainer) -> None:
     )
 
 
+def add_repeated_flag(
+    parser: argparse._ActionsContainer, names: str | tuple[str, ...], metavar: str, help: str, **more: Any
+) -> None:
+    """A flag given any number of times (``action="append"``), its values a list, empty by default;
+    ``more`` for what else argparse takes (``dest``, ``type``)."""
+    names = (names,) if isinstance(names, str) else names
+    parser.add_argument(*names, action="append", default=[], metavar=metavar, help=help, **more)
+
+
 def add_allow_from_flag(parser: argparse._ActionsContainer) -> None:
-    parser.add_argument(
+    add_repeated_flag(
+        parser,
         "--allow-from",
-        action="append",
-        default=[],
-        metavar="CIDR[,CIDR...]",
-        help="answer only clients inside these networks; others get REFUSED (repeatable; default: anyone)",
+        "CIDR[,CIDR...]",
+        "answer only clients inside these networks; others get REFUSED (repeatable; default: anyone)",
     )
+
+
+def add_duration_flag(
+    parser: argparse._ActionsContainer, name: str, default: float, help: str | None = None
+) -> None:
+    """A flag taking a duration (``duration``: ``90s``, ``1m30s``, plain seconds), shown as DURATION."""
+    parser.add_argument(name, type=duration, default=default, metavar="DURATION", help=help)
 
 
 def add_lameduck_flag(parser: argparse._ActionsContainer) -> None:
-    parser.add_argument(
+    add_duration_flag(
+        parser,
         "--lameduck",
-        type=duration,
-        default=0.0,
-        metavar="DURATION",
-        help="on SIGTERM, report not ready and keep answering this long before stopping (default 0)",
+        0.0,
+        "on SIGTERM, report not ready and keep answering this long before stopping (default 0)",
     )
+
+
+def add_server_flags(
+    parser: argparse.ArgumentParser, max_per_client: int, ours: argparse._ActionsContainer | None = None
+) -> None:
+    """What every DNS server takes: the TCP limits, ``--allow-from``, ``--lameduck``, ``--workers`` (in
+    ``ours``, the parser itself by default) and logging."""
+    add_tcp_flags(parser, max_per_client)
+    group = parser if ours is None else ours
+    add_allow_from_flag(group)
+    add_lameduck_flag(group)
+    add_workers_flag(group)
+    add_logging_flags(parser)
 
 
 def add_logging_flags(parser: argparse.ArgumentParser) -> None:

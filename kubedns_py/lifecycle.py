@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import signal
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 log = logging.getLogger("kubedns_py")
 SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -31,6 +31,14 @@ class Draining(Protocol):
 
     def drain(self) -> None:
         """Say not ready from now on; keep answering."""
+
+
+async def cancelled(task: asyncio.Task[Any] | None) -> None:
+    """Cancel ``task`` (if any) and wait until it has ended."""
+    if task is not None:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
 
 
 async def run_until_signalled(component: Component) -> None:

@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from kubedns_py.flags import add_logging_flags, port
+from kubedns_py.flags import add_logging_flags, add_repeated_flag, port
 from kubedns_py.serve.config import add_cluster_flags
 
 DEMO_CLUSTER = Path(__file__).resolve().parent.parent / "deploy" / "examples" / "demo-cluster.yaml"
@@ -38,12 +38,8 @@ def add_up_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cache-metrics-port", type=port, default=9153)
     parser.add_argument("--probe-port", type=port, default=10054)
     add_cluster_flags(parser)  # serve's own: with neither manifests nor a cluster, the demo cluster
-    parser.add_argument(
-        "--server",
-        action="append",
-        default=[],
-        metavar="IP[#PORT]",
-        help="upstream servers for other names (default: /etc/resolv.conf)",
+    add_repeated_flag(
+        parser, "--server", "IP[#PORT]", "upstream servers for other names (default: /etc/resolv.conf)"
     )
     add_logging_flags(parser)
 

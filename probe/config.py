@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from dnslib import DNSRecord
 
-from kubedns_py.flags import add_logging_flags, non_negative_int, port
+from kubedns_py.flags import add_logging_flags, add_repeated_flag, config_from_args, non_negative_int, port
 
 _LABEL = re.compile(r"[A-Za-z0-9_]+")
 PROBE_TYPES = ("A", "AAAA", "SRV", "ANY")
@@ -77,12 +77,11 @@ def parse_probe(text: str) -> ProbeSpec:
 
 
 def add_probe_flags(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
+    add_repeated_flag(
+        parser,
         "--probe",
-        action="append",
-        default=[],
-        metavar="LABEL,SERVER[:PORT],NAME[,INTERVAL][,TYPE]",
-        help="a DNS probe (repeatable); TYPE defaults to A",
+        "LABEL,SERVER[:PORT],NAME[,INTERVAL][,TYPE]",
+        "a DNS probe (repeatable); TYPE defaults to A",
     )
     parser.add_argument("--dnsmasq-addr", default="127.0.0.1", help="the cache to poll for CHAOS statistics")
     parser.add_argument("--dnsmasq-port", type=port, default=53)
@@ -122,14 +121,12 @@ def probe_config(args: argparse.Namespace, parser: argparse.ArgumentParser) -> P
         parser.error("--dnsmasq-poll-interval-ms must be positive")
     if not 0 < args.probe_timeout <= 60:
         parser.error(f"--probe-timeout {args.probe_timeout} must be in (0, 60]")
-    return ProbeConfig(
+    return config_from_args(
+        ProbeConfig,
+        args,
         probes=tuple(probes),
         dnsmasq_host=args.dnsmasq_addr,
-        dnsmasq_port=args.dnsmasq_port,
         dnsmasq_poll_interval=args.dnsmasq_poll_interval_ms / 1000,
-        prometheus_addr=args.prometheus_addr,
-        prometheus_port=args.prometheus_port,
-        prometheus_path=args.prometheus_path,
         namespace=args.prometheus_namespace,
         timeout=args.probe_timeout,
         verbosity=args.v,

@@ -11,8 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 
-from dnslib import QTYPE
-
+from kubedns_py.dnswire.header import TXT
 from kubedns_py.ratelimit import RateLimitedLog
 from probe.dnsquery import QueryError, ask
 from probe.metrics import ProbeMetrics
@@ -66,7 +65,7 @@ class StatsPoller:
 
     async def _read(self, name: str) -> int:
         reply = await ask(self._host, self._port, f"{name}.bind.", "TXT", self._timeout, qclass="CH")
-        records = [rr for rr in reply.rr if rr.rtype == QTYPE.TXT]
+        records = [rr for rr in reply.rr if rr.rtype == TXT]
         if len(records) != 1 or len(records[0].rdata.data) != 1:
             raise ValueError(f"{name}.bind: expected one TXT record with one string")
         return int(records[0].rdata.data[0].decode())

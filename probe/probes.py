@@ -9,9 +9,7 @@ import random
 import time
 from dataclasses import dataclass
 
-from dnslib import RCODE
-
-from kubedns_py.dnswire.header import rcode_name
+from kubedns_py.dnswire.header import NOERROR, rcode_name
 from kubedns_py.ratelimit import RateLimitedLog
 from probe.config import ProbeSpec
 from probe.dnsquery import QueryError, ask
@@ -35,7 +33,7 @@ async def probe_once(spec: ProbeSpec, within: float) -> Outcome:
     except QueryError as err:
         return Outcome(False, time.perf_counter() - start, str(err), True)
     latency = time.perf_counter() - start
-    if reply.header.rcode != RCODE.NOERROR:
+    if reply.header.rcode != NOERROR:
         return Outcome(False, latency, f"{spec.name} {spec.qtype}: {rcode_name(reply.header.rcode)}", True)
     if not reply.rr:
         return Outcome(False, latency, f"{spec.name} {spec.qtype}: no answer records", True)

@@ -21,11 +21,9 @@ from dataclasses import dataclass
 
 from kubedns_py.cache.servers import StaticServers
 from kubedns_py.flags import (
-    add_allow_from_flag,
-    add_lameduck_flag,
-    add_logging_flags,
-    add_tcp_flags,
-    add_workers_flag,
+    add_duration_flag,
+    add_repeated_flag,
+    add_server_flags,
     config_from_args,
     dns_domain,
     duration,
@@ -82,12 +80,8 @@ def add_cache_flags(parser: argparse.ArgumentParser) -> None:
         "-k", "--keep-in-foreground", action="store_true", help="accepted; we always run in the foreground"
     )
     dnsmasq.add_argument("--port", type=port, default=53, help="DNS port, UDP and TCP (0 picks a free port)")
-    dnsmasq.add_argument(
-        "--listen-address",
-        action="append",
-        default=[],
-        metavar="IP[,IP...]",
-        help="address to answer on (repeatable; default 0.0.0.0)",
+    add_repeated_flag(
+        dnsmasq, "--listen-address", "IP[,IP...]", "address to answer on (repeatable; default 0.0.0.0)"
     )
     dnsmasq.add_argument("--bind-interfaces", action="store_true", help="accepted; we always bind addresses")
     dnsmasq.add_argument(
@@ -101,21 +95,18 @@ def add_cache_flags(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="TTL for negative answers with no SOA",
     )
-    dnsmasq.add_argument(
-        "--server",
-        "--local",
+    add_repeated_flag(
+        dnsmasq,
+        ("--server", "--local"),
+        "[/DOMAIN/]IP[#PORT]",
+        "upstream; /domain/ip#port routes a domain, /domain/ answers it locally (repeatable)",
         dest="server",
-        action="append",
-        default=[],
-        metavar="[/DOMAIN/]IP[#PORT]",
-        help="upstream; /domain/ip#port routes a domain, /domain/ answers it locally (repeatable)",
     )
-    parser.add_argument(
+    add_repeated_flag(
+        parser,
         "--tcp-server",
-        action="append",
-        default=[],
-        metavar="[/DOMAIN/]IP[#PORT]",
-        help="like --server, but always asked over TCP (node-local caches: no conntrack entries)",
+        "[/DOMAIN/]IP[#PORT]",
+        "like --server, but always asked over TCP (node-local caches: no conntrack entries)",
     )
     dnsmasq.add_argument("--no-resolv", action="store_true", help="do not use the resolv-file's nameservers")
     dnsmasq.add_argument("--resolv-file", default="/etc/resolv.conf", metavar="PATH")
@@ -145,17 +136,14 @@ def add_cache_flags(parser: argparse.ArgumentParser) -> None:
     nanny.add_argument("--kubednsServer", default=None, help=argparse.SUPPRESS)
     nanny.add_argument("--logInterval", default=None, help=argparse.SUPPRESS)
     ours = parser.add_argument_group("kubedns-py")
-    ours.add_argument(
+    add_duration_flag(
+        ours,
         "--stale-cache-ttl",
-        type=duration,
-        default=3600.0,
-        metavar="DURATION",
-        help="serve expired answers this long when upstreams fail (default 1h; 0 disables)",
+        3600.0,
+        "serve expired answers this long when upstreams fail (default 1h; 0 disables)",
     )
     ours.add_argument("--config-dir", default=None, help="kube-dns ConfigMap directory (stubDomains, ...)")
-    ours.add_argument(
-        "--config-period", type=duration, default=5.0, metavar="DURATION", help="config-dir poll period"
-    )
+    add_duration_flag(ours, "--config-period", 5.0, "config-dir poll period")
     ours.add_argument("--metrics-port", type=port, default=9153, help="Prometheus /metrics (0 picks a port)")
     ours.add_argument("--coredns-metrics", action="store_true", help="also export CoreDNS's metric names")
     ours.add_argument(
@@ -170,11 +158,7 @@ def add_cache_flags(parser: argparse.ArgumentParser) -> None:
     ours.add_argument(
         "--http-bind-address", default="0.0.0.0", help="address for the metrics and health port"
     )
-    add_tcp_flags(parser, MAX_PER_CLIENT)
-    add_allow_from_flag(ours)
-    add_lameduck_flag(ours)
-    add_workers_flag(ours)
-    add_logging_flags(parser)
+    add_server_flags(parser, MAX_PER_CLIENT, ours)
 
 
 OBSOLETE = {

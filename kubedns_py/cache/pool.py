@@ -15,7 +15,6 @@ several workers, so a smaller share each would lower every worker's hit rate), a
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
 import socket
@@ -28,6 +27,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from kubedns_py.cache.app import CacheApp, WorkerSetup
 from kubedns_py.cache.flags import CacheConfig
 from kubedns_py.cache.front.chaos import ChaosCounts
+from kubedns_py.lifecycle import cancelled
 from kubedns_py.net.http import bound_port, merged_metrics_handler, start_http, text_handler
 from kubedns_py.net.sockets import bind_for_workers, binding
 from kubedns_py.net.workers import Message, Supervisor, Worker
@@ -160,8 +160,5 @@ class _CacheWorker:
             await asyncio.sleep(REPORT_EVERY)
 
     async def stop(self) -> None:
-        if self._report is not None:
-            self._report.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._report
+        await cancelled(self._report)
         await self.app.stop()

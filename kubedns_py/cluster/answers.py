@@ -39,9 +39,23 @@ from kubedns_py.cluster.zone import (
     ip_from_reverse,
 )
 from kubedns_py.dnswire import encode
-from kubedns_py.dnswire.encode import AAAA, POINTERS, PTR, SRV, A
-from kubedns_py.dnswire.header import AA_BIT, NOERROR, NXDOMAIN, QR_BIT, REFUSED, SERVFAIL, TC_BIT
-from kubedns_py.dnswire.reader import HEADER_SIZE, MAX_NAME
+from kubedns_py.dnswire.encode import POINTERS
+from kubedns_py.dnswire.header import (
+    AA_BIT,
+    AAAA,
+    ANY,
+    HEADER_SIZE,
+    NOERROR,
+    NXDOMAIN,
+    PTR,
+    QR_BIT,
+    REFUSED,
+    SERVFAIL,
+    SRV,
+    TC_BIT,
+    A,
+)
+from kubedns_py.dnswire.reader import MAX_NAME
 from kubedns_py.dnswire.reply import TCP_MAX
 from kubedns_py.dnswire.splice import raw_opt
 
@@ -51,7 +65,6 @@ IN_ADDR = encode.name("in-addr.arpa")
 IP6 = encode.name("ip6.arpa")
 SVC = b"\x03svc"
 POD = b"\x03pod"
-ANY = 255
 # Room for records in a TCP reply to the longest question (a 255-byte name, its type and class) with our
 # OPT: an answer with more bytes of records than this may not fit in one message.
 MOST_RECORD_BYTES = TCP_MAX - HEADER_SIZE - (MAX_NAME + 4) - len(raw_opt(0))

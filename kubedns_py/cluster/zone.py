@@ -24,12 +24,13 @@ import enum
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from dnslib import AAAA, CNAME, NS, PTR, QTYPE, RCODE, RR, SOA, SRV, TXT, A, DNSLabel
+from dnslib import AAAA, CNAME, NS, PTR, RR, SOA, SRV, TXT, A, DNSLabel
 
 from kubedns_py import DNS_SCHEMA_VERSION
 from kubedns_py.cluster.objects import normalize_ip
 from kubedns_py.cluster.records import ServiceRecords, SrvTarget, srv_targets
 from kubedns_py.cluster.store import Store
+from kubedns_py.dnswire.header import Rcode, Type
 
 MAX_CNAME_CHAIN = 8
 AUTOPATH_PREFIX = "_autopath-"
@@ -37,7 +38,7 @@ AUTOPATH_TTL = 5  # Pods come and go: the caches look again within seconds
 SOA_REFRESH, SOA_RETRY, SOA_EXPIRE = 7200, 1800, 86400
 REVERSE_ZONES = (("in-addr", "arpa"), ("ip6", "arpa"))
 # RFC 8482: ANY gets one RRset, chosen in this order of preference.
-ANY_PREFERENCE = (QTYPE.CNAME, QTYPE.A, QTYPE.AAAA, QTYPE.SRV, QTYPE.TXT, QTYPE.PTR, QTYPE.SOA)
+ANY_PREFERENCE = (Type.CNAME, Type.A, Type.AAAA, Type.SRV, Type.TXT, Type.PTR, Type.SOA)
 
 
 class PodMode(enum.Enum):
@@ -48,7 +49,7 @@ class PodMode(enum.Enum):
 
 @dataclass(slots=True)
 class Result:
-    rcode: int = RCODE.NOERROR
+    rcode: int = Rcode.NOERROR
     answer: list[RR] = field(default_factory=list)
     authority: list[RR] = field(default_factory=list)
     additional: list[RR] = field(default_factory=list)
@@ -57,10 +58,10 @@ class Result:
     @property
     def cacheable(self) -> bool:
         """SERVFAIL reflects a passing state (not yet synced) and must not outlive it."""
-        return bool(self.rcode != RCODE.SERVFAIL)
+        return bool(self.rcode != Rcode.SERVFAIL)
 
 
-REFUSED = Result(RCODE.REFUSED, authoritative=False)
+REFUSED = Result(Rcode.REFUSED, authoritative=False)
 
 
 class Zone:
@@ -78,11 +79,11 @@ class Zone:
         n = len(self._zone_labels)
         if len(labels) >= n and tuple(labels[len(labels) - n :]) == self._zone_labels:
             if not self.store.synced:
-                return Result(RCODE.SERVFAIL, authoritative=False)
+                return Result(Rcode.SERVFAIL, authoritative=False)
             return self._forward(qname, qtype, labels[: len(labels) - n], (".".join(labels),))
         if len(labels) >= 2 and tuple(labels[-2:]) in REVERSE_ZONES:
             if not self.store.synced:
-                return Result(RCODE.SERVFAIL, authoritative=False)
+                return Result(Rcode.SERVFAIL, authoritative=False)
             return self._reverse(qname, qtype, labels)
         return REFUSED
 
@@ -96,8 +97,8 @@ class Zone:
             case [label] if label.startswith(AUTOPATH_PREFIX):
                 return self._autopath(qname, qtype, label[len(AUTOPATH_PREFIX) :])
             case ["dns-version"]:
-                txt = RR(qname, QTYPE.TXT, ttl=self.ttl, rdata=TXT(DNS_SCHEMA_VERSION))
-                return self._rrset(qtype, {QTYPE.TXT: [txt]})
+                txt = RR(qname, Type.TXT, ttl=self.ttl, rdata=TXT(DNS_SCHEMA_VERSION))
+                return self._rrset(qtype, {Type.TXT: [txt]})
             case ["ns", "dns"]:
                 return self._rrset(qtype, self._addresses(qname, self._nameserver_ips()))
             case ["dns"] | ["svc"]:
@@ -121,11 +122,11 @@ class Zone:
         return self._nxdomain()
 
     def _apex(self, qname: DNSLabel, qtype: int) -> Result:
-        ns = RR(qname, QTYPE.NS, ttl=self.ttl, rdata=NS(self._ns_name()))
+        ns = RR(qname, Type.NS, ttl=self.ttl, rdata=NS(self._ns_name()))
         glue = self._addresses(self._ns_name(), self._nameserver_ips())
-        result = self._rrset(qtype, {QTYPE.SOA: [self._soa_rr(qname)], QTYPE.NS: [ns]})
-        if qtype == QTYPE.NS:
-            result.additional = glue.get(QTYPE.A, []) + glue.get(QTYPE.AAAA, [])
+        result = self._rrset(qtype, {Type.SOA: [self._soa_rr(qname)], Type.NS: [ns]})
+        if qtype == Type.NS:
+            result.additional = glue.get(Type.A, []) + glue.get(Type.AAAA, [])
         return result
 
     def _service(
@@ -138,9 +139,9 @@ class Zone:
             return self._cname(qname, qtype, records.external_name, chain)
         sets = self._addresses(qname, records.addresses)
         srv = srv_targets(group for groups in records.srv.values() for group in groups)
-        sets[QTYPE.SRV] = self._srv_rrs(qname, namespace, name, srv) if srv else []
+        sets[Type.SRV] = self._srv_rrs(qname, namespace, name, srv) if srv else []
         result = self._rrset(qtype, sets)
-        if qtype == QTYPE.SRV:
+        if qtype == Type.SRV:
             result.additional = self._glue(namespace, name, records, srv)
         return result
 
@@ -162,14 +163,14 @@ class Zone:
         if records is None or not groups:
             return self._nxdomain()
         targets = srv_targets(groups)
-        result = self._rrset(qtype, {QTYPE.SRV: self._srv_rrs(qname, namespace, name, targets)})
-        if qtype == QTYPE.SRV:
+        result = self._rrset(qtype, {Type.SRV: self._srv_rrs(qname, namespace, name, targets)})
+        if qtype == Type.SRV:
             result.additional = self._glue(namespace, name, records, targets)
         return result
 
     def _cname(self, qname: DNSLabel, qtype: int, target: str, chain: tuple[str, ...]) -> Result:
-        cname = RR(qname, QTYPE.CNAME, ttl=self.ttl, rdata=CNAME(target + "."))
-        if qtype in (QTYPE.CNAME, QTYPE.ANY):
+        cname = RR(qname, Type.CNAME, ttl=self.ttl, rdata=CNAME(target + "."))
+        if qtype in (Type.CNAME, Type.ANY):
             return Result(answer=[cname])
         result = Result(answer=[cname])
         target_labels = target.split(".")
@@ -215,7 +216,7 @@ class Zone:
             return self._nxdomain()
         strings = autopath_record(self.store, ip) if self.pods is PodMode.VERIFIED else ("search=unverified",)
         ttl = min(self.ttl, AUTOPATH_TTL)
-        return self._rrset(qtype, {QTYPE.TXT: [RR(qname, QTYPE.TXT, ttl=ttl, rdata=TXT(list(strings)))]})
+        return self._rrset(qtype, {Type.TXT: [RR(qname, Type.TXT, ttl=ttl, rdata=TXT(list(strings)))]})
 
     # -- reverse names -------------------------------------------------------------------------------
 
@@ -229,8 +230,8 @@ class Zone:
             target = self.service_name(namespace, name)
             if label is not None:
                 target = f"{label}.{target}"
-            ptrs.append(RR(qname, QTYPE.PTR, ttl=self.ttl, rdata=PTR(target)))
-        result = self._rrset(qtype, {QTYPE.PTR: ptrs})
+            ptrs.append(RR(qname, Type.PTR, ttl=self.ttl, rdata=PTR(target)))
+        result = self._rrset(qtype, {Type.PTR: ptrs})
         if not result.answer:
             apex = ".".join(labels[-2:])
             result.authority = [self._soa_rr(DNSLabel(apex))]
@@ -255,17 +256,17 @@ class Zone:
             f"hostmaster.{self.domain}.",
             (self.store.serial, SOA_REFRESH, SOA_RETRY, SOA_EXPIRE, self.ttl),
         )
-        return RR(owner, QTYPE.SOA, ttl=self.ttl, rdata=soa)
+        return RR(owner, Type.SOA, ttl=self.ttl, rdata=soa)
 
     def _nodata(self) -> Result:
         return Result(authority=[self._soa_rr(DNSLabel(self.domain))])
 
     def _nxdomain(self) -> Result:
-        return Result(RCODE.NXDOMAIN, authority=[self._soa_rr(DNSLabel(self.domain))])
+        return Result(Rcode.NXDOMAIN, authority=[self._soa_rr(DNSLabel(self.domain))])
 
     def _rrset(self, qtype: int, sets: dict[int, list[RR]]) -> Result:
         """The answer for an existing name: the asked type's RRs, or NODATA."""
-        if qtype == QTYPE.ANY:
+        if qtype == Type.ANY:
             for preferred in ANY_PREFERENCE:
                 if sets.get(preferred):
                     return Result(answer=sets[preferred])
@@ -273,9 +274,9 @@ class Zone:
         return Result(answer=list(rrs)) if rrs else self._nodata()
 
     def _addresses(self, owner: DNSLabel | str, ips: tuple[str, ...]) -> dict[int, list[RR]]:
-        v4 = [RR(owner, QTYPE.A, ttl=self.ttl, rdata=A(ip)) for ip in ips if ":" not in ip]
-        v6 = [RR(owner, QTYPE.AAAA, ttl=self.ttl, rdata=AAAA(ip)) for ip in ips if ":" in ip]
-        return {QTYPE.A: v4, QTYPE.AAAA: v6}
+        v4 = [RR(owner, Type.A, ttl=self.ttl, rdata=A(ip)) for ip in ips if ":" not in ip]
+        v6 = [RR(owner, Type.AAAA, ttl=self.ttl, rdata=AAAA(ip)) for ip in ips if ":" in ip]
+        return {Type.A: v4, Type.AAAA: v6}
 
     def _srv_rrs(self, qname: DNSLabel, namespace: str, name: str, targets: Sequence[SrvTarget]) -> list[RR]:
         weight = max(1, 100 // len(targets))
@@ -283,7 +284,7 @@ class Zone:
         return [
             RR(
                 qname,
-                QTYPE.SRV,
+                Type.SRV,
                 ttl=self.ttl,
                 rdata=SRV(
                     priority=0, weight=weight, port=t.port, target=f"{t.host}.{base}" if t.host else base
@@ -301,7 +302,7 @@ class Zone:
             owner = f"{host}.{base}" if host else base
             ips = records.hosts.get(host, ()) if host else records.addresses
             sets = self._addresses(owner, ips)
-            glue += sets[QTYPE.A] + sets[QTYPE.AAAA]
+            glue += sets[Type.A] + sets[Type.AAAA]
         return glue
 
 

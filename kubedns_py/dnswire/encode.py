@@ -9,8 +9,8 @@ from __future__ import annotations
 import socket
 import struct
 
-IN = 1
-A, NS, CNAME, SOA, PTR, TXT, AAAA, SRV = 1, 2, 5, 6, 12, 16, 28, 33
+from kubedns_py.dnswire.header import AAAA, IN, SOA, SRV, A
+
 _FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
 _SRV_HEAD = struct.Struct("!HHH")  # priority, weight, port
 _SOA_TIMERS = struct.Struct("!IIIII")

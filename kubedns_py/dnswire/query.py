@@ -10,14 +10,12 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from dnslib import OPCODE, QTYPE, RCODE, DNSRecord
+from dnslib import DNSRecord
 
-from kubedns_py.dnswire.header import DO_BIT, OPCODE_MASK, QR_BIT
+from kubedns_py.dnswire import header
 from kubedns_py.dnswire.splice import header_only
 
 HEADER = struct.Struct("!HHHHHH")
-MIN_UDP_PAYLOAD = 512
-MAX_UDP_PAYLOAD = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,22 +36,24 @@ def read_query(data: bytes) -> Query | bytes | None:
     if len(data) < HEADER.size:
         return None
     _, flags, qdcount, _, _, _ = HEADER.unpack_from(data)
-    if flags & QR_BIT:
+    if flags & header.QR_BIT:
         return None
-    if (flags & OPCODE_MASK) >> 11 != OPCODE.QUERY:
-        return header_only(data, RCODE.NOTIMP)
+    if (flags & header.OPCODE_MASK) >> 11 != header.Opcode.QUERY:
+        return header_only(data, header.NOTIMP)
     if qdcount != 1:
-        return header_only(data, RCODE.FORMERR)
+        return header_only(data, header.FORMERR)
     try:
         record = DNSRecord.parse(data)
     except Exception:  # dnslib raises several types on malformed input; all mean FORMERR here
-        return header_only(data, RCODE.FORMERR)
-    opts = [rr for rr in record.ar if rr.rtype == QTYPE.OPT]
-    if len(opts) > 1 or any(rr.rtype == QTYPE.OPT for rr in record.rr + record.auth):
-        return header_only(data, RCODE.FORMERR)
+        return header_only(data, header.FORMERR)
+    opts = [rr for rr in record.ar if rr.rtype == header.OPT_TYPE]
+    if len(opts) > 1 or any(rr.rtype == header.OPT_TYPE for rr in record.rr + record.auth):
+        return header_only(data, header.FORMERR)
     if not opts:
-        return Query(record, edns=False, payload=MIN_UDP_PAYLOAD, dnssec_ok=False)
+        return Query(record, edns=False, payload=header.MIN_UDP_PAYLOAD, dnssec_ok=False)
     opt = opts[0]
-    payload = min(max(opt.rclass, MIN_UDP_PAYLOAD), MAX_UDP_PAYLOAD)
+    payload = min(max(opt.rclass, header.MIN_UDP_PAYLOAD), header.MAX_UDP_PAYLOAD)
     version = (opt.ttl >> 16) & 0xFF
-    return Query(record, edns=True, payload=payload, dnssec_ok=bool(opt.ttl & DO_BIT), edns_version=version)
+    return Query(
+        record, edns=True, payload=payload, dnssec_ok=bool(opt.ttl & header.DO_BIT), edns_version=version
+    )

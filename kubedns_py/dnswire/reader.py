@@ -15,14 +15,20 @@ from __future__ import annotations
 
 from typing import NamedTuple
 
-from kubedns_py.dnswire.header import DO_BIT, FORMERR, NOTIMP, OPCODE_MASK, QR_BIT
+from kubedns_py.dnswire.header import (
+    DO_BIT,
+    FORMERR,
+    HEADER_SIZE,
+    MAX_UDP_PAYLOAD,
+    MIN_UDP_PAYLOAD,
+    NOTIMP,
+    OPCODE_MASK,
+    OPT_TYPE,
+    QR_BIT,
+)
 
-HEADER_SIZE = 12
 MAX_NAME = 255  # RFC 1035 2.3.4, in wire bytes including the length bytes
 MAX_LABEL = 63
-OPT_TYPE = 41
-MIN_UDP_PAYLOAD = 512
-MAX_UDP_PAYLOAD = 4096
 
 
 class Question(NamedTuple):

@@ -13,13 +13,11 @@ import struct
 
 from dnslib import DNSRecord
 
-from kubedns_py.dnswire.walk import HEADER_SIZE, MAX_TTL, WireError, skip_name
+from kubedns_py.dnswire.header import CNAME, HEADER_SIZE, OPT_TYPE, SOA
+from kubedns_py.dnswire.walk import MAX_TTL, WireError, skip_name
 
 _RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
 _COUNTS = struct.Struct("!HHHH")
-OPT = 41
-SOA = 6
-CNAME = 5
 NO_TTL = MAX_TTL + 1  # ``min_ttl`` of a reply without records
 
 
@@ -94,7 +92,7 @@ def scan(wire: bytes) -> UpstreamReply:
             end = rdata + rdlength
             if end > size:
                 raise WireError("record data runs past the end of the message")
-            if rtype == OPT:
+            if rtype == OPT_TYPE:
                 if section != 2 or opt_start >= 0:
                     raise WireError("OPT record outside the additional section, or more than one")
                 opt_start, opt_end = start, end
@@ -145,5 +143,7 @@ def read_reply(wire: bytes) -> UpstreamReply:
         record = DNSRecord.parse(wire)
     except Exception as err:  # dnslib raises several types on malformed input
         raise WireError(f"unreadable reply: {err}") from err
-    record.ar = [rr for rr in record.ar if rr.rtype != OPT] + [rr for rr in record.ar if rr.rtype == OPT]
+    record.ar = [rr for rr in record.ar if rr.rtype != OPT_TYPE] + [
+        rr for rr in record.ar if rr.rtype == OPT_TYPE
+    ]
     return scan(bytes(record.pack()))

@@ -9,12 +9,20 @@ from __future__ import annotations
 
 import struct
 
-from kubedns_py.dnswire.header import DO_BIT, OPCODE_MASK, QR_BIT, RCODE_MASK, RD_BIT, REFUSED
-from kubedns_py.dnswire.reader import HEADER_SIZE, BadVersion, Question, Rejected, read
+from kubedns_py.dnswire.header import (
+    DO_BIT,
+    HEADER_SIZE,
+    OPCODE_MASK,
+    OPT_TYPE,
+    QR_BIT,
+    RCODE_MASK,
+    RD_BIT,
+    REFUSED,
+)
+from kubedns_py.dnswire.reader import BadVersion, Question, Rejected, read
 
 _HEADER_TAIL = struct.Struct("!HHHHH")  # flags and the four counts: everything after the ID
 _RAW_OPT = struct.Struct("!BHHIH")  # root name, type 41, class = payload, ttl = ext rcode/version/DO, rdlen
-OPT_TYPE = 41
 UNREADABLE = -1  # the query type ``refusal`` gives when the question could not be read
 
 

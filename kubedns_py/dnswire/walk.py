@@ -10,10 +10,8 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-HEADER_SIZE = 12
-OPT = 41
-SOA = 6
-CNAME = 5
+from kubedns_py.dnswire.header import HEADER_SIZE, OPT_TYPE
+
 _RR_FIXED = struct.Struct("!HHIH")  # type, class, ttl, rdlength
 MAX_TTL = 0x7FFFFFFF
 
@@ -39,7 +37,7 @@ class Walk:
     records: tuple[Record, ...]
 
     def opt(self) -> Record | None:
-        return next((r for r in self.records if r.rtype == OPT), None)
+        return next((r for r in self.records if r.rtype == OPT_TYPE), None)
 
 
 def skip_name(wire: bytes, offset: int) -> int:

@@ -3,15 +3,25 @@
 Each client address is checked against the networks once; the verdict is remembered in a bounded dict,
 so a client seen before costs one dict lookup. The dict is emptied when it is full (addresses forged
 by the million must not grow it) and when the networks change.
+
+``ClientGuard`` is the one check serve, the cache and nodelocal put in front of their handlers: it wraps
+a UDP datagram handler, checks a TCP peer, and answers a refused client REFUSED, counted.
 """
 
 from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Iterator
+from time import perf_counter
 
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from kubedns_py.dnswire.reply import OUR_PAYLOAD
+from kubedns_py.dnswire.splice import refusal
+from kubedns_py.net.stats import DnsStats, qtype_label
+from kubedns_py.net.tcp import Peer
+from kubedns_py.net.udp import Address, DatagramHandler
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 VERDICTS_LIMIT = 4096
@@ -51,6 +61,47 @@ class ClientAcl:
         if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
             address = address.ipv4_mapped
         return any(address in network for network in self._networks)
+
+
+class ClientGuard:
+    """Who may ask, checked before a query is read: ``acl`` None lets everyone ask and looks at nobody's
+    address. A refused client gets REFUSED (with ``flags``, e.g. RA, in its header), counted on the ACL
+    and in ``stats``, and is never answered otherwise."""
+
+    def __init__(self, acl: ClientAcl | None, stats: DnsStats, flags: int) -> None:
+        self.acl = acl
+        self._record = stats.record
+        self._flags = flags
+
+    def udp(self, on_datagram: DatagramHandler) -> DatagramHandler:
+        """``on_datagram`` for allowed clients only (one dict lookup for an address seen before), the
+        rest refused; ``on_datagram`` itself when there is no ACL."""
+        if self.acl is None:
+            return on_datagram
+        verdicts, allows, refuse = self.acl.verdicts, self.acl.allows, self.refuse
+
+        def on_datagram_from_allowed(data: bytes, addr: Address) -> bytes | None:
+            if verdicts.get(addr[0]) or allows(addr[0]):
+                return on_datagram(data, addr)
+            return refuse(data, "udp")
+
+        return on_datagram_from_allowed
+
+    def admits(self, peer: Peer) -> bool:
+        """Whether a TCP client may ask."""
+        return self.acl is None or self.acl.allows(peer[0] if peer else "")
+
+    def refuse(self, data: bytes, proto: str) -> bytes | None:
+        """REFUSED for a client not allowed to ask; None for what is never answered (runts, responses)."""
+        start = perf_counter()
+        assert self.acl is not None
+        self.acl.refused += 1
+        refused = refusal(data, self._flags, OUR_PAYLOAD)
+        if refused is None:
+            return None
+        reply, qtype = refused
+        self._record(proto, qtype_label(qtype), "REFUSED", perf_counter() - start, len(reply), len(data))
+        return reply
 
 
 class RefusedClients(Collector):

@@ -14,19 +14,18 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TypeVar
 
-from dnslib import QTYPE
 from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from kubedns_py.buckets import cumulative
-from kubedns_py.dnswire.header import rcode_name
+from kubedns_py.dnswire.header import Type, rcode_name
 
 # CoreDNS's request-duration buckets: 0.25 ms doubling 16 times (to ~8 s).
 DURATION_BUCKETS = tuple(0.00025 * 2**k for k in range(16))
 # The query types worth a label of their own (CoreDNS's); the rest count as "other", keeping
 # cardinality bounded.
 QTYPE_LABELS = {
-    getattr(QTYPE, name): name
+    Type[name].value: name
     for name in (
         "A",
         "AAAA",

@@ -17,13 +17,14 @@ import logging
 import socket
 import struct
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from kubedns_py.net.connections import TcpConnections
+from kubedns_py.net.udp import Address
 
 log = logging.getLogger(__name__)
 
-Peer = Any  # the client's address as the socket reports it: (host, port, ...)
+# The client's address as the socket reports it, None when it does not (a closed socket).
+Peer = Address | None
 MessageHandler = Callable[[bytes, Peer], Awaitable[bytes | None]]
 LENGTH = struct.Struct("!H")
 MAX_IN_FLIGHT = 64  # per connection; past that, reading waits for an answer to go out

@@ -11,7 +11,6 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable
-from typing import Any
 
 from kubedns_py.ratelimit import RateLimitedLog
 
@@ -26,7 +25,7 @@ SEND_BATCH = 64
 # reading one byte more tells an oversized datagram, which is dropped, from one that fits. A 64 KiB
 # read buffer would cost an allocation of that size per packet.
 MAX_QUERY = 1232
-Address = Any  # (host, port) or (host, port, flowinfo, scope_id)
+Address = tuple[str, int] | tuple[str, int, int, int]  # (host, port), or (host, port, flowinfo, scope_id)
 DatagramHandler = Callable[[bytes, Address], bytes | None]
 
 

@@ -35,6 +35,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
+from kubedns_py.lifecycle import cancelled
 from kubedns_py.ratelimit import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -433,9 +434,7 @@ async def _worker_main(index: int, sock: socket.socket, make: MakeComponent) -> 
     worker.send(("ready",))
     reading = asyncio.create_task(_obey(worker, component.registry, stop))
     await stop.wait()
-    reading.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await reading
+    await cancelled(reading)
     await component.stop()
 
 

@@ -27,6 +27,7 @@ from prometheus_client.registry import Collector
 
 from kubedns_py.cache.app import CacheApp
 from kubedns_py.cache.servers import Upstream
+from kubedns_py.lifecycle import cancelled
 from kubedns_py.net.http import metrics_handler, start_http, text_handler
 from kubedns_py.net.sockets import on_this_host
 from kubedns_py.nodelocal.config import NodeLocalConfig, upstream_from_env, with_upstream
@@ -191,10 +192,7 @@ class NodeLocalApp:
 
     async def _stop_sync(self) -> None:
         for task in (self._sync, self._handing):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            await cancelled(task)
 
     async def stop(self) -> None:
         await self._stop_sync()

@@ -18,7 +18,7 @@ from collections.abc import Mapping
 
 from kubedns_py.cache.flags import CLUSTER_DOMAIN, CacheConfig, add_cache_flags, cache_config
 from kubedns_py.cache.servers import StaticServers, Upstream, parse_upstream
-from kubedns_py.flags import add_logging_flags, duration, port
+from kubedns_py.flags import add_duration_flag, add_logging_flags, port
 
 log = logging.getLogger(__name__)
 
@@ -78,13 +78,7 @@ def add_nodelocal_flags(parser: argparse.ArgumentParser) -> None:
             help=f"manage {what}",
         )
     group.add_argument("--interfacename", default="nodelocaldns", help="interface for the local IPs")
-    group.add_argument(
-        "--syncinterval",
-        type=duration,
-        default=60.0,
-        metavar="DURATION",
-        help="re-check period (default 60s)",
-    )
+    add_duration_flag(group, "--syncinterval", 60.0, "re-check period (default 60s)")
     group.add_argument(
         "--skipteardown",
         type=_bool,

@@ -22,13 +22,13 @@ import logging
 from collections.abc import Iterator
 from time import perf_counter
 
-from dnslib import QTYPE, RCODE, DNSRecord
+from dnslib import DNSRecord
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from kubedns_py.cluster.answers import Section, Spread, Validity, WireZone
 from kubedns_py.cluster.zone import Zone
-from kubedns_py.dnswire.header import BADVERS, rcode_name
+from kubedns_py.dnswire.header import AXFR, BADVERS, FORMERR, IN, IXFR, REFUSED, SERVFAIL, rcode_name
 from kubedns_py.dnswire.query import Query
 from kubedns_py.dnswire.reader import (
     BadVersion,
@@ -41,9 +41,9 @@ from kubedns_py.dnswire.reader import (
     read,
 )
 from kubedns_py.dnswire.reply import OUR_PAYLOAD, TCP_MAX, build_reply
-from kubedns_py.dnswire.splice import empty_reply, header_only, raw_opt, refusal
+from kubedns_py.dnswire.splice import empty_reply, header_only, raw_opt
 from kubedns_py.memo import Memo
-from kubedns_py.net.acl import ClientAcl
+from kubedns_py.net.acl import ClientAcl, ClientGuard
 from kubedns_py.net.stats import DnsStats, HitTally, qtype_label
 from kubedns_py.net.tcp import Peer
 from kubedns_py.net.udp import Address, DatagramHandler
@@ -51,11 +51,10 @@ from kubedns_py.ratelimit import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
-IN = 1
 # Types from IXFR (251) up (AXFR, MAILB, MAILA, ANY) and the rare ones past 255 take the general path.
-FIRST_GENERAL_TYPE = QTYPE.IXFR
+FIRST_GENERAL_TYPE = IXFR
 OPT_BY_DO = (raw_opt(OUR_PAYLOAD, False), raw_opt(OUR_PAYLOAD, True))
-ZONE_TRANSFERS = (QTYPE.AXFR, QTYPE.IXFR)
+ZONE_TRANSFERS = (AXFR, IXFR)
 # Finished UDP replies by query bytes after the ID, for names asked again and again. Keyed by whole
 # queries (case, EDNS size), so bounded; it forgets its oldest a few at a time.
 MEMO_LIMIT = 20_000
@@ -82,7 +81,7 @@ class Answerer(Collector):
         readers: ClientAcl | None = None,
     ) -> None:
         self._zone = zone
-        self._acl = acl  # None: everyone may ask, and nobody's address is looked at
+        self._guard = ClientGuard(acl, stats, 0)  # acl None: everyone may ask
         self._readers = readers  # who may read autopath records; None: nobody
         self._find = wire.find
         self._tally = stats.tally
@@ -98,32 +97,12 @@ class Answerer(Collector):
     def udp_handler(self) -> DatagramHandler:
         """``answer`` itself, or, when only some clients may ask, ``answer`` behind a check of the
         client's address (one dict lookup for an address seen before)."""
-        if self._acl is None:
-            return self.answer
-        verdicts, allows, answer, refuse = self._acl.verdicts, self._acl.allows, self.answer, self._refuse
-
-        def answer_allowed(data: bytes, addr: Address) -> bytes | None:
-            if verdicts.get(addr[0]) or allows(addr[0]):
-                return answer(data, addr)
-            return refuse(data, "udp")
-
-        return answer_allowed
+        return self._guard.udp(self.answer)
 
     async def answer_tcp(self, data: bytes, peer: Peer = None) -> bytes | None:
-        if self._acl is not None and not self._acl.allows(peer[0] if peer else ""):
-            return self._refuse(data, "tcp")
+        if not self._guard.admits(peer):
+            return self._guard.refuse(data, "tcp")
         return self.answer(data, peer, True)
-
-    def _refuse(self, data: bytes, proto: str) -> bytes | None:
-        start = perf_counter()
-        assert self._acl is not None
-        self._acl.refused += 1
-        refused = refusal(data, 0, OUR_PAYLOAD)
-        if refused is None:
-            return None
-        reply, qtype = refused
-        self._record(proto, qtype_label(qtype), "REFUSED", perf_counter() - start, len(reply), len(data))
-        return reply
 
     def answer(self, data: bytes, addr: Address | Peer = None, tcp: bool = False) -> bytes | None:
         """The reply to one query, or None to send nothing; listeners pass the client's address."""
@@ -164,9 +143,9 @@ class Answerer(Collector):
         except Exception:  # never a query without an answer: SERVFAIL, and a (rate-limited) log line
             self._failures.exception("answer", "answering a %d-byte query failed", len(data))
             general, qtype_name, rcode_text = (
-                header_only(data, RCODE.SERVFAIL),
+                header_only(data, SERVFAIL),
                 "other",
-                rcode_name(RCODE.SERVFAIL),
+                rcode_name(SERVFAIL),
             )
         if general is not None:
             proto = "tcp" if tcp else "udp"
@@ -232,15 +211,15 @@ class Answerer(Collector):
     ) -> tuple[bytes, str, str]:
         label = qtype_label(q.qtype)
         if q.qclass != IN or q.qtype in ZONE_TRANSFERS:
-            return empty_reply(data, q, RCODE.REFUSED, 0, OUR_PAYLOAD), label, "REFUSED"
+            return empty_reply(data, q, REFUSED, 0, OUR_PAYLOAD), label, "REFUSED"
         try:
             record = DNSRecord.parse(data)
         except Exception:  # dnslib reads less than the wire allows (e.g. labels that are not UTF-8)
             self._malformed("undecodable")
-            return header_only(data, RCODE.FORMERR), label, "FORMERR"
+            return header_only(data, FORMERR), label, "FORMERR"
         query = Query(record, q.edns, q.payload, q.dnssec_ok)
         if self._zone.is_autopath_name(record.q.qname) and not self._may_read(addr):
-            return empty_reply(data, q, RCODE.REFUSED, 0, OUR_PAYLOAD), label, "REFUSED"
+            return empty_reply(data, q, REFUSED, 0, OUR_PAYLOAD), label, "REFUSED"
         result = self._zone.lookup(query.record.q.qname, q.qtype)
         limit = tcp_limit if tcp_limit is not None else min(q.payload, OUR_PAYLOAD)
         answer, authority, additional = result.answer, result.authority, result.additional

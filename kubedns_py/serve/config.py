@@ -10,14 +10,11 @@ from pathlib import Path
 
 from kubedns_py.cluster.zone import PodMode
 from kubedns_py.flags import (
-    add_allow_from_flag,
-    add_lameduck_flag,
-    add_logging_flags,
-    add_tcp_flags,
-    add_workers_flag,
+    add_duration_flag,
+    add_repeated_flag,
+    add_server_flags,
     config_from_args,
     dns_domain,
-    duration,
     non_negative_int,
     port,
 )
@@ -64,13 +61,12 @@ def add_cluster_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--kube-master-url", default=None, help="API server URL; environment variables expand"
     )
-    parser.add_argument(
+    add_repeated_flag(
+        parser,
         "--manifests",
-        action="append",
+        "PATH",
+        "YAML/JSON file or directory of cluster objects, instead of the API (repeatable; reloaded)",
         type=Path,
-        default=[],
-        metavar="PATH",
-        help="YAML/JSON file or directory of cluster objects, instead of the API (repeatable; reloaded)",
     )
     parser.add_argument("--coredns-metrics", action="store_true", help="also export CoreDNS's metric names")
 
@@ -105,24 +101,19 @@ def add_serve_flags(parser: argparse.ArgumentParser) -> None:
     compat.add_argument("--config-period", default=None, help="see --config-dir")
     compat.add_argument("--federations", default=None, help="federation DNS is gone")
     compat.add_argument("--profiling", nargs="?", const="true", default=None, help="no pprof in Python")
-    parser.add_argument("--initial-sync-timeout", type=duration, default=60.0, metavar="DURATION")
+    add_duration_flag(parser, "--initial-sync-timeout", 60.0)
     parser.add_argument("--pods", choices=[m.value for m in PodMode], default=PodMode.INSECURE.value)
     parser.add_argument(
         "--ttl", type=non_negative_int, default=30, help="TTL of every record, and the SOA minimum"
     )
     parser.add_argument("--endpoints-api", choices=["auto", "endpointslices", "endpoints"], default="auto")
-    parser.add_argument(
+    add_duration_flag(
+        parser,
         "--watch-stall-timeout",
-        type=duration,
-        default=90.0,
-        metavar="DURATION",
-        help="restart an API watch that sent nothing, not even a bookmark, for this long (default 90s)",
+        90.0,
+        "restart an API watch that sent nothing, not even a bookmark, for this long (default 90s)",
     )
-    add_tcp_flags(parser, MAX_PER_CLIENT)
-    add_allow_from_flag(parser)
-    add_lameduck_flag(parser)
-    add_workers_flag(parser)
-    add_logging_flags(parser)
+    add_server_flags(parser, MAX_PER_CLIENT)
 
 
 OBSOLETE = {

@@ -15,7 +15,6 @@ Each worker takes its share of ``--tcp-max-connections``, so that the pod's tota
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gc
 import socket
 from collections.abc import Iterator, Sequence
@@ -25,6 +24,7 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 
 from kubedns_py.cluster.store import Event, Store
 from kubedns_py.gcpause import GcPauses
+from kubedns_py.lifecycle import cancelled
 from kubedns_py.net.sockets import bind_for_workers, binding
 from kubedns_py.net.workers import Message, Supervisor, Worker
 from kubedns_py.ratelimit import SuppressedLines
@@ -100,9 +100,6 @@ class _ServeWorker:
         await self.answering.start(*self._sockets)
 
     async def stop(self) -> None:
-        if self._settle is not None:
-            self._settle.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._settle
+        await cancelled(self._settle)
         await self.answering.stop()
         self.gc_pauses.uninstall()

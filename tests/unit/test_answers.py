@@ -11,6 +11,7 @@ from kubedns_py.cluster.objects import Kind, from_dict
 from kubedns_py.cluster.store import Delete, Store, Synced, Upsert
 from kubedns_py.cluster.zone import PodMode, Zone
 from kubedns_py.dnswire import encode
+from kubedns_py.dnswire.header import A
 from kubedns_py.net.stats import DnsStats
 from kubedns_py.serve.answerer import Answerer
 
@@ -36,7 +37,7 @@ def ask(answerer: Answerer, name: str, rdtype: str) -> dns.message.Message:
 
 
 def section_of(wire: WireZone, name: str) -> Section:
-    found = wire.find(encode.name(name), encode.A)
+    found = wire.find(encode.name(name), A)
     assert found is not None
     return found[0]
 

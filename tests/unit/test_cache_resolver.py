@@ -25,10 +25,9 @@ from kubedns_py.cache.resolve.resolver import MAX_CHAIN, STALE_AFTER, Answer, Re
 from kubedns_py.cache.store.cache import CacheKey, ResponseCache
 from kubedns_py.cache.store.entry import Entry
 from kubedns_py.cache.store.rules import CacheRules
-from kubedns_py.dnswire.header import NXDOMAIN, SERVFAIL
+from kubedns_py.dnswire.header import HEADER_SIZE, NXDOMAIN, SERVFAIL
 from kubedns_py.dnswire.reader import presentation
 from kubedns_py.dnswire.response import scan
-from kubedns_py.dnswire.walk import HEADER_SIZE
 from tests.support.junk import EXAMPLE, header, pointer, record
 from tests.support.replies import question_wire, reply, soa
 

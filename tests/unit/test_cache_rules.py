@@ -19,8 +19,9 @@ from dnslib import EDNS0, QTYPE, RR, A, DNSHeader, DNSQuestion, DNSRecord
 
 from kubedns_py.cache.store.entry import STALE_ANSWER_TTL, Entry, shown_ttl
 from kubedns_py.cache.store.rules import SERVFAIL_TTL, CacheRules, lifetime_of
+from kubedns_py.dnswire.header import HEADER_SIZE
 from kubedns_py.dnswire.response import NO_TTL, OptMisplaced, UpstreamReply, read_reply, scan
-from kubedns_py.dnswire.walk import HEADER_SIZE, WireError
+from kubedns_py.dnswire.walk import WireError
 from tests.support.junk import EXAMPLE, header, opt, pointer, record
 from tests.support.replies import question_wire, reply, soa
 

@@ -12,9 +12,9 @@ import dns.rcode
 import pytest
 from dnslib import EDNS0, DNSHeader, DNSRecord
 
-from kubedns_py.dnswire.header import AA_BIT, BADVERS, RA_BIT, RD_BIT, TC_BIT
+from kubedns_py.dnswire.header import AA_BIT, BADVERS, FORMERR, HEADER_SIZE, NOTIMP, RA_BIT, RD_BIT, TC_BIT
 from kubedns_py.dnswire.query import Query, read_query
-from kubedns_py.dnswire.reader import FORMERR, HEADER_SIZE, NOTIMP, BadVersion, Question, read
+from kubedns_py.dnswire.reader import BadVersion, Question, read
 from kubedns_py.dnswire.reply import OUR_PAYLOAD, build_reply
 from kubedns_py.dnswire.splice import empty_reply, header_only, raw_opt
 

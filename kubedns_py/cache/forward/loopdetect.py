@@ -19,7 +19,7 @@ import logging
 import secrets
 from collections.abc import Callable
 
-from dnslib import QTYPE, DNSRecord
+from dnslib import DNSRecord
 
 from kubedns_py.cache.forward.upstream import UpstreamClient, UpstreamError
 from kubedns_py.dnswire.reader import presentation
@@ -86,7 +86,7 @@ class LoopDetector:
 
     async def _probe(self, label: str, client: UpstreamClient) -> None:
         name = f"{secrets.token_hex(4)}.{label}.{self._suffix}"
-        question = DNSRecord.question(name, QTYPE[QTYPE.TXT]).pack()[12:]
+        question = DNSRecord.question(name, "TXT").pack()[12:]
         # An upstream that does not answer is the forwarder's concern, not a loop.
         with contextlib.suppress(UpstreamError):
             await client.ask(question)

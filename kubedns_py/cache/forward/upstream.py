@@ -25,11 +25,11 @@ from kubedns_py.cache.forward.ids import RandomNumbers
 from kubedns_py.cache.forward.sockets import Opener, Socket, TcpExchange
 from kubedns_py.cache.forward.timers import Deadlines
 from kubedns_py.cache.servers import Upstream
-from kubedns_py.dnswire.header import CD_BIT, RD_BIT, TC_BIT
+from kubedns_py.dnswire.header import CD_BIT, HEADER_SIZE, RD_BIT, TC_BIT
 from kubedns_py.dnswire.reply import OUR_PAYLOAD
 from kubedns_py.dnswire.response import UpstreamReply, read_reply
 from kubedns_py.dnswire.splice import raw_opt
-from kubedns_py.dnswire.walk import HEADER_SIZE, WireError
+from kubedns_py.dnswire.walk import WireError
 
 log = logging.getLogger(__name__)
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from dnslib import CLASS, QTYPE, RCODE, RR, TXT
+from dnslib import RR, TXT
 
+from kubedns_py.dnswire.header import Class, Rcode, Type
 from kubedns_py.dnswire.query import Query
 from kubedns_py.dnswire.reply import build_reply
 
@@ -46,7 +47,7 @@ class Chaos:
         q = query.record.q
         name = str(q.qname).rstrip(".").lower()
         values: list[str] | None = None
-        if q.qtype in (QTYPE.TXT, QTYPE.ANY) and name.endswith(".bind"):
+        if q.qtype in (Type.TXT, Type.ANY) and name.endswith(".bind"):
             stat = name[: -len(".bind")]
             if stat in STAT_NAMES:
                 values = [str(self._counters()[stat])]
@@ -54,9 +55,9 @@ class Chaos:
                 values = self._servers()
         if values is None:
             return build_reply(
-                query, RCODE.REFUSED, (), (), (), False, query.payload, recursion_available=True
+                query, Rcode.REFUSED, (), (), (), False, query.payload, recursion_available=True
             )
-        answer = [RR(q.qname, QTYPE.TXT, CLASS.CH, 0, TXT(value)) for value in values]
+        answer = [RR(q.qname, Type.TXT, Class.CH, 0, TXT(value)) for value in values]
         return build_reply(
-            query, RCODE.NOERROR, answer, (), (), True, query.payload, recursion_available=True
+            query, Rcode.NOERROR, answer, (), (), True, query.payload, recursion_available=True
         )

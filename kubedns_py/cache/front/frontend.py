@@ -14,7 +14,7 @@ TTLs, marks the entry recently used in the LRU, and starts a refresh when a popu
 expire. Questions that are not plain cached answers (those ``QueryPolicy`` answers itself, EDNS
 versions other than 0, malformed queries, answers too big for the client) are answered on that path
 too, and misses go to the ``Resolver`` with a callback that sends the reply when it is ready (no task
-per miss). Clients the ACL refuses never reach the cache (``QueryPolicy.guard``).
+per miss). Clients the ACL refuses never reach the cache (``net.acl.ClientGuard``).
 
 With ``--autopath``, a question that may be the first of a Pod's search (``X.<ns>.svc.<zone>``, A or
 AAAA) goes to ``Autopath`` unless a positive answer is cached (which is what the search finds anyway);
@@ -38,10 +38,18 @@ from kubedns_py.cache.resolve.resolver import Answer, Resolver, UpstreamQuestion
 from kubedns_py.cache.store.cache import CacheKey, ResponseCache
 from kubedns_py.cache.store.entry import NO_TALLY, OPT_SIZE, OPTS, Entry, served_flags, splice_reply
 from kubedns_py.dnswire import reader, splice
-from kubedns_py.dnswire.header import BADVERS, CD_BIT, RA_BIT, SERVFAIL, rcode_name, reply_rcode
+from kubedns_py.dnswire.header import (
+    BADVERS,
+    CD_BIT,
+    MIN_UDP_PAYLOAD,
+    RA_BIT,
+    SERVFAIL,
+    rcode_name,
+    reply_rcode,
+)
 from kubedns_py.dnswire.reply import OUR_PAYLOAD, TCP_MAX
 from kubedns_py.memo import Memo
-from kubedns_py.net.acl import ClientAcl
+from kubedns_py.net.acl import ClientAcl, ClientGuard
 from kubedns_py.net.stats import DnsStats
 from kubedns_py.net.tcp import Peer
 from kubedns_py.net.udp import Address, DatagramHandler
@@ -51,7 +59,6 @@ log = logging.getLogger(__name__)
 
 Send = Callable[[bytes, Address], None]
 _new = tuple.__new__
-MIN_UDP_PAYLOAD = reader.MIN_UDP_PAYLOAD
 MEMO_LIMIT = 50_000
 
 
@@ -107,7 +114,8 @@ class Frontend:
         self._index_get = cache.index.get
         self._resolver = resolver
         self._stats = stats
-        self._policy = QueryPolicy(stats, chaos, loops, acl)
+        self._policy = QueryPolicy(stats, chaos, loops)
+        self._guard = ClientGuard(acl, stats, RA_BIT)
         self._memo: Memo[bytes, Slot] = Memo(MEMO_LIMIT)
         # Misses waiting for an answer, duplicates included: --dns-forward-max bounds distinct upstream
         # questions, this bounds the clients queued behind them (a dead upstream and a busy name).
@@ -159,7 +167,7 @@ class Frontend:
             entry.tally.count(monotonic() - now)
             return reply
 
-        return self._policy.guard(on_datagram)
+        return self._guard.udp(on_datagram)
 
     def _on_udp(
         self, data: bytes, outcome: reader.Outcome, addr: Address, send: Send, now: float
@@ -206,8 +214,8 @@ class Frontend:
         send(reply, addr)
 
     async def on_tcp(self, data: bytes, peer: Peer = None) -> bytes | None:
-        if not self._policy.admits(peer):
-            return self._policy.refuse(data, "tcp")
+        if not self._guard.admits(peer):
+            return self._guard.refuse(data, "tcp")
         now = monotonic()
         q = reader.read(data)
         if not isinstance(q, reader.Question):

@@ -35,17 +35,29 @@ from time import monotonic
 from kubedns_py.cache.resolve.resolver import Answer, UpstreamQuestion, Waiter
 from kubedns_py.cache.store.cache import CacheKey
 from kubedns_py.cache.store.entry import Entry, shown_ttl
-from kubedns_py.dnswire.header import NOERROR, NXDOMAIN, QR_BIT, RA_BIT, RD_BIT, TC_BIT
+from kubedns_py.dnswire.header import (
+    AAAA,
+    CNAME,
+    HEADER_SIZE,
+    IN,
+    NOERROR,
+    NXDOMAIN,
+    QR_BIT,
+    RA_BIT,
+    RD_BIT,
+    TC_BIT,
+    TXT,
+    A,
+)
 from kubedns_py.dnswire.reader import MAX_NAME
 from kubedns_py.dnswire.response import NO_TTL, UpstreamReply, scan
-from kubedns_py.dnswire.walk import HEADER_SIZE, WireError, skip_name, walk
+from kubedns_py.dnswire.walk import WireError, skip_name, walk
 from kubedns_py.memo import Memo
 from kubedns_py.ratelimit import RateLimitedLog
 
 log = logging.getLogger(__name__)
 limited = RateLimitedLog(log)
 
-A, AAAA, TXT, IN = 1, 28, 16, 1
 POINTER_TO_QUESTION = b"\xc0\x0c"
 RECORD_PREFIX = b"_autopath-"
 MAX_JOINED = 64  # questions one walk answers; more of the same from one client get the plain answer
@@ -448,7 +460,6 @@ class Walk:
 _NAMES_IN_DATA = {2: (0,), 5: (0,), 12: (0,), 15: (2,), 33: (6,), 6: (0, -1)}  # -1: after the last
 _FIXED = struct.Struct("!HHIH")
 _HEADER = struct.Struct("!HHHHHH")
-CNAME = 5
 MAX_POINTER = 0x3FFF
 
 

@@ -13,11 +13,10 @@ from __future__ import annotations
 import struct
 from typing import TypeVar, cast
 
-from kubedns_py.dnswire.header import AA_BIT, RA_BIT, RD_BIT, SERVFAIL, TC_BIT
+from kubedns_py.dnswire.header import AA_BIT, HEADER_SIZE, RA_BIT, RD_BIT, SERVFAIL, TC_BIT
 from kubedns_py.dnswire.reply import OUR_PAYLOAD
 from kubedns_py.dnswire.response import UpstreamReply
 from kubedns_py.dnswire.splice import raw_opt
-from kubedns_py.dnswire.walk import HEADER_SIZE
 from kubedns_py.net.stats import HitTally
 
 STALE_ANSWER_TTL = 30  # RFC 8767 section 4's recommendation
