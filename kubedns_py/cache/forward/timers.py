@@ -26,10 +26,12 @@ class Deadlines(Generic[T]):
 
     def add(self, item: T) -> None:
         """``item`` expires ``delay`` seconds from now unless removed first."""
-        deadline = monotonic() + self.delay
-        self._items[item] = deadline
+        self._items[item] = monotonic() + self.delay
         if self._handle is None:
-            self._handle = asyncio.get_running_loop().call_at(deadline + SLACK, self._tick)
+            # For the oldest deadline, not this one: an item added while others expire (the next
+            # server asked) must not put off those not yet due.
+            front = next(iter(self._items.values()))
+            self._handle = asyncio.get_running_loop().call_at(front + SLACK, self._tick)
 
     def remove(self, item: T) -> None:
         self._items.pop(item, None)
