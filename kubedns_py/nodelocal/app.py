@@ -197,6 +197,7 @@ class NodeLocalApp:
                     await task
 
     async def stop(self) -> None:
+        await self.handoff.await_successor()
         await self._stop_sync()
         if self.handoff.successors:
             log.info(

@@ -19,6 +19,7 @@ Only a peer of the same user (SO_PEERCRED) is heard: it could have bound the por
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import errno
 import logging
 import os
@@ -30,6 +31,7 @@ log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 30.0  # for the predecessor to stop reading and say done
 CLAIM_TIMEOUT = 10.0  # for the predecessor to let go of the name
+HANDOVER_WAIT = 5.0  # told to stop while a successor starts: how long we wait for it to take over
 CLAIM_RETRY = 0.05
 LINE_LIMIT = 64
 PEERCRED = struct.Struct("3i")  # pid, uid, gid
@@ -48,6 +50,7 @@ class Handoff:
         self._predecessor: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
         self.successors = 0  # connected, starting or ready: the rules and interface are theirs too
         self.handed_over = False
+        self._done = asyncio.Event()  # handed over, or the last starting successor went away
 
     async def find_predecessor(self) -> bool:
         """Tell a running predecessor that we are starting; False when there is none."""
@@ -128,6 +131,7 @@ class Handoff:
                         self._server.close()  # the name is the successor's from now on
                     log.info("a new node cache answers here: stopping reading, leaving the rules in place")
                     await self._hand_over()
+                    self._done.set()
                     writer.write(b"done\n")
                     await writer.drain()
                     break
@@ -136,7 +140,22 @@ class Handoff:
         finally:
             if not self.handed_over:
                 self.successors -= 1  # it went away before taking over: the node is ours alone again
+                if not self.successors:
+                    self._done.set()
             writer.close()
+
+    async def await_successor(self) -> None:
+        """Told to stop while a successor starts (a DaemonSet update that counts the new pod as
+        available before it answers): wait, ``HANDOVER_WAIT`` at most, for it to take over, reading
+        and answering meanwhile."""
+        if self.successors and not self.handed_over:
+            self._done.clear()
+            log.info(
+                "a new node cache is starting here: waiting %gs at most for it to take over", HANDOVER_WAIT
+            )
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(HANDOVER_WAIT):
+                    await self._done.wait()
 
     def close(self) -> None:
         if self._server is not None:
