@@ -197,7 +197,9 @@ async def _mark(api: FakeApiServer, predicate: Callable[[], bool], start: float)
     return time.perf_counter() - start
 
 
-async def start_and_sync(api: FakeApiServer, http: aiohttp.ClientSession) -> tuple[Running, Timeline]:
+async def start_and_sync(
+    api: FakeApiServer, http: aiohttp.ClientSession, *flags: str
+) -> tuple[Running, Timeline]:
     timeline = Timeline()
     resources = ("services", "endpointslices", "namespaces")
 
@@ -217,7 +219,7 @@ async def start_and_sync(api: FakeApiServer, http: aiohttp.ClientSession) -> tup
     served: Running | None = None
     try:
         # start_serve blocks until the startup log line; the double must keep serving meanwhile.
-        served = await asyncio.to_thread(start_serve, "--kube-master-url", api.url, manifests=())
+        served = await asyncio.to_thread(start_serve, "--kube-master-url", api.url, *flags, manifests=())
         url = f"http://{HOST}:{served.health_port}/readiness"
         while time.perf_counter() - start < SYNC_DEADLINE:
             if served.process.poll() is not None:
