@@ -96,14 +96,25 @@ def tree_switches(pid: int) -> int:
     return total
 
 
+def rollup_mib(pid: int) -> dict[str, float]:
+    """Pss, Private_Dirty and Rss of one process, MiB."""
+    found = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("Pss", "Private_Dirty", "Rss"):
+            found[key] = int(value.split()[0]) / 1024
+    return found
+
+
 def pss_mib(pid: int) -> float:
     """Proportional set size of a process and its children, MiB: shared pages split between them."""
-    total = 0
-    for each in (pid, *child_pids(pid)):
-        for line in Path(f"/proc/{each}/smaps_rollup").read_text().splitlines():
-            if line.startswith("Pss:"):
-                total += int(line.split()[1])
-    return total / 1024
+    return sum(rollup_mib(each)["Pss"] for each in (pid, *child_pids(pid)))
+
+
+def memory_breakdown(pid: int) -> list[dict[str, float]]:
+    """Each process's rollup, the supervisor (or the one process) first: what a worker copied of the
+    store it was forked with shows as its Private_Dirty."""
+    return [rollup_mib(each) for each in (pid, *child_pids(pid))]
 
 
 # -- 1. QPS ------------------------------------------------------------------------------------------
@@ -263,6 +274,7 @@ async def api_part(args: argparse.Namespace) -> dict[str, Any]:
                 # The workers forked before the sync give way to those forked with the store.
                 await asyncio.to_thread(settled, served.process.pid, n)
                 pss = pss_mib(served.process.pid)
+                breakdown = memory_breakdown(served.process.pid)
                 seconds: list[float | None] = []
                 askers = [api_scale.Asker(served.dns_port) for _ in range(SOCKETS)]
                 for asker in askers:
@@ -281,6 +293,7 @@ async def api_part(args: argparse.Namespace) -> dict[str, Any]:
                 "ready_seconds": timeline.ready,
                 "pss_mib": pss,
                 "pss_mib_after_changes": pss_after,
+                "processes": breakdown,
                 "changes": len(seconds),
                 "missed": len(seconds) - len(done),
                 "p50_ms": percentile(done, 0.5) if done else None,
@@ -346,6 +359,11 @@ def report_api(part: dict[str, Any], n: int) -> None:
             f" max {f['max_ms']:.1f} ms"
             f" ({f['missed']} of {f['changes']} not within {api_scale.CHANGE_DEADLINE:g} s)"
         )
+        each = "; ".join(
+            f"Pss {m['Pss']:.1f} Private_Dirty {m['Private_Dirty']:.1f} Rss {m['Rss']:.1f}"
+            for m in f["processes"]
+        )
+        print(f"           by process (MiB, the first is {name}'s main one): {each}")
     p99 = part["servers"][f"serve {n}"]["p99_ms"]
     print(
         f"  {verdict(part['pss_many_over_one'] <= PSS_RATIO)} PSS {n}/1 {part['pss_many_over_one']:.2f}"
