@@ -1,8 +1,9 @@
 """``kubedns-py nodelocal`` replaced five times while dnsperf asks 3,000 questions a second through the
 node-local address, inside a network namespace the test makes (as in test_nodelocal): each new process
 starts beside the running one, answers, and has it stop reading; the old one exits leaving the
-iptables rules and the addresses to its successor. Not one question is lost, and the NOTRACK rules are
-in `iptables -t raw -S` at every poll of the run; the last process removes them when it exits."""
+iptables rules and the addresses to its successor. Not one question is lost, and the NOTRACK rules (in
+`iptables -t raw -S`) and the address on the interface are there at every poll of the run; the last
+process removes them when it exits."""
 
 from __future__ import annotations
 
@@ -45,10 +46,12 @@ start() {{
 }}
 start gen0; OLD=$!
 for _ in $(seq 100); do get http://127.0.0.1:8080/health >/dev/null && break; sleep 0.1; done
-# The raw table polled all along: one line per poll, "ok" or what it held without NOTRACK.
+# The raw table and the interface polled all along: one line per poll, "ok" or what was missing.
 ( for _ in $(seq 20000); do
     [ -e $D/stop ] && break
-    if iptables -w -t raw -S | grep -q NOTRACK; then echo ok; else echo missing; fi
+    if ! iptables -w -t raw -S | grep -q NOTRACK; then echo no-rules
+    elif ! ip -o addr show dev nodelocaldns | grep -q "inet {ip}/"; then echo no-address
+    else echo ok; fi
     sleep 0.02
   done ) > $D/polls.txt &
 POLLER=$!
@@ -122,7 +125,7 @@ def test_no_query_is_lost_while_the_process_is_replaced_five_times(
     assert dnsperf_figure(output, "Queries completed") == sent, output
 
 
-def test_the_rules_stay_in_place_throughout_and_go_with_the_last_process(
+def test_the_rules_and_address_stay_in_place_throughout_and_go_with_the_last_process(
     replaced: tuple[dict[str, str], list[str]],
 ) -> None:
     sections, logs = replaced
