@@ -1,6 +1,7 @@
-"""A node cache told to stop while its successor is still starting (a DaemonSet update that counts
-the new pod as available before it answers) waits for the successor to take over, and no longer
-than that: two Handoffs over a real abstract unix socket, in-process."""
+"""Two Handoffs over a real abstract unix socket, in-process: a node cache told to stop while its
+successor is still starting (a DaemonSet update that counts the new pod as available before it
+answers) waits for the successor to take over, and no longer than that; a successor learns how many
+sockets (cache workers) its predecessor has in each port's group."""
 
 from __future__ import annotations
 
@@ -82,3 +83,18 @@ def test_without_a_successor_it_does_not_wait() -> None:
         return time.monotonic() - started
 
     assert asyncio.run(scenario()) < 0.5
+
+
+def test_the_successor_learns_how_many_sockets_the_predecessor_has_in_each_group() -> None:
+    """Its own come after them: the index its hand-over steers each port's group to."""
+
+    async def scenario() -> int:
+        old = Handoff(interface("sockets"), nothing, sockets=3)
+        assert not await old.take_over()
+        new = Handoff(interface("sockets"), nothing, sockets=2)
+        assert await new.find_predecessor()
+        old.close()
+        new.close()
+        return new.predecessor_sockets
+
+    assert asyncio.run(scenario()) == 3
