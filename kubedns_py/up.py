@@ -20,7 +20,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from kubedns_py.flags import add_logging_flags, add_repeated_flag, port
+from kubedns_py.flags import add_logging_flags, add_repeated_flag, add_workers_flag, port
 from kubedns_py.serve.config import add_cluster_flags
 
 DEMO_CLUSTER = Path(__file__).resolve().parent.parent / "deploy" / "examples" / "demo-cluster.yaml"
@@ -41,6 +41,7 @@ def add_up_flags(parser: argparse.ArgumentParser) -> None:
     add_repeated_flag(
         parser, "--server", "IP[#PORT]", "upstream servers for other names (default: /etc/resolv.conf)"
     )
+    add_workers_flag(parser)  # serve's and the cache's, each
     add_logging_flags(parser)
 
 
@@ -65,6 +66,7 @@ def child_commands(args: argparse.Namespace) -> dict[str, list[str]]:
     serve += [f"--manifests={path}" for path in ([DEMO_CLUSTER] if on_demo(args) else args.manifests)]
     compat = ["--coredns-metrics"] if args.coredns_metrics else []
     serve += compat
+    serve.append(f"--workers={args.workers}")
     to_serve = f"{address}#{args.serve_port}"
     cache = [
         sys.executable,
@@ -83,7 +85,7 @@ def child_commands(args: argparse.Namespace) -> dict[str, list[str]]:
         f"--server=/ip6.arpa/{to_serve}",
         f"--v={args.v}",
     ]
-    cache += compat
+    cache += [*compat, f"--workers={args.workers}"]
     if args.server:
         cache += ["--no-resolv", *(f"--server={server}" for server in args.server)]
     name = probed_name(args)

@@ -27,9 +27,10 @@ from prometheus_client import CollectorRegistry, ProcessCollector
 from kubedns_py.cache.app import CacheApp, WorkerSetup
 from kubedns_py.cache.flags import CacheConfig
 from kubedns_py.cache.front.chaos import ChaosCounts
+from kubedns_py.cache.servers import StaticServers, frozen
 from kubedns_py.lifecycle import cancelled
-from kubedns_py.net.http import bound_port, merged_metrics_handler, start_http, text_handler
-from kubedns_py.net.sockets import bind_for_workers, binding
+from kubedns_py.net.http import Handler, bound_port, merged_metrics_handler, start_http, text_handler
+from kubedns_py.net.sockets import bind_for_workers, binding, steer_to, unsteer
 from kubedns_py.net.workers import Message, Supervisor, Worker
 from kubedns_py.ratelimit import SuppressedLines
 
@@ -43,9 +44,13 @@ def _share(total: int, workers: int) -> int:
 
 
 class CachePool:
-    def __init__(self, config: CacheConfig) -> None:
+    def __init__(
+        self, config: CacheConfig, registry: CollectorRegistry | None = None, reuse_port: bool = False
+    ) -> None:
+        """``reuse_port``: bind beside another process of ours (``nodelocal.handoff``)."""
         self.config = config
-        self.registry = CollectorRegistry()
+        self._reuse_port = reuse_port
+        self.registry = registry or CollectorRegistry()
         ProcessCollector(registry=self.registry)  # the supervisor's; each worker adds its own
         self.registry.register(SuppressedLines())
         self.lameduck = config.lameduck
@@ -67,15 +72,17 @@ class CachePool:
     async def start(self) -> None:
         with binding(self.config.port, "--port"):
             self.port, self._sockets = bind_for_workers(
-                self.config.listen_addresses, self.config.port, self.config.workers
+                self.config.listen_addresses, self.config.port, self.config.workers, self._reuse_port
             )
         routes = {
-            "/metrics": merged_metrics_handler(self.registry, self.supervisor.scrape),
+            "/metrics": self.metrics_handler(),
             "/healthz": text_handler(lambda: (True, "ok")),
             "/readiness": text_handler(self._readiness),
         }
         with binding(self.config.metrics_port, "--metrics-port"):
-            self._http = await start_http(self.config.http_bind_address, self.config.metrics_port, routes)
+            self._http = await start_http(
+                self.config.http_bind_address, self.config.metrics_port, routes, self._reuse_port
+            )
         self.supervisor.start()
         await self.supervisor.started()
         log.info(
@@ -85,6 +92,30 @@ class CachePool:
             bound_port(self._http),
             self.config.workers,
         )
+
+    def metrics_handler(self) -> Handler:
+        """This process's series and every worker's, as one exposition."""
+        return merged_metrics_handler(self.registry, self.supervisor.scrape)
+
+    def set_servers(self, servers: StaticServers) -> None:
+        """New ``--server`` routes for every worker, and for those started later
+        (``CacheApp.set_servers``)."""
+        self.config = replace(self.config, servers=servers)
+        self._worker_config = replace(self._worker_config, servers=servers)
+        # A mapping proxy does not pickle: the domains go as a dict.
+        self.supervisor.broadcast(("servers", dict(servers.domains), servers.default, servers.use_default))
+
+    def steer_here(self, index: int) -> None:
+        """Every new query and connection to the first worker's sockets, the ``index``-th of their
+        SO_REUSEPORT groups (``CacheApp.steer_here``); one program serves the whole group."""
+        for pair in self._sockets[0]:
+            for sock in pair:
+                steer_to(sock, index)
+
+    def unsteer(self) -> None:
+        for pair in self._sockets[0]:
+            for sock in pair:
+                unsteer(sock)
 
     def _fds(self, index: int) -> Iterator[int]:
         for pair in self._sockets[index]:
@@ -141,6 +172,7 @@ class _CacheWorker:
         self._report: asyncio.Task[None] | None = None
         worker.on("peers", self._take_peers)
         worker.on("looped", lambda message: app.loops.looped(message[1]))
+        worker.on("servers", lambda message: app.set_servers(StaticServers(frozen(message[1]), *message[2:])))
         app.loops.on_loop = lambda label: worker.send(("looped", label))
 
     def _take_peers(self, message: Message) -> None:

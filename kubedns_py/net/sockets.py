@@ -59,11 +59,12 @@ def bind_dns_sockets(host: str, port: int, reuse_port: bool = False) -> tuple[so
 
 
 def bind_for_workers(
-    hosts: tuple[str, ...], port: int, workers: int
+    hosts: tuple[str, ...], port: int, workers: int, beside: bool = False
 ) -> tuple[int, list[tuple[tuple[socket.socket, socket.socket], ...]]]:
     """The port, and per worker a (UDP, TCP) pair per host, all SO_REUSEPORT. A plain bind first fails,
-    as it would without workers, when another program holds the port (and picks one for port 0)."""
-    for host in hosts:
+    as it would without workers, when another program holds the port (and picks one for port 0);
+    not ``beside`` another process of ours (``nodelocal.handoff``), which holds it already."""
+    for host in hosts if not beside else ():
         udp, tcp = bind_dns_sockets(host, port)
         port = int(udp.getsockname()[1])
         udp.close()

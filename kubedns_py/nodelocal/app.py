@@ -8,7 +8,8 @@ the interface step fails and the local IPs are not on the node, the cache waits 
 starts answering on the check that finds them. On exit the rules and addresses go first (unless
 ``-skipteardown``, or a successor holds them), so Pods' queries fall back to kube-dns through
 kube-proxy while the next process starts. A process started beside a running one takes over from it
-without losing a query (``handoff``).
+without losing a query (``handoff``). With ``-- --workers N`` the cache is N worker processes
+(``cache.pool``), the upstream Service sent to each.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from kubedns_py.cache.app import CacheApp
+from kubedns_py.cache.pool import CachePool
 from kubedns_py.cache.servers import Upstream
 from kubedns_py.lifecycle import cancelled
 from kubedns_py.net.http import metrics_handler, start_http, text_handler
@@ -60,8 +62,13 @@ class NodeLocalApp:
         self.registry = CollectorRegistry()
         self.errors = SetupErrors()
         self.registry.register(self.errors)
-        self.cache = CacheApp(config.cache, self.registry, reuse_port=True)
-        self.handoff = Handoff(config.interface, self._hand_over)
+        workers = config.cache.workers
+        self.cache: CacheApp | CachePool = (
+            CachePool(config.cache, self.registry, reuse_port=True)
+            if workers > 1
+            else CacheApp(config.cache, self.registry, reuse_port=True)
+        )
+        self.handoff = Handoff(config.interface, self._hand_over, sockets=workers)
         self.lameduck = config.cache.lameduck
         self.node = NodeSetup(
             config.interface,
@@ -129,7 +136,7 @@ class NodeLocalApp:
         """Answering now: every new query comes to us, and the predecessor, which receives no more,
         reads what it holds and closes; then the kernel spreads by hash again (for our successor)."""
         if self.handoff.has_predecessor:
-            self.cache.steer_here(1)  # bound after the predecessor's: second in each group
+            self.cache.steer_here(self.handoff.predecessor_sockets)  # ours are bound after its
         if await self.handoff.take_over():
             self.cache.unsteer()
 
@@ -157,7 +164,8 @@ class NodeLocalApp:
         for failure in self.node.ensure_iptables():
             self._failed(failure)  # answering without NOTRACK still works; the next check retries
         self._find_upstream()
-        metrics = {"/metrics": metrics_handler(self.registry)}
+        merged = self.cache.metrics_handler() if isinstance(self.cache, CachePool) else None
+        metrics = {"/metrics": merged or metrics_handler(self.registry)}
         self._http.append(await start_http(self.config.metrics_host, self.config.metrics_port, metrics, True))
         health = {"/health": text_handler(self._health)}
         self._http.append(await start_http("0.0.0.0", self.config.health_port, health, True))
@@ -195,6 +203,7 @@ class NodeLocalApp:
             await cancelled(task)
 
     async def stop(self) -> None:
+        await self.handoff.await_successor()
         await self._stop_sync()
         if self.handoff.successors:
             log.info(

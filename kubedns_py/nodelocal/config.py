@@ -149,8 +149,6 @@ def nodelocal_config(args: argparse.Namespace, parser: argparse.ArgumentParser) 
     args.check_config = args.check_config or cache_args_ns.check_config
     args.v = max(args.v, cache_args_ns.v)
     cache = cache_config(cache_args_ns, cache_parser)
-    if cache.workers > 1:  # a new process takes over beside the old one instead (nodelocal.handoff)
-        parser.error("nodelocal runs one cache process: --workers is for kubedns-py cache and serve")
     if set(cache.listen_addresses) != {"0.0.0.0"}:
         parser.error("give the addresses with -localip, not --listen-address")
     return NodeLocalConfig(

@@ -229,11 +229,11 @@ async def _mark(api: FakeApiServer, predicate: Callable[[], bool], start: float)
 
 
 async def start_and_sync(
-    api: FakeApiServer, http: aiohttp.ClientSession, pods: bool
+    api: FakeApiServer, http: aiohttp.ClientSession, *options: str, pods: bool = False
 ) -> tuple[Running, Timeline]:
     timeline = Timeline()
     resources = ("services", "endpointslices", "namespaces", *(("pods",) if pods else ()))
-    flags = ("--pods", "verified") if pods else ()
+    flags = (*options, *(("--pods", "verified") if pods else ()))
 
     def listed() -> bool:
         return any(api.list_requests(r) for r in resources)
@@ -499,7 +499,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
         gc.collect()
         gc.freeze()
         load_average = os.getloadavg()
-        served, timeline = await start_and_sync(api, http, bool(cluster.pods))
+        served, timeline = await start_and_sync(api, http, pods=bool(cluster.pods))
         try:
             memory = {"after_sync": memory_mib(served.process.pid)}
             counts = await store_counts(http, served)

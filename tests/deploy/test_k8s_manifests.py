@@ -13,6 +13,7 @@ import pytest
 
 from kubedns_py.cache.app import FINISH_WITHIN
 from kubedns_py.flags import duration
+from kubedns_py.nodelocal.handoff import HANDOVER_WAIT
 from tests.support import dockerfile
 from tests.support.manifests import Obj, by_name, containers, documents, find, pod_spec
 from tests.support.paths import DEPLOY, DEPLOY_KUBERNETES, MANIFESTS, ROOT
@@ -227,6 +228,8 @@ def test_probes_and_the_readiness_port_are_served_by_the_pod() -> None:
                 continue
             spec = pod_spec(doc)
             ports = {port for port, _ in _ports_by_name(spec).values()}
+            if spec.get("hostNetwork"):  # it declares none: the health port its flags name
+                ports = {int(c["args"][c["args"].index("-health-port") + 1]) for c in spec["containers"]}
             for container in spec["containers"]:
                 for kind in ("livenessProbe", "readinessProbe", "startupProbe"):
                     if kind in container and "httpGet" in container[kind]:
@@ -278,9 +281,13 @@ def test_node_local_daemonset() -> None:
     # The Service first: the DaemonSet's args use the variables Kubernetes injects for it.
     assert names.index(("Service", "kube-dns-upstream")) < names.index(("DaemonSet", "node-local-dns"))
     daemonset = find(NODELOCAL, "DaemonSet", "node-local-dns")
-    assert daemonset["spec"]["updateStrategy"]["rollingUpdate"] == {"maxUnavailable": "10%"}
+    # The new pod starts beside the old one, which stops once the new one has taken over.
+    assert daemonset["spec"]["updateStrategy"]["rollingUpdate"] == {"maxSurge": 1, "maxUnavailable": 0}
+    assert daemonset["spec"]["minReadySeconds"] > 0
     spec = pod_spec(daemonset)
     assert spec["hostNetwork"] is True
+    # Declared ports are host ports on the host network: the surge pod would not fit beside the old.
+    assert all("ports" not in c for c in [*spec.get("initContainers", []), *spec["containers"]])
     assert spec["dnsPolicy"] == "Default"
     assert spec["priorityClassName"] == "system-node-critical"
     assert spec["tolerations"] == [{"operator": "Exists"}]
@@ -306,6 +313,9 @@ def test_node_local_daemonset() -> None:
     metrics_port = next(int(a.split("=")[1]) for a in args if a.startswith("--metrics-port="))
     assert daemonset["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == str(metrics_port)
     health_port = int(args[args.index("-health-port") + 1])
+    # The lame-duck period, a successor still starting taking over, the misses being answered.
+    grace = spec["terminationGracePeriodSeconds"]
+    assert grace >= 5.0 + HANDOVER_WAIT + FINISH_WITHIN + 2
     assert cache["livenessProbe"]["httpGet"] == {
         "host": "169.254.20.10",
         "path": "/health",

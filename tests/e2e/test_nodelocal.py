@@ -3,7 +3,9 @@
 dnsmasq on 127.0.0.1:5353 standing in for kube-dns-upstream and for the node's upstream, then
 nodelocal on 169.254.20.10, the kube-dns ClusterIP 10.0.0.10 and an IPv6 address (ip6tables rules).
 A generated script prints what it sees (iptables-save, ip6tables-save, the interface's addresses, dig
-answers, /health, /metrics) while nodelocal runs and again after SIGTERM. A second one starts nodelocal
+answers, /health, /metrics) while nodelocal runs and again after SIGTERM, with one cache process and
+with ``--workers 2`` (each worker routes the cluster zones once the upstream Service is known). A
+second one starts nodelocal
 where the interface cannot be created (``ip link add`` refused) and creates it later itself. The
 namespace dies with its last process, so nothing is left on the host."""
 
@@ -39,7 +41,8 @@ dnsmasq -k --conf-file=/dev/null --pid-file= --port=5353 --listen-address=127.0.
 UPSTREAM=$!
 {env} {python} -m kubedns_py nodelocal -localip={ips} -health-port=8080 -syncinterval=1s {extra} \
   -metrics-listen-address=127.0.0.1:9353 -pidfile=$D/nodelocal.pid \
-  -- --port=53 --no-resolv --server=127.0.0.1#5353 --metrics-port=9253 > $D/nodelocal.log 2>&1 &
+  -- --port=53 --no-resolv --server=127.0.0.1#5353 --metrics-port=9253 {cache_extra} \
+  > $D/nodelocal.log 2>&1 &
 NODELOCAL=$!
 for _ in $(seq 100); do get http://127.0.0.1:8080/health >/dev/null && break; sleep 0.1; done
 section health; get http://127.0.0.1:8080/health
@@ -59,6 +62,8 @@ back() {{
 for _ in $(seq 50); do back >/dev/null && break; sleep 0.1; done
 section restored; back
 section metrics; get http://127.0.0.1:9353/metrics | grep '^kubedns_nodelocal_setup_errors_total'
+section "routed caches"; grep -c "upstreams now: cluster.local" $D/nodelocal.log
+section workers; echo {workers}
 kill -TERM $NODELOCAL; wait $NODELOCAL; section "exit $?"
 section "rules after"; iptables-save; ip6tables-save
 section "addresses after"; ip -o addr show dev nodelocaldns
@@ -114,7 +119,7 @@ section done
 """
 
 
-def run_node(tmp: Path, *, skip_teardown: bool, upstream_known: bool) -> dict[str, str]:
+def run_node(tmp: Path, *, skip_teardown: bool, upstream_known: bool, workers: int = 1) -> dict[str, str]:
     """Run the script; its output by section."""
     env = "KUBE_DNS_UPSTREAM_SERVICE_HOST=127.0.0.1 KUBE_DNS_UPSTREAM_SERVICE_PORT=5353"
     script = SCRIPT.format(
@@ -126,6 +131,8 @@ def run_node(tmp: Path, *, skip_teardown: bool, upstream_known: bool) -> dict[st
         ips_space=" ".join(LOCAL_IPS),
         first=LOCAL_IPS[0],
         extra="-skipteardown" if skip_teardown else "",
+        cache_extra=f"--workers={workers}",
+        workers=workers,
         cluster=CLUSTER_ADDRESS,
         outside=OUTSIDE_ADDRESS,
     )
@@ -163,9 +170,12 @@ def node_unavailable() -> None:
         pytest.skip(why)
 
 
-@pytest.fixture(scope="module")
-def torn_down(node_unavailable: None, tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    return run_node(tmp_path_factory.mktemp("nodelocal"), skip_teardown=False, upstream_known=True)
+@pytest.fixture(scope="module", params=[1, 2], ids=["one process", "2 workers"])
+def torn_down(
+    request: pytest.FixtureRequest, node_unavailable: None, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, str]:
+    tmp = tmp_path_factory.mktemp("nodelocal")
+    return run_node(tmp, skip_teardown=False, upstream_known=True, workers=request.param)
 
 
 @pytest.fixture(scope="module")
@@ -185,6 +195,12 @@ def test_both_local_ips_answer_cluster_and_outside_names(torn_down: dict[str, st
     for ip in LOCAL_IPS:
         assert torn_down[f"udp {ip}"].split() == [CLUSTER_ADDRESS], torn_down
         assert torn_down[f"tcp {ip}"].split() == [OUTSIDE_ADDRESS], torn_down
+
+
+def test_every_cache_worker_sends_the_cluster_zones_to_the_upstream_service(
+    torn_down: dict[str, str],
+) -> None:
+    assert torn_down["routed caches"].strip() == torn_down["workers"].strip()
 
 
 def test_no_setup_errors_when_everything_is_in_place(torn_down: dict[str, str]) -> None:

@@ -20,10 +20,10 @@ def unavailable() -> str | None:
     )
 
 
-def run_sections(tmp: Path, script: str) -> dict[str, str]:
+def run_sections(tmp: Path, script: str, timeout: float = SCRIPT_TIMEOUT) -> dict[str, str]:
     """Run ``script`` in a network namespace; its output by section."""
     (tmp / "node.sh").write_text(script)
-    output, _ = namespaces.run_script(tmp / "node.sh", ["-n"], SCRIPT_TIMEOUT)
+    output, _ = namespaces.run_script(tmp / "node.sh", ["-n"], timeout)
     assert "@@@ setup failed" not in output and "@@@ done" in output, f"{output}\n{namespaces.logs(tmp)}"
     sections: dict[str, str] = {}
     current = ""

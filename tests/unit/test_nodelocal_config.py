@@ -65,7 +65,6 @@ def test_node_cache_arguments_parse(caplog: pytest.LogCaptureFixture) -> None:
         (["-localip=169.254.20.10", "-interfacename=a/b"], "not an interface name"),
         (["-localip=169.254.20.10", "--", "--listen-address=10.0.0.1"], "with -localip"),
         (["-localip=169.254.20.10", "--", "--cache-size=-1"], "negative"),
-        (["-localip=169.254.20.10", "--", "--workers=2"], "nodelocal runs one cache process"),
     ],
 )
 def test_bad_flags_are_named(argv: list[str], message: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -73,6 +72,10 @@ def test_bad_flags_are_named(argv: list[str], message: str, capsys: pytest.Captu
         parse(argv)
     assert exited.value.code == 2
     assert message in capsys.readouterr().err
+
+
+def test_the_cache_workers_are_the_caches() -> None:
+    assert parse(["-localip=169.254.20.10", "--", "--workers=2"]).cache.workers == 2
 
 
 def test_upstream_service_from_its_environment_variables() -> None:
