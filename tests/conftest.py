@@ -8,7 +8,9 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from tests.support.apiserver import FakeApiServer
+from tests.support.dnsmasq import Dnsmasq, dnsmasq
 from tests.support.nameservers import TestNameserver, answer, run_in_thread
+from tests.support.ports import free_port
 from tests.support.processes import Running, serve
 
 
@@ -31,3 +33,16 @@ async def api() -> AsyncIterator[FakeApiServer]:
     """An empty Kubernetes API server double with quick bookmarks."""
     async with FakeApiServer(bookmark_interval=0.05) as server:
         yield server
+
+
+@pytest.fixture(scope="module")
+def looped_port() -> int:
+    """A port for a forwarding loop: ``loop`` forwards to it, and a cache listens there."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def loop(looped_port: int) -> Iterator[Dnsmasq]:
+    """A dnsmasq upstream that forwards everything back to ``looped_port``."""
+    with dnsmasq(f"--server=127.0.0.1#{looped_port}") as upstream:
+        yield upstream

@@ -18,23 +18,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.nodelocal import rule_lines, run_sections, unavailable
+from tests.support.nodelocal import SCRIPT_PRELUDE, rule_lines, run_sections, unavailable
 from tests.support.paths import ROOT
 
 LOCAL_IPS = ("169.254.20.10", "10.0.0.10", "fd00:10::a")  # link-local, kube-dns ClusterIP, a v6 one
 CLUSTER_ADDRESS = "10.96.0.1"
 OUTSIDE_ADDRESS = "192.0.2.80"
 
-SCRIPT = r"""
-set -u
-GET='import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=2).read().decode(), end="")'
-D={tmp}
-cd {root}
-step() {{ "$@" || {{ echo "@@@ setup failed: $*"; exit 1; }}; }}
-section() {{ echo "@@@ $1"; }}
-get() {{ {python} -c "$GET" "$1" 2>/dev/null; }}
-step ip link set lo up
-step ip link add nodelocaldns type veth peer name nodelocalpeer
+SCRIPT = (
+    SCRIPT_PRELUDE
+    + r"""
 dnsmasq -k --conf-file=/dev/null --pid-file= --port=5353 --listen-address=127.0.0.1 --bind-interfaces \
   --no-resolv --no-hosts --address=/cluster.local/{cluster} --address=/example.org/{outside} \
   --log-facility=$D/dnsmasq.log &
@@ -70,6 +63,7 @@ section "addresses after"; ip -o addr show dev nodelocaldns
 kill $UPSTREAM; wait $UPSTREAM
 section done
 """
+)
 
 
 # ``ip link add`` refused (as without CAP_NET_ADMIN) while every other ``ip`` command works, until the

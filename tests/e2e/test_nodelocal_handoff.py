@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from tests.support.nodelocal import rule_lines, run_sections, unavailable
+from tests.support.nodelocal import SCRIPT_PRELUDE, rule_lines, run_sections, unavailable
 from tests.support.paths import ROOT
 
 LOCAL_IP = "169.254.20.10"
@@ -25,16 +25,9 @@ SECONDS = 20  # dnsperf's run, longer than the replacements take (about 1.5 s ea
 NAMES = 5000  # each forwarded once, then answered from the cache
 SCRIPT_TIMEOUT = SECONDS + 60.0
 
-SCRIPT = r"""
-set -u
-GET='import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=2).read().decode(), end="")'
-D={tmp}
-cd {root}
-step() {{ "$@" || {{ echo "@@@ setup failed: $*"; exit 1; }}; }}
-section() {{ echo "@@@ $1"; }}
-get() {{ {python} -c "$GET" "$1" 2>/dev/null; }}
-step ip link set lo up
-step ip link add nodelocaldns type veth peer name nodelocalpeer
+SCRIPT = (
+    SCRIPT_PRELUDE
+    + r"""
 for i in $(seq {names}); do echo "q$i.example.org A"; done > $D/queries.txt
 dnsmasq -k --conf-file=/dev/null --pid-file= --port=5353 --listen-address=127.0.0.1 --bind-interfaces \
   --no-resolv --no-hosts --address=/example.org/{outside} --log-facility=$D/dnsmasq.log &
@@ -79,6 +72,7 @@ section "rules after the last"; iptables-save
 kill $UPSTREAM; wait $UPSTREAM
 section done
 """
+)
 
 
 @pytest.fixture(scope="module", params=[1, 2], ids=["one process", "2 workers"])

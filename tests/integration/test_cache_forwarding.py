@@ -25,7 +25,7 @@ import pytest
 
 from tests.support.dig import run_dig
 from tests.support.dnsclient import answers, ask
-from tests.support.dnsmasq import Dnsmasq, dnsmasq
+from tests.support.dnsmasq import Dnsmasq
 from tests.support.metrics import scrape
 from tests.support.nameservers import (
     TestNameserver,
@@ -40,7 +40,7 @@ from tests.support.nameservers import (
     truncate,
     wrong_id,
 )
-from tests.support.ports import HOST, free_port
+from tests.support.ports import HOST
 from tests.support.processes import Running, cache
 from tests.support.waiting import wait_until
 
@@ -324,17 +324,6 @@ def test_dead_upstream_fails_over_is_marked_down_and_probed_back(
 
 
 # -- --dns-loop-detect: a real dnsmasq upstream that forwards back to us ------------------------------
-
-
-@pytest.fixture(scope="module")
-def looped_port() -> int:
-    return free_port()
-
-
-@pytest.fixture(scope="module")
-def loop(looped_port: int) -> Iterator[Dnsmasq]:
-    with dnsmasq(f"--server=127.0.0.1#{looped_port}") as upstream:
-        yield upstream
 
 
 @pytest.fixture(scope="module")

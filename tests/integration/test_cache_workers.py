@@ -14,10 +14,10 @@ import dns.rcode
 import pytest
 
 from tests.support.dnsclient import answers, ask, chaos, chaos_number
-from tests.support.dnsmasq import Dnsmasq, dnsmasq
+from tests.support.dnsmasq import Dnsmasq
 from tests.support.metrics import scrape
 from tests.support.nameservers import TestNameserver
-from tests.support.ports import HOST, free_port
+from tests.support.ports import HOST
 from tests.support.processes import Running, cache, run_entry_point, stop
 from tests.support.procfs import alive, child_pids
 from tests.support.waiting import wait_for, wait_until
@@ -101,17 +101,6 @@ def test_a_port_another_program_holds_fails_as_without_workers() -> None:
         )
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert f"port {port} (--port): " in done.stderr and "in use" in done.stderr
-
-
-@pytest.fixture(scope="module")
-def looped_port() -> int:
-    return free_port()
-
-
-@pytest.fixture(scope="module")
-def loop(looped_port: int) -> Iterator[Dnsmasq]:
-    with dnsmasq(f"--server=127.0.0.1#{looped_port}") as upstream:
-        yield upstream
 
 
 def test_a_loop_any_worker_sees_takes_the_upstream_out_of_every_worker(

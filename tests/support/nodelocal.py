@@ -9,6 +9,19 @@ from pathlib import Path
 from tests.support import namespaces
 
 SCRIPT_TIMEOUT = 60.0
+# How every node script starts: strict variables, its helpers (step, section, get), the namespace's
+# loopback and the veth pair whose end node-cache takes as its interface. Fields: tmp, root, python.
+SCRIPT_PRELUDE = r"""
+set -u
+GET='import sys, urllib.request as u; print(u.urlopen(sys.argv[1], timeout=2).read().decode(), end="")'
+D={tmp}
+cd {root}
+step() {{ "$@" || {{ echo "@@@ setup failed: $*"; exit 1; }}; }}
+section() {{ echo "@@@ $1"; }}
+get() {{ {python} -c "$GET" "$1" 2>/dev/null; }}
+step ip link set lo up
+step ip link add nodelocaldns type veth peer name nodelocalpeer
+"""
 
 
 def unavailable() -> str | None:
