@@ -1,8 +1,7 @@
-"""Walking a DNS message's records without decoding them.
-
-A cache re-serves stored replies many times; what changes per hit is only the ID, the question's case
-and the TTLs. ``walk`` finds where those live (the question's end, each record's TTL field, the OPT
-record) in one pass, so later hits patch bytes instead of parsing and packing again.
+"""Walking a DNS message's records without decoding them: where each starts and ends, its type and
+TTL. Upstream replies the cache keeps are read by ``response.scan``; this walk serves the readers that
+want the records themselves (autopath's record from serve), and ``question_key``/``skip_name`` serve
+everyone who matches a question.
 """
 
 from __future__ import annotations
@@ -95,9 +94,3 @@ def walk(wire: bytes) -> Walk:
             records.append(Record(section, start, offset + 4, rtype, ttl, rdata_start, end))
             offset = end
     return Walk(question_end, tuple(records))
-
-
-def soa_minimum(wire: bytes, record: Record) -> int:
-    """The MINIMUM field: the last four bytes of an SOA's data."""
-    (minimum,) = struct.unpack_from("!I", wire, record.end - 4)
-    return int(minimum)
