@@ -349,6 +349,7 @@ async def test_a_socket_error_fails_at_once_and_the_next_server_is_asked(setup: 
     sock1.fail(ConnectionRefusedError(111, "Connection refused"))
     sock2, query2 = setup.last()
     assert sock2.upstream == U2 and done.seen == []
+    assert sock1.closed  # an event loop may stop watching a socket that reported an error
     assert setup.forwarder.client(U1).health.errors == 1
     sock1.deliver(answer(query1))  # too late
     sock2.deliver(answer(query2))
@@ -552,6 +553,21 @@ async def test_a_socket_is_renewed_after_its_uses_and_closed_once_idle(
         setup.forward("n4.example.com.")  # new is used up and idle: closed at once
         assert new.closed and len(setup.transport.sockets) == 3
         assert setup.forwarder.client(U1).local_ports() == [setup.transport.sockets[2].local_port]
+
+
+async def test_a_socket_that_reported_an_error_is_replaced(
+    clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(forwarder_module, "MAX_POOL", 1)  # one socket at a time
+    async with make(clock) as setup:
+        setup.forward("n0.example.com.")
+        [refused] = setup.transport.sockets
+        refused.fail(ConnectionRefusedError(111, "Connection refused"))
+        assert refused.closed
+        setup.forward("n1.example.com.")
+        new = setup.transport.sockets[-1]
+        assert new is not refused and new.sent and len(refused.sent) == 1
+        assert setup.forwarder.client(U1).local_ports() == [new.local_port]
 
 
 @pytest.mark.parametrize(

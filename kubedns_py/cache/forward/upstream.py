@@ -2,11 +2,11 @@
 
 Queries go out on a pool of connected UDP sockets, each on a random local port; every query draws a
 socket at random and a random ID from a batched CSPRNG (RFC 5452), and a socket is replaced by one on a
-fresh port after ``RENEW_AFTER`` queries. A reply counts only if it arrives on the socket its query left
-from, with a pending ID and the question asked (anything else is ignored and the wait goes on). What
-is in flight sits in the socket's table of IDs and in the forwarder's one ``Deadlines`` structure:
-no task, future or timer per query. A truncated reply, or any reply from a ``--tcp-server`` upstream,
-is asked over TCP (a task, on that rare path).
+fresh port after ``RENEW_AFTER`` queries, or at once when it reports an error. A reply counts only if
+it arrives on the socket its query left from, with a pending ID and the question asked (anything else
+is ignored and the wait goes on). What is in flight sits in the socket's table of IDs and in the
+forwarder's one ``Deadlines`` structure: no task, future or timer per query. A truncated reply, or any
+reply from a ``--tcp-server`` upstream, is asked over TCP (a task, on that rare path).
 
 An upstream that fails ``DOWN_AFTER`` times in a row is marked down and probed with ``. NS`` until any
 well-formed reply comes back (CoreDNS's rule: an answering server is alive, whatever its rcode).
@@ -111,11 +111,12 @@ class Sent:
 
 
 class Port:
-    """One UDP socket to the upstream, with the IDs in flight on it."""
+    """One UDP socket to the upstream, in slot ``slot`` of the pool, with the IDs in flight on it."""
 
-    __slots__ = ("pending", "retired", "socket", "uses")
+    __slots__ = ("pending", "retired", "slot", "socket", "uses")
 
-    def __init__(self) -> None:
+    def __init__(self, slot: int) -> None:
+        self.slot = slot
         self.pending: dict[int, Sent] = {}
         self.uses = 0
         self.retired = False
@@ -198,7 +199,7 @@ class UpstreamClient:
                 port.retired = True
                 if not port.pending and port.socket is not None:
                     port.socket.close()
-            port = Port()
+            port = Port(index)
             port.socket = self._open_udp(
                 self.upstream,
                 lambda data: self._on_datagram(port, data),
@@ -233,10 +234,18 @@ class UpstreamClient:
         self._maybe_close()
 
     def _on_error(self, port: Port, err: OSError) -> None:
+        # A socket that reported an error (ICMP port unreachable, a failed send) is not used again:
+        # uvloop stops watching a socket once it signals an error, so replies to later queries on it
+        # would never be read. The next draw for its slot opens a fresh one.
+        port.retired = True
+        if self._slots[port.slot] is port:
+            self._slots[port.slot] = None
         for sent in list(port.pending.values()):
             port.done(sent.ident)
             self._deadlines.remove(sent)
             self._fail(sent, f"{self.upstream}: {err}")
+        if port.socket is not None:
+            port.socket.close()
 
     def expired(self, sent: Sent) -> None:
         """The forwarder's deadlines ran out for ``sent``."""
