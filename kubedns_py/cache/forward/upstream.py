@@ -237,13 +237,17 @@ class UpstreamClient:
         # A socket that reported an error (ICMP port unreachable, a failed send) is not used again:
         # uvloop stops watching a socket once it signals an error, so replies to later queries on it
         # would never be read. The next draw for its slot opens a fresh one.
+        self._drop(port, f"{self.upstream}: {err}")
+
+    def _drop(self, port: Port, reason: str) -> None:
+        """Take ``port`` out of the pool, fail the queries waiting on it and close its socket."""
         port.retired = True
         if self._slots[port.slot] is port:
             self._slots[port.slot] = None
         for sent in list(port.pending.values()):
             port.done(sent.ident)
             self._deadlines.remove(sent)
-            self._fail(sent, f"{self.upstream}: {err}")
+            self._fail(sent, reason)
         if port.socket is not None:
             port.socket.close()
 
@@ -332,16 +336,9 @@ class UpstreamClient:
             self._probe.cancel()
         for task in list(self._tcp):
             task.cancel()
-        for index, port in enumerate(self._slots):
-            if port is None:
-                continue
-            self._slots[index] = None
-            for sent in list(port.pending.values()):
-                port.done(sent.ident)
-                self._deadlines.remove(sent)
-                self._fail(sent, f"{self.upstream}: closing")
-            if port.socket is not None:
-                port.socket.close()
+        for port in self._slots:
+            if port is not None:
+                self._drop(port, f"{self.upstream}: closing")
 
 
 class UpstreamError(Exception):
