@@ -84,51 +84,27 @@ def size_bucket(size: int) -> int:
     return bisect_left(SIZE_BOUNDS, size)
 
 
+@dataclass(slots=True, eq=False)  # each tally counts its own answers: equal only to itself
 class HitTally:
     """Answers of one kind (protocol, query type, rcode, reply and query size), counted when they are
     answered and read when scraped: those that took less than ``FAST`` in two attribute updates, the
     slower ones (misses waiting for an upstream, a busy machine) by their duration buckets. The sizes
     are those of the answer the tally was chosen for; answers sharing a tally share its size buckets."""
 
-    __slots__ = (
-        "asked",
-        "dnssec_ok",
-        "hit",
-        "hits",
-        "proto",
-        "qtype",
-        "rcode",
-        "seconds",
-        "size",
-        "slow",
-        "slow_by_bucket",
-        "timed",
-    )
-
-    def __init__(
-        self,
-        proto: str,
-        qtype: str,
-        rcode: str,
-        timed: bool = False,
-        size: int = 0,
-        asked: int = 0,
-        dnssec_ok: bool = False,
-        hit: bool = True,
-    ) -> None:
-        self.proto = proto
-        self.qtype = qtype
-        self.rcode = rcode
-        self.hit = hit  # answers from a cache, which ``DnsStats.tallied_hits`` counts
-        self.timed = timed  # False: a placeholder whose answers are all counted as fast
-        self.size = size
-        self.asked = asked
-        self.dnssec_ok = dnssec_ok
-        self.hits = 0
-        self.seconds = 0.0
-        self.slow = 0  # answers of this kind slower than FAST, also in ``slow_by_bucket``
-        # (duration bucket, SkyDNS duration bucket) -> [answers, their seconds]
-        self.slow_by_bucket: dict[tuple[int, int], list[float]] = {}
+    proto: str
+    qtype: str
+    rcode: str
+    timed: bool = False  # False: a placeholder whose answers are all counted as fast
+    size: int = 0
+    asked: int = 0
+    dnssec_ok: bool = False
+    hit: bool = True  # answers from a cache, which ``DnsStats.tallied_hits`` counts
+    hits: int = field(default=0, init=False)
+    seconds: float = field(default=0.0, init=False)
+    # Answers of this kind slower than FAST, also in ``slow_by_bucket``: (duration bucket, SkyDNS
+    # duration bucket) -> [answers, their seconds].
+    slow: int = field(default=0, init=False)
+    slow_by_bucket: dict[tuple[int, int], list[float]] = field(default_factory=dict, init=False)
 
     def count(self, seconds: float) -> None:
         if seconds < FAST or not self.timed:

@@ -14,6 +14,7 @@ import uvloop
 from kubedns_py.cache.forward import forwarder as forwarder_module
 from kubedns_py.cache.forward.forwarder import Failure, Forwarder, Outcome
 from kubedns_py.cache.forward.routing import RouteTable
+from kubedns_py.cache.forward.upstream import Request
 from kubedns_py.cache.servers import Upstream
 from kubedns_py.dnswire.response import UpstreamReply
 from tests.support.ports import HOST, free_port
@@ -35,7 +36,7 @@ class Answering(asyncio.DatagramProtocol):
 async def forwarded(forwarder: Forwarder, name: str) -> Outcome:
     outcome: asyncio.Future[Outcome] = asyncio.get_running_loop().create_future()
     wire = question_wire(name, "A")
-    forwarder.forward(wire[:-4], wire, False, False, outcome.set_result, True)
+    forwarder.forward(wire[:-4], Request(wire, False, False), outcome.set_result, True)
     return await asyncio.wait_for(outcome, TIMEOUT * 3)
 
 

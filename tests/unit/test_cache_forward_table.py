@@ -28,6 +28,7 @@ from kubedns_py.cache.forward.forwarder import MAX_POOL, MIN_POOL, Failure, Forw
 from kubedns_py.cache.forward.ids import RandomNumbers
 from kubedns_py.cache.forward.routing import RouteTable
 from kubedns_py.cache.forward.sockets import OnDatagram, OnError
+from kubedns_py.cache.forward.upstream import Request
 from kubedns_py.cache.servers import Upstream
 from kubedns_py.dnswire.response import UpstreamReply
 from tests.support.replies import question_wire, reply_to
@@ -151,7 +152,7 @@ class Setup:
     ) -> Outcomes:
         done = Outcomes()
         wire = question_wire(name, qtype)
-        self.forwarder.forward(wire[:-4], wire, cd, do, done, fallthrough)
+        self.forwarder.forward(wire[:-4], Request(wire, cd, do), done, fallthrough)
         return done
 
     def last(self) -> tuple[FakeSocket, bytes]:

@@ -20,6 +20,7 @@ import pytest
 
 from kubedns_py.cache.forward import timers as timers_module
 from kubedns_py.cache.forward.forwarder import Done, Failure, Forwarder
+from kubedns_py.cache.forward.upstream import Request
 from kubedns_py.cache.resolve import resolver as resolver_module
 from kubedns_py.cache.resolve.resolver import MAX_CHAIN, STALE_AFTER, Answer, Resolver, UpstreamQuestion
 from kubedns_py.cache.store.cache import CacheKey, ResponseCache
@@ -55,9 +56,7 @@ class Forwarded:
     """One question handed to the fake forwarder, answered when the test says so."""
 
     name: str
-    question: bytes
-    checking_disabled: bool
-    dnssec_ok: bool
+    request: Request
     done: Done
     fallthrough: bool = True
 
@@ -73,18 +72,8 @@ class FakeForwarder:
     calls: list[Forwarded] = field(default_factory=list)
     unreadable_replies: int = 0
 
-    def forward(
-        self,
-        name: bytes,
-        question: bytes,
-        checking_disabled: bool,
-        dnssec_ok: bool,
-        done: Done,
-        fallthrough: bool = True,
-    ) -> None:
-        self.calls.append(
-            Forwarded(presentation(name), question, checking_disabled, dnssec_ok, done, fallthrough)
-        )
+    def forward(self, name: bytes, request: Request, done: Done, fallthrough: bool = True) -> None:
+        self.calls.append(Forwarded(presentation(name), request, done, fallthrough))
 
 
 @dataclass
@@ -164,8 +153,7 @@ async def test_the_same_question_asked_twice_goes_upstream_once(world: World) ->
     first, second = world.resolve(), world.resolve(NAME.upper())
     assert world.resolver.counters.deduplicated == 1 and world.resolver.waiting == 2
     [call] = world.forwarder.calls
-    assert (call.name, call.question) == ("www.example.com", question_wire(NAME))
-    assert not call.checking_disabled and not call.dnssec_ok
+    assert (call.name, call.request) == ("www.example.com", Request(question_wire(NAME), False, False))
     call.answer(reply(NAME, answer=[FRESH]))
     entry = world.cache.get(question(NAME).key)
     assert entry is not None and first.answer == second.answer == Answer(entry)
@@ -182,7 +170,7 @@ async def test_the_dnssec_and_cd_bits_make_another_question(world: World) -> Non
     world.resolver.resolve(question(NAME), plain)
     world.resolver.resolve(question(NAME, dnssec_ok=True, checking_disabled=True), with_do)
     assert world.resolver.counters.deduplicated == 0
-    assert [(c.dnssec_ok, c.checking_disabled) for c in world.forwarder.calls] == [
+    assert [(c.request.dnssec_ok, c.request.checking_disabled) for c in world.forwarder.calls] == [
         (False, False),
         (True, True),
     ]
@@ -395,7 +383,7 @@ async def test_a_cname_alone_is_chased_and_the_target_records_appended(
     world.forwarder.calls[0].answer(reply(SVC, qtype, answer=[f"{SVC} 60 IN CNAME {TARGET.upper()}"]))
     assert waiter.answers == [] and len(world.forwarder.calls) == 2
     chased = world.forwarder.calls[1]
-    assert (chased.name, chased.question) == ("web.example.net", question_wire(TARGET, qtype))
+    assert (chased.name, chased.request.question) == ("web.example.net", question_wire(TARGET, qtype))
     chased.answer(reply(TARGET, qtype, answer=[f"{TARGET} 30 IN {rdtype} {data}"]))
     entry = waiter.answer.entry
     assert entry is not None and world.cache.get(question(SVC, qtype).key) is entry

@@ -25,7 +25,7 @@ from kubedns_py.cache.forward.ids import RandomNumbers
 from kubedns_py.cache.forward.routing import Route, RouteTable
 from kubedns_py.cache.forward.sockets import Opener, TcpExchange, UdpOpener, tcp_exchange
 from kubedns_py.cache.forward.timers import Deadlines
-from kubedns_py.cache.forward.upstream import Sent, UpstreamClient
+from kubedns_py.cache.forward.upstream import Request, Sent, UpstreamClient
 from kubedns_py.cache.servers import Upstream
 from kubedns_py.dnswire.header import REFUSED, rcode_name
 from kubedns_py.dnswire.response import UpstreamReply
@@ -50,34 +50,20 @@ Done = Callable[[Outcome], None]
 class Exchange:
     """One question on its way through its route's servers."""
 
-    __slots__ = (
-        "checking_disabled",
-        "dnssec_ok",
-        "done",
-        "fallthrough",
-        "forwarder",
-        "next",
-        "question",
-        "servers",
-        "share",
-    )
+    __slots__ = ("done", "fallthrough", "forwarder", "next", "request", "servers", "share")
 
     def __init__(
         self,
         forwarder: Forwarder,
         route: Route,
         share: Share,
-        question: bytes,
-        checking_disabled: bool,
-        dnssec_ok: bool,
+        request: Request,
         done: Done,
-        fallthrough: bool = True,
+        fallthrough: bool,
     ) -> None:
         self.forwarder = forwarder
         self.share = share
-        self.question = question
-        self.checking_disabled = checking_disabled
-        self.dnssec_ok = dnssec_ok
+        self.request = request
         self.done = done
         self.fallthrough = fallthrough and route.domain is not None and route.fallthrough_on_refused
         self.servers = forwarder.ordered(route.servers)
@@ -89,7 +75,7 @@ class Exchange:
             return
         client = self.servers[self.next]
         self.next += 1
-        client.send(self, self.question, self.checking_disabled, self.dnssec_ok)
+        client.send(self, self.request)
 
     def on_reply(self, client: UpstreamClient, reply: UpstreamReply, seconds: float) -> None:
         self.forwarder.observe(client.label, seconds, rcode_name(reply.rcode))
@@ -193,18 +179,10 @@ class Forwarder:
         clients = [c for c in clients if not c.health.looped]
         return [c for c in clients if c.health.usable] + [c for c in clients if not c.health.usable]
 
-    def forward(
-        self,
-        name: bytes,
-        question: bytes,
-        checking_disabled: bool,
-        dnssec_ok: bool,
-        done: Done,
-        fallthrough: bool = True,
-    ) -> None:
-        """Send ``question`` (its section's bytes, name lower-cased; ``name`` its name alone, for
-        routing) along its route; ``done`` is called once with the reply or the failure, possibly before
-        this returns. Without ``fallthrough`` a REFUSED from a domain's servers is the outcome."""
+    def forward(self, name: bytes, request: Request, done: Done, fallthrough: bool = True) -> None:
+        """Send ``request`` along the route of ``name`` (its question's name alone); ``done`` is called
+        once with the reply or the failure, possibly before this returns. Without ``fallthrough`` a
+        REFUSED from a domain's servers is the outcome."""
         route = self.routes.route_wire(name)
         if route.local_only:
             done(Failure.LOCAL_ONLY)
@@ -216,7 +194,7 @@ class Forwarder:
         if share is None:
             done(Failure.BUSY)
             return
-        Exchange(self, route, share, question, checking_disabled, dnssec_ok, done, fallthrough).ask_next()
+        Exchange(self, route, share, request, done, fallthrough).ask_next()
 
     def close(self) -> None:
         for client in self._clients.values():

@@ -4,6 +4,7 @@ from the cache's own counters when scraped (the core series come from ``net.core
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -21,37 +22,28 @@ from kubedns_py.net.stats import DnsStats
 NXDOMAIN = rcode_name(header.NXDOMAIN)
 
 
+@dataclass(eq=False)  # registries key collectors by identity
 class CoreDnsCacheCollector(Collector):
-    def __init__(
-        self,
-        port: Callable[[], int],
-        cache: ResponseCache,
-        frontend: Frontend,
-        resolver: Resolver,
-        forwarder: Forwarder,
-        stats: DnsStats,
-        durations: UpstreamDurations,
-    ) -> None:
-        self._port = port
-        self._cache = cache
-        self._frontend = frontend
-        self._resolver = resolver
-        self._forwarder = forwarder
-        self._stats = stats
-        self._durations = durations
+    port: Callable[[], int]
+    cache: ResponseCache
+    frontend: Frontend
+    resolver: Resolver
+    forwarder: Forwarder
+    stats: DnsStats
+    durations: UpstreamDurations
 
     def collect(self) -> Iterator[Metric]:
-        where, labels = [server_label(self._port()), ZONE, VIEW], ["server", "zones", "view"]
+        where, labels = [server_label(self.port()), ZONE, VIEW], ["server", "zones", "view"]
         entries = GaugeMetricFamily(
             "coredns_cache_entries", "The number of elements in the cache.", labels=[*labels, "type"]
         )
-        success = sum(1 for e in list(self._cache.index.values()) if e.rcode == 0 and e.counts[0])
+        success = sum(1 for e in list(self.cache.index.values()) if e.rcode == 0 and e.counts[0])
         entries.add_metric([*where, "success"], success)
-        entries.add_metric([*where, "denial"], len(self._cache) - success)
+        entries.add_metric([*where, "denial"], len(self.cache) - success)
         yield entries
-        front = self._frontend.counters
+        front = self.frontend.counters
         # Denials served on the fast path, counted by their tallies; other hits count as successes.
-        denied = sum(t.hits for t in self._stats.tallies() if t.rcode == NXDOMAIN)
+        denied = sum(t.hits for t in self.stats.tallies() if t.rcode == NXDOMAIN)
         hits = CounterMetricFamily("coredns_cache_hits", "The count of cache hits.", labels=[*labels, "type"])
         hits.add_metric([*where, "success"], front.hits - denied)
         hits.add_metric([*where, "denial"], denied)
@@ -60,7 +52,7 @@ class CoreDnsCacheCollector(Collector):
         yield _counter(
             "coredns_cache_requests", "The count of cache requests.", where, front.hits + front.misses
         )
-        counters = self._resolver.counters
+        counters = self.resolver.counters
         yield _counter(
             "coredns_cache_prefetch",
             "The number of times the cache has prefetched a cached item.",
@@ -76,7 +68,7 @@ class CoreDnsCacheCollector(Collector):
         evictions = CounterMetricFamily(
             "coredns_cache_evictions", "The count of cache evictions.", labels=[*labels, "type"]
         )
-        evictions.add_metric([*where, "success"], self._cache.evictions)
+        evictions.add_metric([*where, "success"], self.cache.evictions)
         yield evictions
         requests = CounterMetricFamily(
             "coredns_forward_requests", "Counter of requests made per upstream.", labels=["to"]
@@ -91,7 +83,7 @@ class CoreDnsCacheCollector(Collector):
             "Count of failed health checks per upstream.",
             labels=["proxy_name", "to"],
         )
-        for client in self._forwarder.clients():
+        for client in self.forwarder.clients():
             to = to_label(str(client.upstream))
             requests.add_metric([to], client.health.queries)
             failures.add_metric([to], client.health.errors)
@@ -99,7 +91,7 @@ class CoreDnsCacheCollector(Collector):
         yield requests
         yield failures
         yield proxy_failures
-        rejected = sum(share.rejected for share in self._forwarder.budget.shares.values())
+        rejected = sum(share.rejected for share in self.forwarder.budget.shares.values())
         yield CounterMetricFamily(
             "coredns_forward_max_concurrent_rejects",
             "Counter of the number of queries rejected because the concurrent queries were at maximum.",
@@ -107,17 +99,17 @@ class CoreDnsCacheCollector(Collector):
         )
         # The upstream latencies under forward's name before CoreDNS 1.11 (which the coredns-mixin
         # reads) and proxy's since, and the responses they count.
-        yield self._durations.histogram("coredns_forward_request_duration_seconds", to_label)
-        yield self._durations.histogram(
+        yield self.durations.histogram("coredns_forward_request_duration_seconds", to_label)
+        yield self.durations.histogram(
             "coredns_proxy_request_duration_seconds", to_label, proxy_name="forward"
         )
         responses = CounterMetricFamily(
             "coredns_forward_responses", "Counter of responses received per upstream.", labels=["to", "rcode"]
         )
-        for to, rcode, count in self._durations.counts():
+        for to, rcode, count in self.durations.counts():
             responses.add_metric([to_label(to), rcode], count)
         yield responses
-        autopath = self._frontend.autopath
+        autopath = self.frontend.autopath
         if autopath is not None:
             autopathed = CounterMetricFamily(
                 "coredns_autopath_success",

@@ -20,6 +20,7 @@ from dnslib import QTYPE, DNSRecord
 
 from kubedns_py.cache.forward.forwarder import Failure, Forwarder, Outcome
 from kubedns_py.cache.forward.timers import Deadlines
+from kubedns_py.cache.forward.upstream import Request
 from kubedns_py.cache.store.cache import CacheKey, ResponseCache
 from kubedns_py.cache.store.entry import Entry
 from kubedns_py.dnswire.header import NXDOMAIN, SERVFAIL
@@ -160,9 +161,7 @@ class Resolver:
         key = question.key
         self.forwarder.forward(
             key.name,
-            question.wire,
-            key.checking_disabled,
-            key.dnssec_ok,
+            Request(question.wire, key.checking_disabled, key.dnssec_ok),
             lambda outcome: self._fetched(question, chain, outcome, finished),
             fallthrough=not question.own_route,
         )

@@ -56,24 +56,18 @@ class Resource:
     field_selector: str | None = None
 
 
+@dataclass(eq=False)  # each one follows its resource: equal only to itself
 class Reflector:
     """LIST + WATCH of one resource, forever."""
 
-    def __init__(
-        self,
-        api: Api,
-        resource: Resource,
-        settings: KubeSettings,
-        sink: ApplyEvents,
-        metrics: KubeMetrics,
-        limited: RateLimitedLog,
-    ) -> None:
-        self.api = api
-        self.resource = resource
-        self.settings = settings
-        self.sink = sink
-        self.metrics = metrics
-        self.limited = limited  # what the API sends: bad objects, failing watches
+    api: Api
+    resource: Resource
+    settings: KubeSettings
+    sink: ApplyEvents
+    metrics: KubeMetrics
+    limited: RateLimitedLog  # what the API sends: bad objects, failing watches
+
+    def __post_init__(self) -> None:
         self.rv: str | None = None  # None: LIST before the next WATCH
         self.progressed = False
         self.lists = 0
@@ -85,7 +79,7 @@ class Reflector:
         self._restart_reason = ""
         self._relist = False
         self._bad: dict[tuple[str, str], str] = {}  # objects that failed conversion, logged once
-        metrics.add_resource(resource.name)
+        self.metrics.add_resource(self.resource.name)
 
     async def run(self) -> None:
         attempt = 0
