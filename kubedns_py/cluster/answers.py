@@ -230,45 +230,62 @@ class WireZone:
     def find(self, key: bytes, qtype: int) -> tuple[Section, Validity] | None:
         """The answer to an IN-class question for the lower-cased wire name ``key``, with what it was
         made from; None when only the general path can build it."""
-        if key.endswith(self._zone_wire):
-            apex = len(key) - self._zone_size
-            if self._synced:
-                # A service's own name, the question asked most, is its node's key: found without a
-                # parse (the key parses as SERVICE, naming that node), which only building needs.
-                node = self._nodes.get(key[:apex])
-                if node is not None:
-                    found = node.sections.get((b"", qtype))
-                    if found is None:
-                        found = self._node_answer(node, self._under_zone(key, apex), qtype)
-                    if found.__class__ is tuple:
-                        return found, node
-                    if found is None:
-                        return None
-                    return self._negative_section(found, 12 + apex), self._epoch  # type: ignore[arg-type]
-            name = self._under_zone(key, apex)
-        else:
-            name = self._parse(key)
+        if not key.endswith(self._zone_wire):
+            return self._not_in_zone(key, qtype)
+        apex = len(key) - self._zone_size
+        if not self._synced:
+            if self._under_zone(key, apex).kind is OUTSIDE:
+                return REFUSED_SECTION, ALWAYS
+            return SERVFAIL_SECTION, NEVER
+        # A service's own name, the question asked most, is its node's key: found without a parse (the
+        # key parses as SERVICE, naming that node), which only building its answers needs.
+        node = self._nodes.get(key[:apex])
+        if node is not None:
+            found = node.sections.get((b"", qtype))
+            if found is None:
+                found = self._node_answer(node, self._under_zone(key, apex), qtype)
+            if found.__class__ is tuple:
+                return found, node
+            if found is None:
+                return None
+            return self._negative_section(found, 12 + apex), self._epoch  # type: ignore[arg-type]
+        name = self._under_zone(key, apex)
         kind = name.kind
-        if kind is OUTSIDE:
+        if kind is ENDPOINT or kind is PORT:
+            node = self._nodes.get(name.node)
+            if node is None:
+                found = NXDOMAIN
+            else:
+                found = node.sections.get((name.prefix, qtype))
+                if found is None:
+                    found = self._node_answer(node, name, qtype)
+        elif kind is NONE or kind is SERVICE:  # a service's own name: its node, had it one, was found above
+            found = NXDOMAIN
+        elif kind is POD_NAME:
+            found = self._pod(name, qtype)
+        elif kind is OUTSIDE:
+            return REFUSED_SECTION, ALWAYS
+        else:
+            return None  # the apex, its fixed names, the empty non-terminals, autopath: the general path
+        if found.__class__ is tuple:
+            return found, self._epoch
+        if found is None:
+            return None
+        return self._negative_section(found, 12 + apex), self._epoch  # type: ignore[arg-type]
+
+    def _not_in_zone(self, key: bytes, qtype: int) -> tuple[Section, Validity] | None:
+        """A reverse name, or a name for the cache to send upstream."""
+        name = self._parse(key)
+        if name.kind is not REVERSE:
             return REFUSED_SECTION, ALWAYS
         if not self._synced:
             return SERVFAIL_SECTION, NEVER
-        if kind is SERVICE or kind is ENDPOINT or kind is PORT:
-            node = self._nodes.get(name.node)
-            found = NXDOMAIN if node is None else self._node_answer(node, name, qtype)
-        elif kind is NONE:
-            found = NXDOMAIN  # search-path misses, mostly
-        elif kind is POD_NAME:
-            found = self._pod(name, qtype)
-        elif kind is REVERSE:
-            found = self._reverse(name, qtype)
-        else:
-            return None  # the apex, its fixed names, the empty non-terminals, autopath: the general path
+        found = self._reverse(name, qtype)
+        if found.__class__ is tuple:
+            return found, self._epoch
         if found is None:
             return None
-        if found.__class__ is int:
-            return self._negative_section(found, 12 + name.apex), self._epoch
-        return found, self._epoch  # type: ignore[return-value]
+        return self._negative_section(found, 12 + name.apex), self._epoch  # type: ignore[arg-type]
 
     def _negative_section(self, rcode: int, apex: int) -> Section:
         section = self._negative.get(rcode << 16 | apex)
@@ -278,11 +295,8 @@ class WireZone:
         return section
 
     def _node_answer(self, node: ServiceNode, name: ClusterName, qtype: int) -> Found:
-        """The answer for ``name``, the node's service or a name under it."""
+        """The answer for ``name``, the node's service or a name under it, not kept yet."""
         prefix = name.prefix
-        found = node.sections.get((prefix, qtype))
-        if found is not None:
-            return found
         if node.records.external_name is not None:
             return None if not prefix else NXDOMAIN
         if qtype == ANY:

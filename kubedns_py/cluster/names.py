@@ -24,13 +24,12 @@ from typing import NamedTuple
 from kubedns_py.cluster.objects import normalize_ip
 from kubedns_py.dnswire import encode
 
-AUTOPATH_PREFIX = "_autopath-"
 IN_ADDR = encode.name("in-addr.arpa")
 IP6 = encode.name("ip6.arpa")
 SVC = b"\x03svc"
 POD = b"\x03pod"
 UNDERSCORE = ord("_")
-_AUTOPATH_LABEL = AUTOPATH_PREFIX.encode()
+_AUTOPATH = b"_autopath-"
 _NAMESERVER = b"\x02ns\x03dns"
 
 
@@ -71,25 +70,32 @@ class ClusterName(NamedTuple):
     prefix: bytes  # the labels under ``node``: an endpoint's, _<port>._<proto>, a pod's address
     ip: str | None  # the address a POD, AUTOPATH or REVERSE name spells; None if it spells none
 
+    # The parts as text, for the general path and for building answers: sliced where the parse found
+    # them (``node`` ends in svc or pod, four bytes; ``prefix`` is one label, or _<port> and _<proto>).
+
     @property
     def service(self) -> str:
-        return labels(self.node)[0]
+        return self.node[1 : self.node[0] + 1].decode("latin-1")
 
     @property
     def namespace(self) -> str:
-        return labels(self.node)[-2]  # the label above svc or pod
+        node = self.node
+        start = node[0] + 1  # the namespace's label follows the service's, or is first
+        if start == len(node) - 4:
+            start = 0
+        return node[start + 1 : len(node) - 4].decode("latin-1")
 
     @property
     def endpoint(self) -> str:
-        return labels(self.prefix)[0]
+        return self.prefix[1:].decode("latin-1")
 
     @property
     def port(self) -> str:
-        return labels(self.prefix)[0][1:]
+        return self.prefix[2 : self.prefix[0] + 1].decode("latin-1")
 
     @property
     def protocol(self) -> str:
-        return labels(self.prefix)[1][1:]
+        return self.prefix[self.prefix[0] + 3 :].decode("latin-1")
 
 
 _new = tuple.__new__  # a NamedTuple's own constructor costs a Python call more, on the hot path
@@ -119,53 +125,55 @@ class NameParser:
     def under_zone(self, key: bytes, apex: int) -> ClusterName:
         """``parse`` for a name known to end in the zone's name, at ``apex``.
 
-        On the hot path for every name but a service's own, so labels are found where the
-        specification puts them, one length byte after another, rather than split out. Labels are
-        never empty (a zero length is the root), so each has a first byte to look at."""
-        second = key[0] + 1 if apex else 0  # where the second label starts
-        third = second + key[second] + 1 if second < apex else second
-        fourth = third + key[third] + 1 if third < apex else third
-        fields: Fields | None = None
+        On the hot path for every name but a service's own, so each label is found from the length
+        byte of the one before, and the first that reaches ``apex`` says how many there are; the
+        rest are never split out. Labels are never empty (a zero length is the root), so each has a
+        first byte to look at. A label that runs past ``apex`` means the zone's name began inside
+        it: the name is not under the zone."""
         if apex == 0:
-            fields = NameKind.APEX, key, apex, b"", b"", None
-        elif second >= apex:
-            fields = _one_label(key, apex) if second == apex else None
-        elif third >= apex:
-            fields = _two_labels(key, apex) if third == apex else None
-        elif fourth == apex:
-            last = key[third:apex]
-            if last == SVC:
-                fields = SERVICE, key, apex, key[:apex], b"", None
-            elif last == POD:
-                ip = ip_from_dashed(key[1:second].decode("latin-1"))
-                fields = POD_NAME, key, apex, key[second:apex], key[:second], ip
-            else:
-                fields = NONE, key, apex, b"", b"", None
-        elif fourth < apex:
-            fields = _more_labels(key, apex, second, third, fourth)
-        if fields is None:  # the zone's name began inside a label: the name is not under it
-            return _outside(key)
-        return _new(ClusterName, fields)
+            return _new(ClusterName, (NameKind.APEX, key, apex, b"", b"", None))
+        second = key[0] + 1  # where the second label starts
+        if second < apex:
+            third = second + key[second] + 1
+            if third < apex:
+                fourth = third + key[third] + 1
+                if fourth == apex:  # <svc>.<ns>.svc, <a-b-c-d>.<ns>.pod
+                    last = key[third:apex]
+                    if last == SVC:
+                        return _new(ClusterName, (SERVICE, key, apex, key[:apex], b"", None))
+                    if last == POD:
+                        ip = ip_from_dashed(key[1:second].decode("latin-1"))
+                        return _new(ClusterName, (POD_NAME, key, apex, key[second:apex], key[:second], ip))
+                    return _new(ClusterName, (NONE, key, apex, b"", b"", None))
+                if fourth < apex:
+                    fifth = fourth + key[fourth] + 1
+                    if fifth == apex:  # <label>.<svc>.<ns>.svc
+                        if key[fourth:apex] == SVC:
+                            fields = (ENDPOINT, key, apex, key[second:apex], key[:second], None)
+                            return _new(ClusterName, fields)
+                        return _new(ClusterName, (NONE, key, apex, b"", b"", None))
+                    pos = fifth
+                    if fifth < apex:
+                        pos = fifth + key[fifth] + 1
+                        if (  # _<port>._<proto>.<svc>.<ns>.svc
+                            pos == apex
+                            and key[1] == UNDERSCORE
+                            and key[second + 1] == UNDERSCORE
+                            and key[fifth:apex] == SVC
+                        ):
+                            return _new(ClusterName, (PORT, key, apex, key[third:apex], key[:third], None))
+                        while pos < apex:
+                            pos += key[pos] + 1
+                    if pos == apex:
+                        return _new(ClusterName, (NONE, key, apex, b"", b"", None))
+            elif third == apex:
+                return _new(ClusterName, _two_labels(key, apex))
+        elif second == apex:
+            return _new(ClusterName, _one_label(key, apex))
+        return _outside(key)
 
 
 Fields = tuple[NameKind, bytes, int, bytes, bytes, str | None]
-
-
-def _more_labels(key: bytes, apex: int, second: int, third: int, fourth: int) -> Fields | None:
-    """A name of four labels or more under the zone, None if ``apex`` starts none of them."""
-    fifth = fourth + key[fourth] + 1
-    if fifth == apex:
-        if key[fourth:apex] == SVC:
-            return ENDPOINT, key, apex, key[second:apex], key[:second], None
-        return NONE, key, apex, b"", b"", None
-    pos = fifth
-    if fifth < apex:
-        pos = fifth + key[fifth] + 1
-        if pos == apex and key[fifth:apex] == SVC and key[1] == UNDERSCORE and key[second + 1] == UNDERSCORE:
-            return PORT, key, apex, key[third:apex], key[:third], None
-    while pos < apex:
-        pos += key[pos] + 1
-    return (NONE, key, apex, b"", b"", None) if pos == apex else None
 
 
 def _one_label(key: bytes, apex: int) -> Fields:
@@ -173,8 +181,8 @@ def _one_label(key: bytes, apex: int) -> Fields:
     kind = _ONE_LABEL_KINDS.get(label)
     if kind is not None:
         return kind, key, apex, b"", b"", None
-    if label[1:].startswith(_AUTOPATH_LABEL):
-        ip = ip_from_dashed(label[1 + len(_AUTOPATH_LABEL) :].decode("latin-1"))
+    if label[1:].startswith(_AUTOPATH):
+        ip = ip_from_dashed(label[1 + len(_AUTOPATH) :].decode("latin-1"))
         return NameKind.AUTOPATH, key, apex, b"", label, ip
     return NONE, key, apex, b"", b"", None
 
@@ -195,13 +203,13 @@ def _outside(key: bytes) -> ClusterName:
     address it spells if it spells a whole one; else OUTSIDE."""
     if not (key.endswith(IN_ADDR) or key.endswith(IP6)):
         return _new(ClusterName, (OUTSIDE, key, 0, b"", b"", None))
-    parts = labels(key)
+    parts = _labels(key)
     if parts[-2:] == ["in-addr", "arpa"]:
         ip = _ipv4_from_reverse(parts[:-2])
     elif parts[-2:] == ["ip6", "arpa"]:
         ip = _ipv6_from_reverse(parts[:-2])
     else:  # a label ending in their bytes
-        return _new(ClusterName, (NameKind.OUTSIDE, key, 0, b"", b"", None))
+        return _new(ClusterName, (OUTSIDE, key, 0, b"", b"", None))
     apex = len(key) - (len(IN_ADDR) if parts[-2] == "in-addr" else len(IP6))
     return _new(ClusterName, (REVERSE, key, apex, b"", b"", ip))
 
@@ -226,9 +234,8 @@ def ip_from_dashed(label: str) -> str | None:
     return normalize_ip(".".join(parts) if ipv4 else ":".join(parts))
 
 
-def labels(name: bytes) -> list[str]:
-    """The labels of a wire name (or of consecutive labels) that splits into labels exactly; a root
-    label ends it."""
+def _labels(name: bytes) -> list[str]:
+    """The labels of a wire name that splits into labels exactly, the root label left off."""
     found = []
     pos, size = 0, len(name)
     while pos < size and name[pos]:
