@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from kubedns_py.cluster.names import ClusterName, NameKind, NameParser
 from kubedns_py.dnswire import encode
@@ -75,3 +77,24 @@ def test_the_zone_name_inside_a_label_is_not_the_zone() -> None:
     # One 12-byte label ending in "\x07cluster": the bytes end as the zone's name does.
     assert PARSER.parse(b"\x0cabcd\x07cluster\x05local\x00").kind is NameKind.OUTSIDE
     assert PARSER.parse(b"\x0cabcd\x07in-addr\x04arpa\x00").kind is NameKind.OUTSIDE
+
+
+LABELS = st.lists(st.binary(min_size=1, max_size=12).map(bytes.lower), max_size=8)
+SUFFIXES = st.sampled_from(
+    [(b"cluster", b"local"), (b"in-addr", b"arpa"), (b"ip6", b"arpa"), (b"local",), ()]
+)
+
+
+@settings(derandomize=True, database=None, deadline=None, max_examples=2000)
+@given(LABELS, SUFFIXES)
+def test_any_name_parses_under_the_zone_it_ends_in(labels: list[bytes], suffix: tuple[bytes, ...]) -> None:
+    """Any bytes in any labels: the parse never fails, and a name is OUTSIDE exactly when its last
+    labels are neither the zone's nor a reverse zone's."""
+    parts = [*labels, *suffix]
+    key = b"".join(bytes((len(part),)) + part for part in parts) + b"\0"
+    name = PARSER.parse(key)
+    inside = parts[-2:] in ([b"cluster", b"local"], [b"in-addr", b"arpa"], [b"ip6", b"arpa"])
+    assert (name.kind is not NameKind.OUTSIDE) == inside, (parts, name)
+    if name.kind in (NameKind.SERVICE, NameKind.ENDPOINT, NameKind.PORT):
+        assert key.startswith(name.prefix + name.node), (parts, name)
+        assert name.service.encode("latin-1") == parts[len(parts) - 5] and parts[len(parts) - 3] == b"svc"
