@@ -2,8 +2,9 @@
 
 Every Service has a ``ServiceNode`` under its wire name relative to the zone (``<svc>.<ns>.svc``).
 A node keeps the answer sections asked of it, built once from the service's records and dropped with
-the node when that service changes; nothing else is touched by a change. Questions find their node by
-position, as the specification lays names out::
+the node when that service changes; nothing else is touched by a change. A service's own name is its
+node's key, found by one lookup; any other name is parsed (``cluster.names``, the parse the general
+path uses too) and its node, if it has one, found from the parse::
 
     <svc>.<ns>.svc                the node itself              A, AAAA, SRV
     <label>.<svc>.<ns>.svc        one label under it           endpoint A/AAAA, or the _<proto> ENT
@@ -27,17 +28,20 @@ from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
 
+from kubedns_py.cluster.names import (
+    ENDPOINT,
+    NONE,
+    OUTSIDE,
+    POD_NAME,
+    PORT,
+    REVERSE,
+    SERVICE,
+    SVC,
+    ClusterName,
+)
 from kubedns_py.cluster.records import ServiceRecords, SrvGroup, srv_targets
 from kubedns_py.cluster.store import ServiceKey, Store
-from kubedns_py.cluster.zone import (
-    SOA_EXPIRE,
-    SOA_REFRESH,
-    SOA_RETRY,
-    PodMode,
-    Zone,
-    ip_from_dashed,
-    ip_from_reverse,
-)
+from kubedns_py.cluster.zone import SOA_EXPIRE, SOA_REFRESH, SOA_RETRY, PodMode, Zone
 from kubedns_py.dnswire import encode
 from kubedns_py.dnswire.encode import POINTERS
 from kubedns_py.dnswire.header import (
@@ -61,10 +65,6 @@ from kubedns_py.dnswire.splice import raw_opt
 
 _HEAD = struct.Struct("!HHHHH")  # flags, qdcount, ancount, nscount, arcount
 QUESTION_START = POINTERS[12]
-IN_ADDR = encode.name("in-addr.arpa")
-IP6 = encode.name("ip6.arpa")
-SVC = b"\x03svc"
-POD = b"\x03pod"
 # Room for records in a TCP reply to the longest question (a 255-byte name, its type and class) with our
 # OPT: an answer with more bytes of records than this may not fit in one message.
 MOST_RECORD_BYTES = TCP_MAX - HEADER_SIZE - (MAX_NAME + 4) - len(raw_opt(0))
@@ -185,6 +185,8 @@ class ServiceNode(Validity):
 class WireZone:
     def __init__(self, zone: Zone, store: Store) -> None:
         self._zone = zone
+        self._parse = zone.names.parse
+        self._under_zone = zone.names.under_zone
         self._store = store
         self._ttl = zone.ttl
         self._pods = zone.pods
@@ -228,50 +230,62 @@ class WireZone:
     def find(self, key: bytes, qtype: int) -> tuple[Section, Validity] | None:
         """The answer to an IN-class question for the lower-cased wire name ``key``, with what it was
         made from; None when only the general path can build it."""
-        if key.endswith(self._zone_wire):
-            if not self._synced:
-                return SERVFAIL_SECTION, NEVER
-            rel = key[: len(key) - self._zone_size]
-            node = self._nodes.get(rel)
-            if node is not None:
-                found = node.sections.get((b"", qtype))
-                if found is None:
-                    found = self._node_answer(node, b"", qtype)
-                if found.__class__ is tuple:
-                    return found, node
-            else:
-                found = self._not_a_service(rel, qtype)
+        if not key.endswith(self._zone_wire):
+            return self._not_in_zone(key, qtype)
+        apex = len(key) - self._zone_size
+        if not self._synced:
+            if self._under_zone(key, apex).kind is OUTSIDE:
+                return REFUSED_SECTION, ALWAYS
+            return SERVFAIL_SECTION, NEVER
+        # A service's own name, the question asked most, is its node's key: found without a parse (the
+        # key parses as SERVICE, naming that node), which only building its answers needs.
+        node = self._nodes.get(key[:apex])
+        if node is not None:
+            found = node.sections.get((b"", qtype))
+            if found is None:
+                found = self._node_answer(node, self._under_zone(key, apex), qtype)
+            if found.__class__ is tuple:
+                return found, node
             if found is None:
                 return None
-            if found.__class__ is int:
-                return self._negative_section(found, 12 + len(rel)), self._epoch
-            return found, self._epoch  # type: ignore[return-value]
-        if key.endswith(IN_ADDR) or key.endswith(IP6):
-            if not self._synced:
-                return SERVFAIL_SECTION, NEVER
-            section = self._reverse(key, qtype)
-            return None if section is None else (section, self._epoch)
-        return REFUSED_SECTION, ALWAYS
+            return self._negative_section(found, 12 + apex), self._epoch  # type: ignore[arg-type]
+        name = self._under_zone(key, apex)
+        kind = name.kind
+        if kind is ENDPOINT or kind is PORT:
+            node = self._nodes.get(name.node)
+            if node is None:
+                found = NXDOMAIN
+            else:
+                found = node.sections.get((name.prefix, qtype))
+                if found is None:
+                    found = self._node_answer(node, name, qtype)
+        elif kind is NONE or kind is SERVICE:  # a service's own name: its node, had it one, was found above
+            found = NXDOMAIN
+        elif kind is POD_NAME:
+            found = self._pod(name, qtype)
+        elif kind is OUTSIDE:
+            return REFUSED_SECTION, ALWAYS
+        else:
+            return None  # the apex, its fixed names, the empty non-terminals, autopath: the general path
+        if found.__class__ is tuple:
+            return found, self._epoch
+        if found is None:
+            return None
+        return self._negative_section(found, 12 + apex), self._epoch  # type: ignore[arg-type]
 
-    def _not_a_service(self, rel: bytes, qtype: int) -> Found:
-        """A name under the zone that is no service's own: an endpoint or SRV name one or two labels
-        under a service's, a pod, one of the few fixed names, or none at all (search-path misses)."""
-        count, pos, size = 0, 0, len(rel)
-        while pos < size:
-            pos += rel[pos] + 1
-            count += 1
-        if pos != size:
-            return REFUSED_SECTION  # the zone's name appeared inside a label: the name is not ours
-        if count == 4 or count == 5:
-            under = rel[0] + 1 if count == 4 else rel[0] + 2 + rel[rel[0] + 1]
-            node = self._nodes.get(rel[under:])
-            return NXDOMAIN if node is None else self._node_answer(node, rel[:under], qtype)
-        if count == 3 and rel.endswith(POD):
-            labels = _labels(rel)
-            return self._pod(labels[0], labels[1], qtype)
-        if count <= 2:
-            return None  # the apex, dns-version, ns.dns and the empty non-terminals: the general path
-        return NXDOMAIN
+    def _not_in_zone(self, key: bytes, qtype: int) -> tuple[Section, Validity] | None:
+        """A reverse name, or a name for the cache to send upstream."""
+        name = self._parse(key)
+        if name.kind is not REVERSE:
+            return REFUSED_SECTION, ALWAYS
+        if not self._synced:
+            return SERVFAIL_SECTION, NEVER
+        found = self._reverse(name, qtype)
+        if found.__class__ is tuple:
+            return found, self._epoch
+        if found is None:
+            return None
+        return self._negative_section(found, 12 + name.apex), self._epoch  # type: ignore[arg-type]
 
     def _negative_section(self, rcode: int, apex: int) -> Section:
         section = self._negative.get(rcode << 16 | apex)
@@ -280,10 +294,9 @@ class WireZone:
             self._negative[rcode << 16 | apex] = section
         return section
 
-    def _node_answer(self, node: ServiceNode, prefix: bytes, qtype: int) -> Found:
-        found = node.sections.get((prefix, qtype))
-        if found is not None:
-            return found
+    def _node_answer(self, node: ServiceNode, name: ClusterName, qtype: int) -> Found:
+        """The answer for ``name``, the node's service or a name under it, not kept yet."""
+        prefix = name.prefix
         if node.records.external_name is not None:
             return None if not prefix else NXDOMAIN
         if qtype == ANY:
@@ -291,9 +304,9 @@ class WireZone:
         if qtype not in (A, AAAA, SRV):
             # Nothing here but addresses and SRV: any other type is NODATA where the name exists, and
             # is not kept, so that a client walking all 65,536 types cannot grow the node.
-            exists = self._build(node.records, prefix, A)
+            exists = self._build(node.records, name, A)
             return None if exists is None else NXDOMAIN if exists == NXDOMAIN else NOERROR
-        built = self._build(node.records, prefix, qtype)
+        built = self._build(node.records, name, qtype)
         if built is not None and built != NXDOMAIN:  # names that exist only: a node never grows by junk
             if node.sections is NO_SECTIONS:
                 node.sections = {}
@@ -302,24 +315,21 @@ class WireZone:
 
     # -- building answers for a service's names --------------------------------------------------------
 
-    def _build(self, records: ServiceRecords, prefix: bytes, qtype: int) -> Section | int | None:
-        if not prefix:
+    def _build(self, records: ServiceRecords, name: ClusterName, qtype: int) -> Section | int | None:
+        if name.kind is SERVICE:
             return self._service_name(records, qtype)
-        first = prefix[1 : prefix[0] + 1].decode("latin-1")
-        if len(prefix) == prefix[0] + 1:
-            if first in records.hosts:
-                ips = records.hosts[first]
+        if name.kind is ENDPOINT:
+            label = name.endpoint
+            if label in records.hosts:
+                ips = records.hosts[label]
                 return self._addresses(POINTERS[12], ips, qtype) if qtype != SRV else NOERROR
-            if first[:1] == "_" and any(protocol == first[1:] for _, protocol in records.srv):
+            if label[:1] == "_" and any(protocol == label[1:] for _, protocol in records.srv):
                 return NOERROR  # _<proto>.<svc>... is the empty non-terminal above SRV names
             return NXDOMAIN
-        second = prefix[prefix[0] + 2 :].decode("latin-1")
-        if first[:1] != "_" or second[:1] != "_":
-            return NXDOMAIN
-        groups = records.srv.get((first[1:], second[1:]))
+        groups = records.srv.get((name.port, name.protocol))
         if not groups:
             return NXDOMAIN
-        return self._srv(records, groups, 12 + len(prefix)) if qtype == SRV else NOERROR
+        return self._srv(records, groups, 12 + len(name.prefix)) if qtype == SRV else NOERROR
 
     def _service_name(self, records: ServiceRecords, qtype: int) -> Section | int:
         if qtype != SRV:
@@ -360,41 +370,27 @@ class WireZone:
 
     # -- pods and reverse names --------------------------------------------------------------------------
 
-    def _pod(self, label: str, namespace: str, qtype: int) -> Found:
+    def _pod(self, name: ClusterName, qtype: int) -> Found:
+        namespace = name.namespace
         if self._pods is PodMode.DISABLED or not self._store.namespace_exists(namespace):
             return NXDOMAIN
-        ip = ip_from_dashed(label)
+        ip = name.ip
         if ip is None or (self._pods is PodMode.VERIFIED and not self._store.pod_ip_exists(namespace, ip)):
             return NXDOMAIN
         if qtype not in (A, AAAA):
             return NOERROR if qtype != ANY else None
         return self._addresses(POINTERS[12], (ip,), qtype)
 
-    def _reverse(self, key: bytes, qtype: int) -> Section | None:
-        ip = ip_from_reverse(_labels(key[:-1]))  # the reader checked that the name splits into labels
-        owners = self._store.reverse(ip) if ip is not None else []
+    def _reverse(self, name: ClusterName, qtype: int) -> Found:
+        owners = self._store.reverse(name.ip) if name.ip is not None else []
         if not owners:
             return REFUSED_SECTION
         if qtype != PTR:
-            if qtype == ANY:
-                return None
-            apex = 12 + len(key) - (len(IN_ADDR) if key.endswith(IN_ADDR) else len(IP6))
-            return self._negative_section(NOERROR, apex)
+            return None if qtype == ANY else NOERROR  # NODATA, with the SOA of the reverse zone
         answer = []
-        for (namespace, name), label in owners:
-            target = self._zone.service_name(namespace, name)
+        for (namespace, service), label in owners:
+            target = self._zone.service_name(namespace, service)
             if label is not None:
                 target = f"{label}.{target}"
             answer.append(encode.record(QUESTION_START, PTR, self._ttl, encode.name(target)))
         return answer_section(answer)
-
-
-def _labels(name: bytes) -> list[str]:
-    """The labels of a wire name (root label left off) that is known to split into labels exactly."""
-    labels = []
-    pos, size = 0, len(name)
-    while pos < size:
-        length = name[pos]
-        labels.append(name[pos + 1 : pos + 1 + length].decode("latin-1"))
-        pos += length + 1
-    return labels

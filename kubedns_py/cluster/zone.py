@@ -1,7 +1,7 @@
 """The cluster zone as the Kubernetes DNS-Based Service Discovery specification (1.1.0) defines it.
 
-``Zone.lookup`` maps one question to a ``Result`` (rcode + sections of dnslib RRs). Names are parsed
-by position relative to the zone, the way the specification writes them::
+``Zone.lookup`` maps one question, its name parsed by ``cluster.names``, to a ``Result`` (rcode +
+sections of dnslib RRs)::
 
     <zone>                                  SOA, NS            dns-version.<zone>        TXT
     <svc>.<ns>.svc.<zone>                   A/AAAA/SRV/CNAME   <label>.<svc>.<ns>.svc    A/AAAA (headless)
@@ -27,16 +27,16 @@ from dataclasses import dataclass, field
 from dnslib import AAAA, CNAME, NS, PTR, RR, SOA, SRV, TXT, A, DNSLabel
 
 from kubedns_py import DNS_SCHEMA_VERSION
-from kubedns_py.cluster.objects import normalize_ip
+from kubedns_py.cluster.names import ClusterName, NameKind, NameParser
 from kubedns_py.cluster.records import ServiceRecords, SrvTarget, srv_targets
 from kubedns_py.cluster.store import Store
+from kubedns_py.dnswire import encode
 from kubedns_py.dnswire.header import Rcode, Type
+from kubedns_py.dnswire.reader import presentation
 
 MAX_CNAME_CHAIN = 8
-AUTOPATH_PREFIX = "_autopath-"
 AUTOPATH_TTL = 5  # Pods come and go: the caches look again within seconds
 SOA_REFRESH, SOA_RETRY, SOA_EXPIRE = 7200, 1800, 86400
-REVERSE_ZONES = (("in-addr", "arpa"), ("ip6", "arpa"))
 # RFC 8482: ANY gets one RRset, chosen in this order of preference.
 ANY_PREFERENCE = (Type.CNAME, Type.A, Type.AAAA, Type.SRV, Type.TXT, Type.PTR, Type.SOA)
 
@@ -68,57 +68,54 @@ class Zone:
     def __init__(self, store: Store, domain: str, ttl: int, pods: PodMode) -> None:
         self.store = store
         self.domain = domain.strip(".").lower()
-        self._zone_labels = tuple(self.domain.split("."))
+        self.names = NameParser(self.domain)
         self.ttl = ttl
         self.pods = pods
 
     # -- entry point -------------------------------------------------------------------------------
 
-    def lookup(self, qname: DNSLabel, qtype: int) -> Result:
-        labels = [part.decode("latin-1").lower() for part in qname.label]
-        n = len(self._zone_labels)
-        if len(labels) >= n and tuple(labels[len(labels) - n :]) == self._zone_labels:
-            if not self.store.synced:
-                return Result(Rcode.SERVFAIL, authoritative=False)
-            return self._forward(qname, qtype, labels[: len(labels) - n], (".".join(labels),))
-        if len(labels) >= 2 and tuple(labels[-2:]) in REVERSE_ZONES:
-            if not self.store.synced:
-                return Result(Rcode.SERVFAIL, authoritative=False)
-            return self._reverse(qname, qtype, labels)
-        return REFUSED
+    def lookup(self, name: ClusterName, qname: DNSLabel, qtype: int) -> Result:
+        """The answer for ``qname`` (owner of the records, as asked), whose parse is ``name``."""
+        if name.kind is NameKind.OUTSIDE:
+            return REFUSED
+        if not self.store.synced:
+            return Result(Rcode.SERVFAIL, authoritative=False)
+        if name.kind is NameKind.REVERSE:
+            return self._reverse(qname, qtype, name)
+        return self._forward(qname, qtype, name, (name.key,))
 
     # -- forward names -------------------------------------------------------------------------------
 
-    def _forward(self, qname: DNSLabel, qtype: int, rel: list[str], chain: tuple[str, ...]) -> Result:
-        """``chain``: the names this answer has walked through (CNAMEs followed so far)."""
-        match rel:
-            case []:
+    def _forward(self, qname: DNSLabel, qtype: int, name: ClusterName, chain: tuple[bytes, ...]) -> Result:
+        """``chain``: the names (keys) this answer has walked through (CNAMEs followed so far)."""
+        match name.kind:
+            case NameKind.APEX:
                 return self._apex(qname, qtype)
-            case [label] if label.startswith(AUTOPATH_PREFIX):
-                return self._autopath(qname, qtype, label[len(AUTOPATH_PREFIX) :])
-            case ["dns-version"]:
+            case NameKind.AUTOPATH:
+                return self._autopath(qname, qtype, name.ip)
+            case NameKind.DNS_VERSION:
                 txt = RR(qname, Type.TXT, ttl=self.ttl, rdata=TXT(DNS_SCHEMA_VERSION))
                 return self._rrset(qtype, {Type.TXT: [txt]})
-            case ["ns", "dns"]:
+            case NameKind.NAMESERVER:
                 return self._rrset(qtype, self._addresses(qname, self._nameserver_ips()))
-            case ["dns"] | ["svc"]:
+            case NameKind.DNS | NameKind.SERVICES:
                 return self._nodata()
-            case ["pod"]:
+            case NameKind.PODS:
                 return self._nxdomain() if self.pods is PodMode.DISABLED else self._nodata()
-            case [namespace, "svc"]:
-                return self._nodata() if self.store.namespace_exists(namespace) else self._nxdomain()
-            case [namespace, "pod"]:
-                if self.pods is not PodMode.DISABLED and self.store.namespace_exists(namespace):
+            case NameKind.SERVICE_NAMESPACE:
+                return self._nodata() if self.store.namespace_exists(name.namespace) else self._nxdomain()
+            case NameKind.POD_NAMESPACE:
+                if self.pods is not PodMode.DISABLED and self.store.namespace_exists(name.namespace):
                     return self._nodata()
                 return self._nxdomain()
-            case [label, namespace, "pod"]:
-                return self._pod(qname, qtype, label, namespace)
-            case [name, namespace, "svc"]:
-                return self._service(qname, qtype, namespace, name, chain)
-            case [label, name, namespace, "svc"]:
-                return self._endpoint(qname, qtype, namespace, name, label)
-            case [port, protocol, name, namespace, "svc"] if port[:1] == "_" and protocol[:1] == "_":
-                return self._srv_name(qname, qtype, namespace, name, port[1:], protocol[1:])
+            case NameKind.POD:
+                return self._pod(qname, qtype, name.namespace, name.ip)
+            case NameKind.SERVICE:
+                return self._service(qname, qtype, name.namespace, name.service, chain)
+            case NameKind.ENDPOINT:
+                return self._endpoint(qname, qtype, name.namespace, name.service, name.endpoint)
+            case NameKind.PORT:
+                return self._srv_name(qname, qtype, name.namespace, name.service, name.port, name.protocol)
         return self._nxdomain()
 
     def _apex(self, qname: DNSLabel, qtype: int) -> Result:
@@ -130,7 +127,7 @@ class Zone:
         return result
 
     def _service(
-        self, qname: DNSLabel, qtype: int, namespace: str, name: str, chain: tuple[str, ...]
+        self, qname: DNSLabel, qtype: int, namespace: str, name: str, chain: tuple[bytes, ...]
     ) -> Result:
         records = self.store.service(namespace, name)
         if records is None:
@@ -168,29 +165,24 @@ class Zone:
             result.additional = self._glue(namespace, name, records, targets)
         return result
 
-    def _cname(self, qname: DNSLabel, qtype: int, target: str, chain: tuple[str, ...]) -> Result:
+    def _cname(self, qname: DNSLabel, qtype: int, target: str, chain: tuple[bytes, ...]) -> Result:
         cname = RR(qname, Type.CNAME, ttl=self.ttl, rdata=CNAME(target + "."))
         if qtype in (Type.CNAME, Type.ANY):
             return Result(answer=[cname])
         result = Result(answer=[cname])
-        target_labels = target.split(".")
-        n = len(self._zone_labels)
-        inside = (
-            len(target_labels) >= n and tuple(target_labels[len(target_labels) - n :]) == self._zone_labels
-        )
-        if inside and target not in chain and len(chain) <= MAX_CNAME_CHAIN:
+        name = self.names.parse(encode.name(target))
+        inside = name.kind is not NameKind.OUTSIDE and name.kind is not NameKind.REVERSE
+        if inside and name.key not in chain and len(chain) <= MAX_CNAME_CHAIN:
             # A target inside the zone is ours to finish (never twice: a loop ends where it closes);
             # outside targets are the cache's job.
-            rel = target_labels[: len(target_labels) - n]
-            chased = self._forward(DNSLabel(target), qtype, rel, (*chain, target))
+            chased = self._forward(DNSLabel(target), qtype, name, (*chain, name.key))
             result.rcode = chased.rcode
             result.answer += chased.answer
             result.authority = chased.authority
             result.additional = chased.additional
         return result
 
-    def _pod(self, qname: DNSLabel, qtype: int, label: str, namespace: str) -> Result:
-        ip = ip_from_dashed(label)
+    def _pod(self, qname: DNSLabel, qtype: int, namespace: str, ip: str | None) -> Result:
         if (
             self.pods is PodMode.DISABLED
             or ip is None
@@ -200,18 +192,7 @@ class Zone:
             return self._nxdomain()
         return self._rrset(qtype, self._addresses(qname, (ip,)))
 
-    def is_autopath_name(self, qname: DNSLabel) -> bool:
-        """Whether ``qname`` is an autopath record's name (answered only to trusted clients)."""
-        labels = qname.label
-        n = len(self._zone_labels)
-        return (
-            len(labels) == n + 1
-            and labels[0].lower().startswith(AUTOPATH_PREFIX.encode())
-            and tuple(label.decode("latin-1").lower() for label in labels[1:]) == self._zone_labels
-        )
-
-    def _autopath(self, qname: DNSLabel, qtype: int, dashed: str) -> Result:
-        ip = ip_from_dashed(dashed)
+    def _autopath(self, qname: DNSLabel, qtype: int, ip: str | None) -> Result:
         if ip is None:
             return self._nxdomain()
         strings = autopath_record(self.store, ip) if self.pods is PodMode.VERIFIED else ("search=unverified",)
@@ -220,21 +201,20 @@ class Zone:
 
     # -- reverse names -------------------------------------------------------------------------------
 
-    def _reverse(self, qname: DNSLabel, qtype: int, labels: list[str]) -> Result:
-        ip = ip_from_reverse(labels)
+    def _reverse(self, qname: DNSLabel, qtype: int, name: ClusterName) -> Result:
+        ip = name.ip
         owners = self.store.reverse(ip) if ip is not None else []
         if not owners:
             return REFUSED
         ptrs = []
-        for (namespace, name), label in owners:
-            target = self.service_name(namespace, name)
+        for (namespace, service), label in owners:
+            target = self.service_name(namespace, service)
             if label is not None:
                 target = f"{label}.{target}"
             ptrs.append(RR(qname, Type.PTR, ttl=self.ttl, rdata=PTR(target)))
         result = self._rrset(qtype, {Type.PTR: ptrs})
         if not result.answer:
-            apex = ".".join(labels[-2:])
-            result.authority = [self._soa_rr(DNSLabel(apex))]
+            result.authority = [self._soa_rr(DNSLabel(presentation(name.key[name.apex :])))]
         return result
 
     # -- building blocks -------------------------------------------------------------------------------
@@ -317,24 +297,3 @@ def autopath_record(store: Store, ip: str) -> tuple[str, ...]:
     if ndots and all(pod == pods[0] for pod in pods):
         return ("search=cluster", f"namespace={namespace}", f"ndots={ndots}")
     return ("search=custom",)
-
-
-def ip_from_dashed(label: str) -> str | None:
-    parts = label.split("-")
-    # Four decimal parts are IPv4; anything else dashed is IPv6 (fd00--1-5 has three dashes too).
-    ipv4 = len(parts) == 4 and all(p.isdigit() for p in parts)
-    return normalize_ip(".".join(parts) if ipv4 else ":".join(parts))
-
-
-def ip_from_reverse(labels: list[str]) -> str | None:
-    body = labels[:-2]
-    if labels[-2] == "in-addr" and len(body) == 4:
-        if not all(part.isdigit() and len(part) <= 3 for part in body):
-            return None
-        return normalize_ip(".".join(reversed(body)))
-    if labels[-2] == "ip6" and len(body) == 32:
-        if not all(len(part) == 1 and part in "0123456789abcdef" for part in body):
-            return None
-        nibbles = "".join(reversed(body))
-        return normalize_ip(":".join(nibbles[i : i + 4] for i in range(0, 32, 4)))
-    return None

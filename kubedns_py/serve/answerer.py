@@ -9,7 +9,7 @@ Everything else takes the general path: error replies spliced from what the read
 questions only ``Zone`` answers (ExternalName CNAMEs, ANY, the apex and its fixed names, answers too
 large for the client's UDP size) built with dnslib.
 
-The autopath record (``Zone.is_autopath_name``) says which namespace the Pod at an address is in:
+The autopath record (``NameKind.AUTOPATH``) says which namespace the Pod at an address is in:
 it goes only to the clients ``readers`` allows (the caches), and is REFUSED to anyone else.
 
 Over UDP a reply never exceeds the client's EDNS size nor ours (``OUR_PAYLOAD``); over TCP, 64 KiB, an
@@ -27,6 +27,7 @@ from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
 from kubedns_py.cluster.answers import Section, Spread, Validity, WireZone
+from kubedns_py.cluster.names import NameKind
 from kubedns_py.cluster.zone import Zone
 from kubedns_py.dnswire.header import AXFR, BADVERS, FORMERR, IN, IXFR, REFUSED, SERVFAIL, rcode_name
 from kubedns_py.dnswire.query import Query
@@ -218,9 +219,10 @@ class Answerer(Collector):
             self._malformed("undecodable")
             return header_only(data, FORMERR), label, "FORMERR"
         query = Query(record, q.edns, q.payload, q.dnssec_ok)
-        if self._zone.is_autopath_name(record.q.qname) and not self._may_read(addr):
+        name = self._zone.names.parse(q.key)
+        if name.kind is NameKind.AUTOPATH and not self._may_read(addr):
             return empty_reply(data, q, REFUSED, 0, OUR_PAYLOAD), label, "REFUSED"
-        result = self._zone.lookup(query.record.q.qname, q.qtype)
+        result = self._zone.lookup(name, record.q.qname, q.qtype)
         limit = tcp_limit if tcp_limit is not None else min(q.payload, OUR_PAYLOAD)
         answer, authority, additional = result.answer, result.authority, result.additional
         wire = build_reply(query, result.rcode, answer, authority, additional, result.authoritative, limit)
