@@ -16,7 +16,7 @@ from collections.abc import Callable
 from time import monotonic
 from typing import NamedTuple
 
-from dnslib import QTYPE, DNSRecord
+from dnslib import DNSRecord
 
 from kubedns_py.cache.forward.forwarder import Failure, Forwarder, Outcome
 from kubedns_py.cache.forward.timers import Deadlines
@@ -26,7 +26,6 @@ from kubedns_py.cache.store.entry import Entry
 from kubedns_py.dnswire.header import NXDOMAIN, SERVFAIL
 from kubedns_py.dnswire.reader import presentation
 from kubedns_py.dnswire.response import UpstreamReply, scan
-from kubedns_py.dnswire.walk import question_key
 from kubedns_py.ratelimit import RateLimitedLog
 
 log = logging.getLogger(__name__)
@@ -218,8 +217,10 @@ class Resolver:
         their data may still be malformed)."""
         try:
             record = DNSRecord.parse(reply.wire)
-            target = str(record.rr[-1].rdata.label).rstrip(".").lower()
-            target_question = _question_for(target, question) if target else None
+            labels = record.rr[-1].rdata.label.label
+            target_name = b"".join(bytes((len(label),)) + label for label in labels).lower() + b"\0"
+            target = presentation(target_name)
+            target_question = _question_for(target_name, question) if labels else None
         except Exception as err:  # dnslib raises several types on malformed input (a pointer loop, ...)
             finished(self._unreadable(question, err))
             return
@@ -291,6 +292,6 @@ _FAILURES = {
 }
 
 
-def _question_for(name: str, like: UpstreamQuestion) -> UpstreamQuestion:
-    wire = question_key(bytes(DNSRecord.question(name, QTYPE[like.key.qtype]).pack()))
-    return UpstreamQuestion(like.key._replace(name=wire[:-4]), wire)
+def _question_for(name: bytes, like: UpstreamQuestion) -> UpstreamQuestion:
+    """``like``'s question (its type and class) for ``name``, a lower-cased wire name."""
+    return UpstreamQuestion(like.key._replace(name=name), name + like.wire[-4:])
