@@ -17,9 +17,11 @@ from kubedns_py.ratelimit import RateLimitedLog
 log = logging.getLogger(__name__)
 
 BATCH = 256
-# Replies go out in bursts of up to this many, after their queries were answered: a send that has to
-# wake the client costs several times more than one that finds it awake (loopback, VMs), and a burst
-# wakes it once. Under light load a burst is whatever was queued, often a single reply.
+# Within one wake-up, replies go out in bursts that double in size, from one reply up to this many. The
+# first reply leaves as soon as it is ready, so a quiet server answers at once and a burst of queries
+# does not hold its first answers back until the last is done. Under load, large bursts take over: a
+# send that has to wake the client costs several times more than one that finds it awake (loopback,
+# VMs), and a burst wakes it once.
 SEND_BATCH = 64
 # No client needs a query larger than the size every path carries unfragmented (DNS Flag Day 2020);
 # reading one byte more tells an oversized datagram, which is dropped, from one that fits. A 64 KiB
@@ -70,6 +72,7 @@ class UdpServer:
         """One batch; True when the socket had no more."""
         sock, handle = self._sock, self._handle
         replies: list[tuple[bytes, Address]] = []
+        burst = 1
         try:
             for _ in range(BATCH):
                 try:
@@ -91,9 +94,10 @@ class UdpServer:
                     continue
                 if reply is not None:
                     replies.append((reply, addr))
-                    if len(replies) == SEND_BATCH:
+                    if len(replies) == burst:
                         self._send_all(replies)
                         replies = []
+                        burst = min(2 * burst, SEND_BATCH)
         finally:
             self._send_all(replies)
         return False
