@@ -59,6 +59,14 @@ ZONE_TRANSFERS = (AXFR, IXFR)
 # Finished UDP replies by query bytes after the ID, for names asked again and again. Keyed by whole
 # queries (case, EDNS size), so bounded; it forgets its oldest a few at a time.
 MEMO_LIMIT = 20_000
+# The memo pays where names are asked again and again. On more distinct questions than it holds (a
+# scan, a wide working set) its lookups and insertions find nothing and cost about a tenth of the
+# answer, so it judges itself every MEMO_WINDOW misses: when fewer than MEMO_PAYS of its lookups hit
+# (about where a hit's saving stops covering the misses' cost), it rests for MEMO_REST answers, then
+# tries again.
+MEMO_WINDOW = 16_384
+MEMO_PAYS = 0.25
+MEMO_REST = 8 * MEMO_WINDOW
 
 
 class Remembered:
@@ -93,6 +101,10 @@ class Answerer(Collector):
         self.partial_answers = 0  # TCP replies carrying part of an answer too large for any message
         self._memo: Memo[bytes, Remembered] = Memo(MEMO_LIMIT)
         self._memo_get = self._memo.get
+        self._memo_on = True
+        self._memo_hits = 0
+        self._memo_misses = 0
+        self._memo_rest = 0
         self._unremembered = 0
 
     def udp_handler(self) -> DatagramHandler:
@@ -108,9 +120,10 @@ class Answerer(Collector):
     def answer(self, data: bytes, addr: Address | Peer = None, tcp: bool = False) -> bytes | None:
         """The reply to one query, or None to send nothing; listeners pass the client's address."""
         start = perf_counter()
-        if not tcp:
+        if not tcp and self._memo_on:
             hit = self._memo_get(data[2:])
             if hit is not None and hit.source.live:
+                self._memo_hits += 1
                 hit.tally.count(perf_counter() - start)
                 return data[:2] + hit.tail
         q = read(data)
@@ -183,11 +196,24 @@ class Answerer(Collector):
         yield partial
 
     def _remember(self, data: bytes, reply: bytes, source: Validity, tally: HitTally) -> None:
+        if not self._memo_on:
+            self._memo_rest -= 1
+            self._memo_on = self._memo_rest <= 0
+            return
+        self._memo_misses += 1
+        if self._memo_misses == MEMO_WINDOW:
+            self._judge_memo()
         # One answer in four: a name asked again and again is soon remembered, while a stream of
         # questions each asked once (a scan, a search-path storm) does not keep churning the memo.
         self._unremembered += 1
         if self._unremembered & 3 == 0 and source.live:
             self._memo.put(data[2:], Remembered(reply[2:], source, tally))
+
+    def _judge_memo(self) -> None:
+        hits, self._memo_hits, self._memo_misses = self._memo_hits, 0, 0
+        if hits < MEMO_PAYS * (hits + MEMO_WINDOW):
+            self._memo_on = False
+            self._memo_rest = MEMO_REST
 
     def _general(
         self, data: bytes, outcome: Outcome, tcp_limit: int | None, addr: Address | Peer

@@ -5,14 +5,16 @@ from __future__ import annotations
 import dns.message
 import dns.rcode
 import dns.rdatatype
+import pytest
 
-from kubedns_py.cluster.answers import Section, WireZone
+from kubedns_py.cluster.answers import Section, Validity, WireZone
 from kubedns_py.cluster.objects import Kind, from_dict
 from kubedns_py.cluster.store import Delete, Store, Synced, Upsert
 from kubedns_py.cluster.zone import PodMode, Zone
 from kubedns_py.dnswire import encode
 from kubedns_py.dnswire.header import A
 from kubedns_py.net.stats import DnsStats
+from kubedns_py.serve import answerer as answerer_module
 from kubedns_py.serve.answerer import Answerer
 
 ZONE = "cluster.local"
@@ -107,3 +109,36 @@ def test_a_store_that_has_not_synced_answers_servfail() -> None:
     assert ask(answerer, f"a.n.svc.{ZONE}.", "A").rcode() == dns.rcode.SERVFAIL
     store.apply([service("a", "10.0.0.1"), Synced(Kind.SERVICE)])
     assert ask(answerer, f"a.n.svc.{ZONE}.", "A").rcode() == dns.rcode.NOERROR
+
+
+class CountingWireZone(WireZone):
+    """The wire zone, counting the questions put to it (a reply from the memo puts none)."""
+
+    def __init__(self, zone: Zone, store: Store) -> None:
+        super().__init__(zone, store)
+        self.found = 0
+
+    def find(self, key: bytes, qtype: int) -> tuple[Section, Validity] | None:
+        self.found += 1
+        return super().find(key, qtype)
+
+
+def test_the_memo_rests_while_it_finds_nothing_and_then_tries_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(answerer_module, "MEMO_WINDOW", 8)
+    monkeypatch.setattr(answerer_module, "MEMO_REST", 16)
+    store = synced_store(service("a", "10.0.0.1"))
+    zone = Zone(store, ZONE, 30, PodMode.INSECURE)
+    wire = CountingWireZone(zone, store)
+    answerer = Answerer(zone, wire, DnsStats("serve"))
+
+    def from_memo(name: str) -> bool:
+        before = wire.found
+        assert ask(answerer, name, "A").rcode() == dns.rcode.NOERROR
+        return wire.found == before
+
+    for n in range(8):  # a window of distinct questions, none asked again: the memo rests
+        assert ask(answerer, f"missing-{n}.n.svc.{ZONE}", "A").rcode() == dns.rcode.NXDOMAIN
+    resting = [from_memo(f"a.n.svc.{ZONE}") for _ in range(16)]
+    assert not any(resting)  # asked again and again, but the memo is resting
+    awake = [from_memo(f"a.n.svc.{ZONE}") for _ in range(8)]
+    assert awake[-1] and not awake[0]  # remembered again once the rest is over
