@@ -244,11 +244,7 @@ class WireZone:
             found = node.sections.get((b"", qtype))
             if found is None:
                 found = self._node_answer(node, self._under_zone(key, apex), qtype)
-            if found.__class__ is tuple:
-                return found, node
-            if found is None:
-                return None
-            return self._negative_section(found, 12 + apex), self._epoch  # type: ignore[arg-type]
+            return self._result(found, node, apex)
         name = self._under_zone(key, apex)
         kind = name.kind
         if kind is ENDPOINT or kind is PORT:
@@ -267,11 +263,7 @@ class WireZone:
             return REFUSED_SECTION, ALWAYS
         else:
             return None  # the apex, its fixed names, the empty non-terminals, autopath: the general path
-        if found.__class__ is tuple:
-            return found, self._epoch
-        if found is None:
-            return None
-        return self._negative_section(found, 12 + apex), self._epoch  # type: ignore[arg-type]
+        return self._result(found, self._epoch, apex)
 
     def _not_in_zone(self, key: bytes, qtype: int) -> tuple[Section, Validity] | None:
         """A reverse name, or a name for the cache to send upstream."""
@@ -280,12 +272,16 @@ class WireZone:
             return REFUSED_SECTION, ALWAYS
         if not self._synced:
             return SERVFAIL_SECTION, NEVER
-        found = self._reverse(name, qtype)
+        return self._result(self._reverse(name, qtype), self._epoch, name.apex)
+
+    def _result(self, found: Found, source: Validity, apex: int) -> tuple[Section, Validity] | None:
+        """A section found, good while ``source`` is live; for an rcode found, the negative section
+        (good while the zone's epoch is); None for the general path."""
         if found.__class__ is tuple:
-            return found, self._epoch
+            return found, source
         if found is None:
             return None
-        return self._negative_section(found, 12 + name.apex), self._epoch  # type: ignore[arg-type]
+        return self._negative_section(found, 12 + apex), self._epoch  # type: ignore[arg-type]
 
     def _negative_section(self, rcode: int, apex: int) -> Section:
         section = self._negative.get(rcode << 16 | apex)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import socket
 import struct
+from collections.abc import Iterable
 
 from kubedns_py.dnswire.header import AAAA, IN, SOA, SRV, A
 
@@ -19,7 +20,11 @@ POINTERS = tuple((0xC000 | offset).to_bytes(2, "big") for offset in range(12 + 2
 
 def name(text: str) -> bytes:
     """A dotted name (trailing dot optional) in wire form, lower-cased."""
-    labels = [label.encode("ascii") for label in text.strip(".").lower().split(".") if label]
+    return from_labels(label.encode("ascii") for label in text.strip(".").lower().split(".") if label)
+
+
+def from_labels(labels: Iterable[bytes]) -> bytes:
+    """A name in wire form from its labels as they are (no case change), the root label added."""
     return b"".join(bytes((len(label),)) + label for label in labels) + b"\0"
 
 

@@ -35,6 +35,7 @@ from time import monotonic
 from kubedns_py.cache.resolve.resolver import Answer, UpstreamQuestion, Waiter
 from kubedns_py.cache.store.cache import CacheKey
 from kubedns_py.cache.store.entry import Entry, shown_ttl
+from kubedns_py.dnswire import encode
 from kubedns_py.dnswire.header import (
     AAAA,
     CNAME,
@@ -158,7 +159,7 @@ def domain_wire(domain: str) -> bytes | None:
         return None
     if not raw or any(len(label) > 63 for label in raw):
         return None
-    return b"".join(bytes((len(label),)) + label for label in raw) + b"\0"
+    return encode.from_labels(raw)
 
 
 def rcode_of(answer: Answer) -> int:

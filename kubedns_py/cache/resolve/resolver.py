@@ -23,6 +23,7 @@ from kubedns_py.cache.forward.timers import Deadlines
 from kubedns_py.cache.forward.upstream import Request
 from kubedns_py.cache.store.cache import CacheKey, ResponseCache
 from kubedns_py.cache.store.entry import Entry
+from kubedns_py.dnswire import encode
 from kubedns_py.dnswire.header import NXDOMAIN, SERVFAIL
 from kubedns_py.dnswire.reader import presentation
 from kubedns_py.dnswire.response import UpstreamReply, scan
@@ -218,7 +219,7 @@ class Resolver:
         try:
             record = DNSRecord.parse(reply.wire)
             labels = record.rr[-1].rdata.label.label
-            target_name = b"".join(bytes((len(label),)) + label for label in labels).lower() + b"\0"
+            target_name = encode.from_labels(labels).lower()
             target = presentation(target_name)
             target_question = _question_for(target_name, question) if labels else None
         except Exception as err:  # dnslib raises several types on malformed input (a pointer loop, ...)
