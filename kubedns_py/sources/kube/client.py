@@ -20,10 +20,9 @@ from typing import Any, Literal, get_args
 from urllib.parse import urlsplit
 
 import aiohttp
-from kubernetes_asyncio.client import ApiClient, Configuration
-from kubernetes_asyncio.config import incluster_config, kube_config
 
 from kubedns_py import __version__
+from kubedns_py.sources.kube.library import ApiClient, Configuration, incluster_config, kube_config
 
 log = logging.getLogger("kubedns_py.sources.kube")  # one logger for the package's lines
 
