@@ -4,6 +4,7 @@ everyone else gets the plain answer; serve's records are the caches' alone; the 
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -158,3 +159,21 @@ def test_without_the_flag_nothing_changes(served: Running, internet: TestNameser
         metrics = scrape(running.metrics_port)
         assert metrics.value("kubedns_cache_autopath_shortened_total") == 0  # for one dashboard
         assert "coredns_autopath_success_total" not in metrics.names()
+
+
+def test_without_negative_caching_a_walk_is_remembered_for_its_second(
+    served: Running, internet: TestNameserver, tmp_path: Path
+) -> None:
+    asked = f"intranet.shop.svc.{ZONE}"
+    for running in start(served, internet, tmp_path, "--autopath", "--no-negcache"):
+        started = time.monotonic()  # before the walk: its second ends later than a second from now
+        first = lookup(running, asked)
+        walked = scrape(running.metrics_port).value("kubedns_cache_autopath_candidates_total")
+        again = [lookup(running, asked) for _ in range(3)]
+        if time.monotonic() - started >= 1.0:
+            pytest.skip("the lookups took more than the memory's second")  # a stalled machine
+        metrics = scrape(running.metrics_port)
+        assert metrics.value("kubedns_cache_autopath_candidates_total") == walked
+        assert all(answers(reply) == answers(first) for reply in again)
+        assert metrics.value("kubedns_cache_autopath_shortened_total") == 4
+        assert walked == 3  # <ns>.svc, svc and the zone: then the node's domain has it

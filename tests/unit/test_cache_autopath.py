@@ -359,3 +359,40 @@ def test_an_answer_made_of_cached_answers_is_remembered_while_they_are_the_cache
     assert len(table.asked) == 7  # walked again, asking only what the cache no longer held
     autopath.resolve(asked, "10.244.1.9", answers.append)  # another client: its own walk
     assert autopath.counters.shortened == 4 and autopath.counters.fallbacks[Fallback.UNANSWERED] == 1
+
+
+def test_an_answer_made_of_nxdomains_the_cache_did_not_keep_is_remembered_for_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    cache = ResponseCache(100, CacheRules())
+    table = Table()
+    table.add("api.github.com", "A", "140.82.121.6")
+
+    def keeping_positives(asked: UpstreamQuestion, waiter: Callable[[Answer], None]) -> None:
+        """As with --no-negcache: positive answers are kept, NXDOMAINs passed on as received."""
+        entry = cache.get(asked.key)
+        if entry is not None:
+            waiter(Answer(entry))
+            return
+        answered: list[Answer] = []
+        table.lookup(asked, answered.append)
+        passed = answered[0].passed
+        assert passed is not None
+        if passed.rcode == dns.rcode.NXDOMAIN:
+            waiter(answered[0])
+        else:
+            waiter(Answer(cache.store(asked.key, passed, time.monotonic())))
+
+    clock = [time.monotonic()]
+    monkeypatch.setattr("kubedns_py.cache.resolve.autopath.monotonic", lambda: clock[0])
+    autopath = Autopath(ZONE, HOST_SEARCH, keeping_positives)
+    asked = question(f"api.github.com.shop.svc.{ZONE}")
+    answers: list[Answer] = []
+    for _ in range(3):
+        autopath.resolve(asked, CLIENT, answers.append)
+    assert len(table.asked) == 6 and autopath.counters.shortened == 3  # walked once
+    assert chain(answers[2]) == chain(answers[0])
+    clock[0] += 1.01  # the second is over: the NXDOMAINs are asked again, the rest is cached
+    autopath.resolve(asked, CLIENT, answers.append)
+    assert table.asked[6:] == search("api.github.com")[:4]
+    assert chain(answers[3]) == chain(answers[0])

@@ -185,6 +185,11 @@ class Frontend:
             reply = entry.reply(data, q.end, q.edns, q.dnssec_ok, udp_limit(q), now)
             self._record("udp", q, entry.rcode, monotonic() - now, reply, data)
             return reply
+        remembered = self._remembered(key, addr)
+        if remembered is not None:  # autopath gave this client this answer a moment ago
+            reply = self._render(remembered, data, q, udp_limit(q))
+            self._record("udp", q, reply_rcode(reply), monotonic() - now, reply, data)
+            return reply
         deferred = self._deferred
         if self._resolver.waiting + len(deferred) >= self._max_waiting:
             self.counters.misses += 1
@@ -246,6 +251,12 @@ class Frontend:
             return
         self.counters.misses += 1
         self._resolver.resolve(question, waiter)
+
+    def _remembered(self, key: CacheKey, addr: Address) -> Answer | None:
+        autopath = self.autopath
+        if autopath is None or not addr or not autopath.applies(key.name, key.qtype):
+            return None
+        return autopath.remembered(key, addr[0])
 
     def _lookup(self, question: UpstreamQuestion, waiter: Waiter) -> None:
         """Autopath's questions: a fresh entry, counted as a hit, or a miss to the resolver."""

@@ -195,7 +195,8 @@ class Autopath:
         # Walks under way, by first name and client, each answering at most MAX_JOINED questions.
         self._walks: dict[WalkKey, Walk] = {}
         # Answers given, by question and client, while every cached answer they were made from is
-        # still the cache's, and for a second at most (the TTLs they show count down by the second).
+        # still the cache's, and for a second at most (the TTLs they show count down by the second;
+        # and a name created meanwhile is found a second late at most, also under --no-negcache).
         self._memo: Memo[tuple[CacheKey, str], Remembered] = Memo(MEMO_LIMIT)
 
     def _count(self, outcome: Outcome) -> None:
@@ -214,10 +215,10 @@ class Autopath:
         entries: list[Entry] | None,
         outcome: Outcome,
     ) -> None:
-        """Count ``answer``'s outcome; keep it when every answer it was made from is a cached entry."""
+        """Count ``answer``'s outcome; keep it while every cached answer it was made from is."""
         self._count(outcome)
         if entries is not None:
-            until = min(monotonic() + MEMO_SECONDS, *(entry.expires for entry in entries))
+            until = min([monotonic() + MEMO_SECONDS, *(entry.expires for entry in entries)])
             self._memo.put((question.key, client), (answer, tuple(entries), until, outcome))
 
     def applies(self, key: bytes, qtype: int) -> bool:
@@ -239,15 +240,23 @@ class Autopath:
         question that may be a search's first (its answer depends on who asks)."""
         return self.is_record(key.name) or (rcode == NXDOMAIN and self.applies(key.name, key.qtype))
 
+    def remembered(self, key: CacheKey, client: str) -> Answer | None:
+        """The answer given to ``client`` for ``key`` a moment ago, counted, while it still holds."""
+        remembered = self._memo.get((key, client))
+        if remembered is None:
+            return None
+        answer, entries, until, outcome = remembered
+        if monotonic() >= until or not all(entry.cached for entry in entries):
+            return None
+        self._count(outcome)
+        return answer
+
     def resolve(self, question: UpstreamQuestion, client: str, waiter: Waiter) -> None:
         """Call ``waiter`` once with the answer to ``question`` (which ``applies``) from ``client``."""
-        remembered = self._memo.get((question.key, client))
-        if remembered is not None:
-            answer, entries, until, outcome = remembered
-            if monotonic() < until and all(entry.cached for entry in entries):
-                self._count(outcome)
-                waiter(answer)
-                return
+        answer = self.remembered(question.key, client)
+        if answer is not None:
+            waiter(answer)
+            return
         key = (question.key.name, question.key.dnssec_ok, question.key.checking_disabled, client)
         walk = self._walks.get(key)
         if walk is None:
@@ -314,10 +323,13 @@ class Walk:
         return waiting
 
     def _use(self, answer: Answer) -> None:
+        """Note an answer the walk read. The walk's answer is remembered only while every cached answer
+        it read is still the cache's; a fresh NXDOMAIN the cache did not keep (``--no-negcache``) is
+        believed for the memo's second too, as a lookup a moment earlier would have met it."""
         if self.used is not None:
             if answer.entry is not None and not answer.stale:
                 self.used.append(answer.entry)
-            else:
+            elif answer.entry is not None or answer.stale or rcode_of(answer) != NXDOMAIN:
                 self.used = None
 
     def _plain(self, outcome: Outcome) -> None:
