@@ -184,7 +184,7 @@ class ServiceNode(Validity):
 
 class WireZone:
     def __init__(self, zone: Zone, store: Store) -> None:
-        self._zone = zone
+        self.zone = zone
         self._parse = zone.names.parse
         self._under_zone = zone.names.under_zone
         self._store = store
@@ -217,7 +217,7 @@ class WireZone:
         if self._store.serial != self._serial:
             self._serial = self._store.serial
             timers = (self._serial, SOA_REFRESH, SOA_RETRY, SOA_EXPIRE, self._ttl)
-            domain = self._zone.domain
+            domain = self.zone.domain
             self._soa = encode.soa_tail(
                 self._ttl, encode.name(f"ns.dns.{domain}"), encode.name(f"hostmaster.{domain}"), timers
             )
@@ -385,7 +385,7 @@ class WireZone:
             return None if qtype == ANY else NOERROR  # NODATA, with the SOA of the reverse zone
         answer = []
         for (namespace, service), label in owners:
-            target = self._zone.service_name(namespace, service)
+            target = self.zone.service_name(namespace, service)
             if label is not None:
                 target = f"{label}.{target}"
             answer.append(encode.record(QUESTION_START, PTR, self._ttl, encode.name(target)))

@@ -22,19 +22,29 @@ from kubedns_py.serve.skydns import SkyDnsCollector
 LOOPBACK = ("127.0.0.0/8", "::1/128")
 
 
+def wire_zone(config: ServeConfig, store: Store) -> WireZone:
+    """The zone over ``store`` and its wire answers, which follow the store from now on."""
+    return WireZone(Zone(store, config.domain, config.ttl, config.pods), store)
+
+
 class Answering:
     """serve's DNS side over one store: the zone and its wire answers, the answerer and its listeners,
     and their series. Run by the single process (``ServeApp``) or by each worker (``serve.pool``)."""
 
-    def __init__(self, config: ServeConfig, store: Store, registry: CollectorRegistry) -> None:
+    def __init__(
+        self, config: ServeConfig, store: Store, registry: CollectorRegistry, wire: WireZone | None = None
+    ) -> None:
+        """``wire``: the store's wire answers when they are built already (by the workers' supervisor,
+        so that they are shared)."""
         self.config = config
-        self.zone = Zone(store, config.domain, config.ttl, config.pods)
+        if wire is None:
+            wire = wire_zone(config, store)
+        self.zone = wire.zone
         self.stats = DnsStats("serve")
         self.acl = ClientAcl(config.allow_from) if config.allow_from else None
         # Autopath records name the namespace of each Pod's address: only for the caches, which
         # are --allow-from's clients, or without it, the pod's own cache on loopback.
         readers = ClientAcl(config.allow_from or parse_networks(LOOPBACK))
-        wire = WireZone(self.zone, store)
         self.answerer = Answerer(self.zone, wire, self.stats, self.acl, readers)
         registry.register(self.stats)
         registry.register(self.answerer)

@@ -22,13 +22,14 @@ from dataclasses import replace
 
 from prometheus_client import CollectorRegistry, ProcessCollector
 
+from kubedns_py.cluster.answers import WireZone
 from kubedns_py.cluster.store import Event, Store
 from kubedns_py.gcpause import GcPauses
 from kubedns_py.lifecycle import cancelled
 from kubedns_py.net.sockets import bind_for_workers, binding
 from kubedns_py.net.workers import Message, Supervisor, Worker
 from kubedns_py.ratelimit import SuppressedLines
-from kubedns_py.serve.answering import Answering
+from kubedns_py.serve.answering import Answering, wire_zone
 from kubedns_py.serve.config import ServeConfig
 
 
@@ -38,6 +39,9 @@ class ServePool:
         count = config.workers
         self._config = replace(config, tcp_max_connections=max(1, -(-config.tcp_max_connections // count)))
         self._sockets: list[tuple[socket.socket, socket.socket]] = []
+        # Built here and kept in step with the store, so that every worker forked finds it built and
+        # shares it instead of building its own copy of every service's answers.
+        self._wire = wire_zone(self._config, store)
         self.supervisor = Supervisor("serve", count, self._make_worker, self._fds)
 
     def bind(self) -> int:
@@ -68,14 +72,19 @@ class ServePool:
                 sock.close()
 
     def _make_worker(self, worker: Worker) -> _ServeWorker:
-        return _ServeWorker(self._config, self._store, self._sockets[worker.index], worker)
+        return _ServeWorker(self._config, self._store, self._wire, self._sockets[worker.index], worker)
 
 
 class _ServeWorker:
     """A worker: the answering side over its copy of the store, which it keeps in step."""
 
     def __init__(
-        self, config: ServeConfig, store: Store, sockets: tuple[socket.socket, socket.socket], worker: Worker
+        self,
+        config: ServeConfig,
+        store: Store,
+        wire: WireZone,
+        sockets: tuple[socket.socket, socket.socket],
+        worker: Worker,
     ) -> None:
         self.registry = CollectorRegistry()
         ProcessCollector(registry=self.registry)
@@ -84,7 +93,7 @@ class _ServeWorker:
         self.registry.register(self.gc_pauses)
         self._store = store
         self._sockets = sockets
-        self.answering = Answering(config, store, self.registry)
+        self.answering = Answering(config, store, self.registry, wire)
         self._settle: asyncio.Task[None] | None = None
         worker.on("events", self._apply)
 

@@ -53,7 +53,7 @@ from tests.support.apiserver import FakeApiServer
 from tests.support.dnsclient import chaos_number
 from tests.support.ports import HOST
 from tests.support.processes import cache, start_serve, stop
-from tests.support.procfs import child_pids, cpu_seconds
+from tests.support.procfs import child_pids, cpu_seconds, memory_rollup_mib
 from tests.support.waiting import wait_until
 
 NAME = "workers"
@@ -96,25 +96,15 @@ def tree_switches(pid: int) -> int:
     return total
 
 
-def rollup_mib(pid: int) -> dict[str, float]:
-    """Pss, Private_Dirty and Rss of one process, MiB."""
-    found = {}
-    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
-        key, _, value = line.partition(":")
-        if key in ("Pss", "Private_Dirty", "Rss"):
-            found[key] = int(value.split()[0]) / 1024
-    return found
-
-
 def pss_mib(pid: int) -> float:
     """Proportional set size of a process and its children, MiB: shared pages split between them."""
-    return sum(rollup_mib(each)["Pss"] for each in (pid, *child_pids(pid)))
+    return sum(memory_rollup_mib(each)["Pss"] for each in (pid, *child_pids(pid)))
 
 
 def memory_breakdown(pid: int) -> list[dict[str, float]]:
     """Each process's rollup, the supervisor (or the one process) first: what a worker copied of the
     store it was forked with shows as its Private_Dirty."""
-    return [rollup_mib(each) for each in (pid, *child_pids(pid))]
+    return [memory_rollup_mib(each) for each in (pid, *child_pids(pid))]
 
 
 # -- 1. QPS ------------------------------------------------------------------------------------------

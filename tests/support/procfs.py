@@ -78,3 +78,14 @@ def peak_resident_bytes(pid: int) -> int:
 def reset_peak_resident(pid: int) -> None:
     """Start the peak over from the current resident set size (Linux 4.0+)."""
     Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def memory_rollup_mib(pid: int) -> dict[str, float]:
+    """Pss, Private_Dirty and Rss of one process, MiB (what a forked child copied of its parent's
+    memory shows as its Private_Dirty)."""
+    found = {}
+    for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+        key, _, value = line.partition(":")
+        if key in ("Pss", "Private_Dirty", "Rss"):
+            found[key] = int(value.split()[0]) / 1024
+    return found
