@@ -13,7 +13,14 @@ import dns.rcode
 import dns.rdatatype
 import pytest
 
-from kubedns_py.cache.resolve.autopath import Autopath, Fallback, cname_reply, read_record, record_label
+from kubedns_py.cache.resolve.autopath import (
+    Autopath,
+    Fallback,
+    Lookup,
+    cname_reply,
+    read_record,
+    record_label,
+)
 from kubedns_py.cache.resolve.resolver import Answer, UpstreamQuestion
 from kubedns_py.cache.store.cache import CacheKey, ResponseCache
 from kubedns_py.cache.store.rules import CacheRules
@@ -333,27 +340,45 @@ def test_the_reply_moves_every_compressed_name_of_the_candidates_records() -> No
     assert cname_reply(asked, name, 7, wire[:20], parsed.counts) is None  # cut short: no reply
 
 
-def test_an_answer_made_of_cached_answers_is_remembered_while_they_are_the_caches() -> None:
+def through_cache(table: Table, keep_nxdomain: bool = True) -> tuple[ResponseCache, Lookup]:
+    """A cache in front of ``table``, and the lookup through it; without ``keep_nxdomain`` NXDOMAINs are
+    passed on as received (``--no-negcache``)."""
     cache = ResponseCache(100, CacheRules())
-    table = Table()
-    table.add("api.github.com", "A", "140.82.121.6")
 
-    def through_cache(asked: UpstreamQuestion, waiter: Callable[[Answer], None]) -> None:
+    def lookup(asked: UpstreamQuestion, waiter: Callable[[Answer], None]) -> None:
         entry = cache.get(asked.key)
-        if entry is None:
-            answered: list[Answer] = []
-            table.lookup(asked, answered.append)
-            assert answered[0].passed is not None
-            entry = cache.store(asked.key, answered[0].passed, time.monotonic())
-        waiter(Answer(entry))
+        if entry is not None:
+            waiter(Answer(entry))
+            return
+        answered: list[Answer] = []
+        table.lookup(asked, answered.append)
+        passed = answered[0].passed
+        assert passed is not None
+        if passed.rcode == dns.rcode.NXDOMAIN and not keep_nxdomain:
+            waiter(answered[0])
+        else:
+            waiter(Answer(cache.store(asked.key, passed, time.monotonic())))
 
-    autopath = Autopath(ZONE, HOST_SEARCH, through_cache)
-    asked = question(f"api.github.com.shop.svc.{ZONE}")
+    return cache, lookup
+
+
+def asked_three_times(table: Table, autopath: Autopath, asked: UpstreamQuestion) -> list[Answer]:
+    """The answers to ``asked`` three times over, walked once."""
     answers: list[Answer] = []
     for _ in range(3):
         autopath.resolve(asked, CLIENT, answers.append)
-    assert len(table.asked) == 6 and autopath.counters.shortened == 3  # walked once
+    assert len(table.asked) == 6 and autopath.counters.shortened == 3
     assert chain(answers[2]) == chain(answers[0])
+    return answers
+
+
+def test_an_answer_made_of_cached_answers_is_remembered_while_they_are_the_caches() -> None:
+    table = Table()
+    table.add("api.github.com", "A", "140.82.121.6")
+    cache, lookup = through_cache(table)
+    autopath = Autopath(ZONE, HOST_SEARCH, lookup)
+    asked = question(f"api.github.com.shop.svc.{ZONE}")
+    answers = asked_three_times(table, autopath, asked)
     cache.drop([question(f"api.github.com.svc.{ZONE}").key])  # one candidate's answer goes
     autopath.resolve(asked, CLIENT, answers.append)
     assert len(table.asked) == 7  # walked again, asking only what the cache no longer held
@@ -364,34 +389,14 @@ def test_an_answer_made_of_cached_answers_is_remembered_while_they_are_the_cache
 def test_an_answer_made_of_nxdomains_the_cache_did_not_keep_is_remembered_for_a_second(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    cache = ResponseCache(100, CacheRules())
     table = Table()
     table.add("api.github.com", "A", "140.82.121.6")
-
-    def keeping_positives(asked: UpstreamQuestion, waiter: Callable[[Answer], None]) -> None:
-        """As with --no-negcache: positive answers are kept, NXDOMAINs passed on as received."""
-        entry = cache.get(asked.key)
-        if entry is not None:
-            waiter(Answer(entry))
-            return
-        answered: list[Answer] = []
-        table.lookup(asked, answered.append)
-        passed = answered[0].passed
-        assert passed is not None
-        if passed.rcode == dns.rcode.NXDOMAIN:
-            waiter(answered[0])
-        else:
-            waiter(Answer(cache.store(asked.key, passed, time.monotonic())))
-
+    _, lookup = through_cache(table, keep_nxdomain=False)
     clock = [time.monotonic()]
     monkeypatch.setattr("kubedns_py.cache.resolve.autopath.monotonic", lambda: clock[0])
-    autopath = Autopath(ZONE, HOST_SEARCH, keeping_positives)
+    autopath = Autopath(ZONE, HOST_SEARCH, lookup)
     asked = question(f"api.github.com.shop.svc.{ZONE}")
-    answers: list[Answer] = []
-    for _ in range(3):
-        autopath.resolve(asked, CLIENT, answers.append)
-    assert len(table.asked) == 6 and autopath.counters.shortened == 3  # walked once
-    assert chain(answers[2]) == chain(answers[0])
+    answers = asked_three_times(table, autopath, asked)
     clock[0] += 1.01  # the second is over: the NXDOMAINs are asked again, the rest is cached
     autopath.resolve(asked, CLIENT, answers.append)
     assert table.asked[6:] == search("api.github.com")[:4]
