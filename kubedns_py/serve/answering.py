@@ -23,7 +23,8 @@ LOOPBACK = ("127.0.0.0/8", "::1/128")
 
 
 def wire_zone(config: ServeConfig, store: Store) -> WireZone:
-    """The zone over ``store`` and its wire answers, which follow the store from now on."""
+    """The zone over ``store`` and its wire zone (a node per Service), which follows the store from
+    now on."""
     return WireZone(Zone(store, config.domain, config.ttl, config.pods), store)
 
 
@@ -34,8 +35,8 @@ class Answering:
     def __init__(
         self, config: ServeConfig, store: Store, registry: CollectorRegistry, wire: WireZone | None = None
     ) -> None:
-        """``wire``: the store's wire answers when they are built already (by the workers' supervisor,
-        so that they are shared)."""
+        """``wire``: the wire zone over ``store`` when it is built already (by the workers' supervisor,
+        so that its nodes are shared)."""
         self.config = config
         if wire is None:
             wire = wire_zone(config, store)

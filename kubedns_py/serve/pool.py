@@ -39,8 +39,9 @@ class ServePool:
         count = config.workers
         self._config = replace(config, tcp_max_connections=max(1, -(-config.tcp_max_connections // count)))
         self._sockets: list[tuple[socket.socket, socket.socket]] = []
-        # Built here and kept in step with the store, so that every worker forked finds it built and
-        # shares it instead of building its own copy of every service's answers.
+        # Built here and kept in step with the store, so that every worker forked finds every
+        # Service's node built and shares it, instead of reading the whole store to build its own.
+        # Subscribed before the app's first-sync listener, it is current when that listener forks.
         self._wire = wire_zone(self._config, store)
         self.supervisor = Supervisor("serve", count, self._make_worker, self._fds)
 

@@ -32,12 +32,11 @@ def test_the_whole_package_is_there_when_asked_for_afterwards() -> None:
         "from kubedns_py.sources.kube.client import ApiClient\n"
         "from kubernetes_asyncio import client, watch\n"
         "import kubernetes_asyncio.client.api_client as api_client\n"
-        "pods = api_client.ApiClient.__new__(api_client.ApiClient)\n"
         "print(client.CoreV1Api.__name__, client.V1Pod.__name__, watch.Watch.__name__,"
-        " client.ApiClient is ApiClient,"
+        " client.ApiClient is ApiClient, hasattr(client, 'no.such'),"
         " api_client.kubernetes_asyncio.client.models.V1PodList.__name__)"
     )
-    assert run(code) == "CoreV1Api V1Pod Watch True V1PodList"
+    assert run(code) == "CoreV1Api V1Pod Watch True False V1PodList"
 
 
 def test_a_package_loaded_first_is_used_as_it_is() -> None:

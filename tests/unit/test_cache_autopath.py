@@ -401,3 +401,39 @@ def test_an_answer_made_of_nxdomains_the_cache_did_not_keep_is_remembered_for_a_
     autopath.resolve(asked, CLIENT, answers.append)
     assert table.asked[6:] == search("api.github.com")[:4]
     assert chain(answers[3]) == chain(answers[0])
+
+
+def test_a_plain_answer_is_not_remembered_over_nxdomains_the_cache_did_not_keep() -> None:
+    table = Table()
+    _, lookup = through_cache(table, keep_nxdomain=False)
+    autopath = Autopath(ZONE, HOST_SEARCH, lookup)
+    asked = question(f"web.other.svc.{ZONE}")  # a Service in another namespace, not there yet
+    answers: list[Answer] = []
+    autopath.resolve(asked, CLIENT, answers.append)
+    table.add(f"web.other.svc.{ZONE}", "A", "10.96.0.9")
+    autopath.resolve(asked, CLIENT, answers.append)
+    assert autopath.counters.fallbacks[Fallback.OTHER_NAMESPACE] == 1  # the second found it
+    found = answers[1].entry
+    assert found is not None and found.rcode == dns.rcode.NOERROR and len(table.asked) == 3
+
+
+def test_the_second_an_unkept_nxdomain_is_believed_starts_when_it_came(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    table = Table()
+    table.add("api.github.com", "A", "140.82.121.6")
+    _, cached = through_cache(table, keep_nxdomain=False)
+    clock = [time.monotonic()]
+
+    def slow_node_domain(asked: UpstreamQuestion, waiter: Callable[[Answer], None]) -> None:
+        if asked.name.endswith(HOST_SEARCH[0]):
+            clock[0] += 0.6  # its upstream took its time
+        cached(asked, waiter)
+
+    monkeypatch.setattr("kubedns_py.cache.resolve.autopath.monotonic", lambda: clock[0])
+    autopath = Autopath(ZONE, HOST_SEARCH, slow_node_domain)
+    asked = question(f"api.github.com.shop.svc.{ZONE}")
+    answers = asked_three_times(table, autopath, asked)
+    clock[0] += 0.41  # a second after the first NXDOMAIN, 0.41 s after the walk ended
+    autopath.resolve(asked, CLIENT, answers.append)
+    assert len(table.asked) > 6 and autopath.counters.shortened == 4  # walked again

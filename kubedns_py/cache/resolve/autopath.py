@@ -214,11 +214,15 @@ class Autopath:
         answer: Answer,
         entries: list[Entry] | None,
         outcome: Outcome,
+        read_at: float | None = None,
     ) -> None:
-        """Count ``answer``'s outcome; keep it while every cached answer it was made from is."""
+        """Count ``answer``'s outcome; keep it while every cached answer it was made from is, for a
+        second from ``read_at`` (the first answer it was made from that the cache did not keep) or
+        from now."""
         self._count(outcome)
         if entries is not None:
-            until = min([monotonic() + MEMO_SECONDS, *(entry.expires for entry in entries)])
+            start = monotonic() if read_at is None else read_at
+            until = min([start + MEMO_SECONDS, *(entry.expires for entry in entries)])
             self._memo.put((question.key, client), (answer, tuple(entries), until, outcome))
 
     def applies(self, key: bytes, qtype: int) -> bool:
@@ -295,6 +299,7 @@ class Walk:
         "negative_ttl",
         "next",
         "probe",
+        "unkept_at",
         "used",
         "waiting",
         "x",
@@ -311,6 +316,7 @@ class Walk:
         self.next: list[bytes] = []
         self.negative_ttl = NO_TTL
         self.used: list[Entry] | None = []  # the cached answers the walk read; None once one was not
+        self.unkept_at: float | None = None  # when it read the first NXDOMAIN the cache did not keep
 
     def start(self) -> None:
         self.autopath._lookup(self.probe, self._on_first)
@@ -324,19 +330,35 @@ class Walk:
 
     def _use(self, answer: Answer) -> None:
         """Note an answer the walk read. The walk's answer is remembered only while every cached answer
-        it read is still the cache's; a fresh NXDOMAIN the cache did not keep (``--no-negcache``) is
-        believed for the memo's second too, as a lookup a moment earlier would have met it."""
-        if self.used is not None:
-            if answer.entry is not None and not answer.stale:
-                self.used.append(answer.entry)
-            elif answer.entry is not None or answer.stale or rcode_of(answer) != NXDOMAIN:
-                self.used = None
+        it read is still the cache's. A fresh NXDOMAIN the cache did not keep (``--no-negcache``) is
+        believed for a second from when it came, as a lookup a moment earlier would have met it; but
+        only by an answer the walk built (``_remember``)."""
+        if self.used is None:
+            return
+        if answer.stale:
+            self.used = None
+        elif answer.entry is not None:
+            self.used.append(answer.entry)
+        elif rcode_of(answer) == NXDOMAIN:
+            if self.unkept_at is None:
+                self.unkept_at = monotonic()
+        else:
+            self.used = None
+
+    def _remember(
+        self, question: UpstreamQuestion, answer: Answer, used: list[Entry] | None, outcome: Outcome
+    ) -> None:
+        if self.unkept_at is not None and outcome is not SHORTENED and outcome is not MISSING:
+            # A plain answer is the question's own: remembered only as the cache would keep it, so
+            # that a lookup without autopath's help finds a new name as soon as serve has it.
+            used = None
+        self.autopath.remember(question, self.client, answer, used, outcome, self.unkept_at)
 
     def _plain(self, outcome: Outcome) -> None:
         """Every question gets the first name's answer: NXDOMAIN, whatever its type."""
         assert self.first is not None
         for question, waiter in self._finish():
-            self.autopath.remember(question, self.client, self.first, self.used, outcome)
+            self._remember(question, self.first, self.used, outcome)
             waiter(self.first)
 
     def _on_first(self, answer: Answer) -> None:
@@ -446,11 +468,11 @@ class Walk:
         elif found.entry is None or found.stale:
             used = None
         if shortened is None:
-            self.autopath.remember(question, self.client, self.first, used, Fallback.CANDIDATE_FAILED)
+            self._remember(question, self.first, used, Fallback.CANDIDATE_FAILED)
             waiter(self.first)
             return
         answer = Answer(None, passed=shortened, stale=found.stale)
-        self.autopath.remember(question, self.client, answer, used, SHORTENED)
+        self._remember(question, answer, used, SHORTENED)
         waiter(answer)
 
     def _shortened(self, question: UpstreamQuestion, target: bytes, found: Answer) -> UpstreamReply | None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import importlib.util
 import sys
+import threading
 from types import ModuleType
 from typing import Any
 
@@ -25,12 +26,19 @@ def _deferred(name: str) -> ModuleType:
         raise ImportError(f"no package {name}", name=name)
     module = importlib.util.module_from_spec(spec)
     loader = spec.loader
+    running = threading.Lock()
 
     def run_then_get(attribute: str) -> Any:
-        if importlib.util.find_spec(f"{name}.{attribute}") is not None:
+        if "." not in attribute and importlib.util.find_spec(f"{name}.{attribute}") is not None:
             return importlib.import_module(f"{name}.{attribute}")  # a submodule: load it alone
-        del module.__dict__["__getattr__"]  # from now on a missing attribute is missing
-        loader.exec_module(module)
+        with running:
+            if module.__dict__.get("__getattr__") is run_then_get:
+                del module.__dict__["__getattr__"]  # from now on a missing attribute is missing
+                try:
+                    loader.exec_module(module)
+                except BaseException:
+                    module.__dict__["__getattr__"] = run_then_get  # the next use tries again
+                    raise
         return getattr(module, attribute)
 
     module.__dict__["__getattr__"] = run_then_get
