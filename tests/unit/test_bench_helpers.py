@@ -5,7 +5,9 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-from tests.bench import cluster_gen, cluster_mix, ndots_storm
+import pytest
+
+from tests.bench import cluster_gen, cluster_mix, ndots_storm, workers
 from tests.bench.tools import Verdict, count_late, parse_intervals, parse_latencies, percentile
 
 DNSPERF_VERBOSE = """[Status] Sending queries (to 127.0.0.1:5399)
@@ -63,3 +65,13 @@ def test_ndots_storm_order() -> None:
         ("ext-0.example.test.cluster.local", "A"),
         ("ext-0.example.test", "A"),
     ]
+
+
+def test_the_workers_ceiling_is_what_the_load_generator_leaves_of_the_cores() -> None:
+    # dnsperf as costly per answer as the server: two workers on two cores can only match one.
+    same = {"cpu_seconds_per_100k": 0.7, "cpu_percent": 90.0, "dnsperf_cpu_percent": 90.0}
+    assert workers.ceiling(same, 2, 2) == pytest.approx(1.0)
+    # A third of the server's cost: 1.5, the most a second worker may add on two shared cores.
+    third = {"cpu_seconds_per_100k": 0.9, "cpu_percent": 90.0, "dnsperf_cpu_percent": 30.0}
+    assert workers.ceiling(third, 2, 2) == pytest.approx(1.5)
+    assert workers.ceiling(third, 2, 8) == 2.0  # cores to spare: the workers are the limit
