@@ -386,21 +386,42 @@ def test_an_answer_made_of_cached_answers_is_remembered_while_they_are_the_cache
     assert autopath.counters.shortened == 4 and autopath.counters.fallbacks[Fallback.UNANSWERED] == 1
 
 
-def test_an_answer_made_of_nxdomains_the_cache_did_not_keep_is_remembered_for_a_second(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
+@dataclass
+class Walked:
+    table: Table
+    autopath: Autopath
+    asked: UpstreamQuestion
+    answers: list[Answer]
+    clock: list[float]  # autopath's monotonic clock, to move by hand
+
+
+def walked_without_negcache(monkeypatch: pytest.MonkeyPatch, slow_upstream: str = "") -> Walked:
+    """An external name's first question asked three times through a cache that keeps no NXDOMAIN;
+    each question for a name ending in ``slow_upstream`` (if given) takes 0.6 s."""
     table = Table()
     table.add("api.github.com", "A", "140.82.121.6")
-    _, lookup = through_cache(table, keep_nxdomain=False)
+    _, cached = through_cache(table, keep_nxdomain=False)
     clock = [time.monotonic()]
+
+    def lookup(asked: UpstreamQuestion, waiter: Callable[[Answer], None]) -> None:
+        if slow_upstream and asked.name.endswith(slow_upstream):
+            clock[0] += 0.6
+        cached(asked, waiter)
+
     monkeypatch.setattr("kubedns_py.cache.resolve.autopath.monotonic", lambda: clock[0])
     autopath = Autopath(ZONE, HOST_SEARCH, lookup)
     asked = question(f"api.github.com.shop.svc.{ZONE}")
-    answers = asked_three_times(table, autopath, asked)
-    clock[0] += 1.01  # the second is over: the NXDOMAINs are asked again, the rest is cached
-    autopath.resolve(asked, CLIENT, answers.append)
-    assert table.asked[6:] == search("api.github.com")[:4]
-    assert chain(answers[3]) == chain(answers[0])
+    return Walked(table, autopath, asked, asked_three_times(table, autopath, asked), clock)
+
+
+def test_an_answer_made_of_nxdomains_the_cache_did_not_keep_is_remembered_for_a_second(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    walked = walked_without_negcache(monkeypatch)
+    walked.clock[0] += 1.01  # the second is over: the NXDOMAINs are asked again, the rest is cached
+    walked.autopath.resolve(walked.asked, CLIENT, walked.answers.append)
+    assert walked.table.asked[6:] == search("api.github.com")[:4]
+    assert chain(walked.answers[3]) == chain(walked.answers[0])
 
 
 def test_a_plain_answer_is_not_remembered_over_nxdomains_the_cache_did_not_keep() -> None:
@@ -420,20 +441,7 @@ def test_a_plain_answer_is_not_remembered_over_nxdomains_the_cache_did_not_keep(
 def test_the_second_an_unkept_nxdomain_is_believed_starts_when_it_came(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    table = Table()
-    table.add("api.github.com", "A", "140.82.121.6")
-    _, cached = through_cache(table, keep_nxdomain=False)
-    clock = [time.monotonic()]
-
-    def slow_node_domain(asked: UpstreamQuestion, waiter: Callable[[Answer], None]) -> None:
-        if asked.name.endswith(HOST_SEARCH[0]):
-            clock[0] += 0.6  # its upstream took its time
-        cached(asked, waiter)
-
-    monkeypatch.setattr("kubedns_py.cache.resolve.autopath.monotonic", lambda: clock[0])
-    autopath = Autopath(ZONE, HOST_SEARCH, slow_node_domain)
-    asked = question(f"api.github.com.shop.svc.{ZONE}")
-    answers = asked_three_times(table, autopath, asked)
-    clock[0] += 0.41  # a second after the first NXDOMAIN, 0.41 s after the walk ended
-    autopath.resolve(asked, CLIENT, answers.append)
-    assert len(table.asked) > 6 and autopath.counters.shortened == 4  # walked again
+    walked = walked_without_negcache(monkeypatch, slow_upstream=HOST_SEARCH[0])
+    walked.clock[0] += 0.41  # a second after the first NXDOMAIN, 0.41 s after the walk ended
+    walked.autopath.resolve(walked.asked, CLIENT, walked.answers.append)
+    assert len(walked.table.asked) > 6 and walked.autopath.counters.shortened == 4  # walked again
