@@ -6,7 +6,11 @@ STAMP := $(VENV)/.installed
 
 .PHONY: run test lint unit suite bench fuzz clean
 
-$(STAMP): pyproject.toml
+# The modules setup.py compiles: installed again (and so compiled again) whenever one changes, for a
+# compiled module left older than its source would shadow it.
+HOT_PATH := $(shell grep -o '"kubedns_py/[^"]*\.py"' setup.py | tr -d '"')
+
+$(STAMP): pyproject.toml setup.py $(HOT_PATH)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[dev]'

@@ -7,11 +7,19 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
+from tests.support import compiled
 from tests.support.apiserver import FakeApiServer
 from tests.support.dnsmasq import Dnsmasq, dnsmasq
 from tests.support.nameservers import TestNameserver, answer, run_in_thread
 from tests.support.ports import free_port
 from tests.support.processes import Running, serve
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    stale = compiled.stale()
+    if stale:
+        changed = ", ".join(stale)
+        pytest.exit(f"compiled before their last change: {changed}; `make unit` compiles them again", 2)
 
 
 @pytest.fixture(scope="module")

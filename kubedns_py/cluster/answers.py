@@ -27,6 +27,7 @@ import struct
 from array import array
 from bisect import bisect_right
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from kubedns_py.cluster.names import (
     ENDPOINT,
@@ -78,8 +79,9 @@ MOST_RECORD_BYTES = TCP_MAX - HEADER_SIZE - (MAX_NAME + 4) - len(raw_opt(0))
 #   rcode;
 #   shorter: what to send when the reply is too large for the client (RFC 2181 9): the same without
 #            the additional section; records too many for any message, a ``Spread``; or, once nothing
-#            optional is left, an empty reply with TC set.
-Section = tuple[tuple[bytes, ...], bytes, int, "Section | Spread | None"]
+#            optional is left, an empty reply with TC set. A Section, a Spread or None, typed Any:
+#            mypyc, which compiles this module, cannot follow a recursive alias.
+Section = tuple[tuple[bytes, ...], bytes, int, Any]
 
 
 def _heads(flags: int, counts: tuple[int, int, int]) -> tuple[bytes, ...]:

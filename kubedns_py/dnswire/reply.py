@@ -49,8 +49,7 @@ def build_reply(
         )
         if query.edns:
             reply.add_ar(opt_record())
-        packed: bytes = reply.pack()
-        return packed
+        return bytes(reply.pack())  # dnslib packs into a bytearray
 
     wire = pack(answer, authority, additional, False)
     if len(wire) <= limit:

@@ -21,12 +21,13 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from time import perf_counter
+from typing import Protocol
 
 from dnslib import DNSRecord
 from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from kubedns_py.cluster.answers import Section, Spread, Validity, WireZone
+from kubedns_py.cluster.answers import Section, Spread, Validity
 from kubedns_py.cluster.names import NameKind
 from kubedns_py.cluster.zone import Zone
 from kubedns_py.dnswire.header import AXFR, BADVERS, FORMERR, IN, IXFR, REFUSED, SERVFAIL, rcode_name
@@ -69,6 +70,13 @@ MEMO_PAYS = 0.25
 MEMO_REST = 8 * MEMO_WINDOW
 
 
+class PrebuiltAnswers(Protocol):
+    """What the answerer asks first: the wire zone (``cluster.answers.WireZone``), or anything that
+    answers as it does."""
+
+    def find(self, key: bytes, qtype: int) -> tuple[Section, Validity] | None: ...
+
+
 class Remembered:
     """A finished UDP reply less its ID, good while what it was made from is ``live``."""
 
@@ -84,7 +92,7 @@ class Answerer(Collector):
     def __init__(
         self,
         zone: Zone,
-        wire: WireZone,
+        wire: PrebuiltAnswers,
         stats: DnsStats,
         acl: ClientAcl | None = None,
         readers: ClientAcl | None = None,

@@ -374,6 +374,7 @@ def test_dockerfile_is_one_slim_non_root_image_with_every_entry_point() -> None:
     runs = " ".join(arg for op, arg in dockerfile.instructions() if op == "RUN")
     assert "pip install" in runs and " ." in runs, "the project is installed with pip install ."
     assert "iproute2" in runs and "iptables" in runs, "kubedns-py nodelocal runs ip and iptables"
+    assert "gcc" in runs, "setup.py compiles the hot path"
     default = every[-1]  # what a build without --target makes: the image our manifests use
     uid = default.user.split(":")[0]
     assert uid.isdigit() and int(uid) != 0, "a numeric non-root user, checkable by runAsNonRoot"

@@ -31,21 +31,21 @@ def zone_store(manifests: Sequence[Path]) -> Store:
     return store
 
 
-class WatchedWireZone(WireZone):
+class WatchedWireZone:
     """The wire zone, noting the questions it answered itself (rather than leaving them to ``Zone``)."""
 
     def __init__(self, zone: Zone, store: Store) -> None:
-        super().__init__(zone, store)
+        self._wire = WireZone(zone, store)
         self.answered: set[tuple[bytes, int]] = set()
 
     def find(self, key: bytes, qtype: int) -> tuple[Section, Validity] | None:
-        found = super().find(key, qtype)
+        found = self._wire.find(key, qtype)
         if found is not None:
             self.answered.add((key, qtype))
         return found
 
 
-class NoWireZone(WireZone):
+class NoWireZone:
     """A wire zone that answers nothing: every question takes the general path."""
 
     def find(self, key: bytes, qtype: int) -> tuple[Section, Validity] | None:
@@ -57,7 +57,7 @@ class ServePaths:
         zone = Zone(store, ZONE, ttl, pods)
         self.wire = WatchedWireZone(zone, store)
         self.prebuilt = Answerer(zone, self.wire, DnsStats("serve"))
-        self.general = Answerer(zone, NoWireZone(zone, store), DnsStats("serve"))
+        self.general = Answerer(zone, NoWireZone(), DnsStats("serve"))
 
     def ask_both(self, row: Case, tcp: bool = False) -> tuple[dns.message.Message, dns.message.Message]:
         """The replies to one query for ``row``'s question: the prebuilt way's, and the general path's."""
