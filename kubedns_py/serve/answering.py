@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import socket
+import threading
+from collections.abc import Callable
+from typing import TypeVar
 
 from prometheus_client import CollectorRegistry
 
@@ -13,13 +16,14 @@ from kubedns_py.net.acl import ClientAcl, RefusedClients, parse_networks
 from kubedns_py.net.connections import TcpConnections
 from kubedns_py.net.coredns import CoreDnsCollector
 from kubedns_py.net.stats import DnsStats
-from kubedns_py.net.tcp import TcpServer
-from kubedns_py.net.udp import UdpServer
+from kubedns_py.net.tcp import Peer, TcpServer
+from kubedns_py.net.udpthread import ThreadedUdpServer
 from kubedns_py.serve.answerer import Answerer
 from kubedns_py.serve.config import ServeConfig
 from kubedns_py.serve.skydns import SkyDnsCollector
 
 LOOPBACK = ("127.0.0.0/8", "::1/128")
+T = TypeVar("T")
 
 
 def wire_zone(config: ServeConfig, store: Store) -> WireZone:
@@ -55,14 +59,26 @@ class Answering:
             registry.register(CoreDnsCollector(self.stats, self.port, config.dns_bind_address, "kubernetes"))
         self.tcp_connections = TcpConnections("serve", config.tcp_max_connections, config.tcp_max_per_client)
         registry.register(self.tcp_connections)
-        self._udp: UdpServer | None = None
-        self._tcp = TcpServer(self.answerer.answer_tcp, self.tcp_connections)
+        # UDP is answered on a thread of its own (``net.udpthread``): held while a query is answered,
+        # and while the store changes (``apply``).
+        self.lock = threading.Lock()
+        self._udp: ThreadedUdpServer | None = None
+        self._tcp = TcpServer(self._answer_tcp, self.tcp_connections)
 
     def port(self) -> int:
         return self._udp.port if self._udp is not None else self.config.dns_port
 
+    def apply(self, change: Callable[[], T]) -> T:
+        """Change what is answered from (the store), between two answers."""
+        with self.lock:
+            return change()
+
+    async def _answer_tcp(self, data: bytes, peer: Peer = None) -> bytes | None:
+        with self.lock:  # answer_tcp never waits: it answers before it returns
+            return await self.answerer.answer_tcp(data, peer)
+
     async def start(self, udp: socket.socket, tcp: socket.socket) -> None:
-        self._udp = UdpServer(udp, self.answerer.udp_handler())
+        self._udp = ThreadedUdpServer(udp, self.answerer.udp_handler(), self.lock)
         self.stats.malformed_counted_by("oversized", lambda: self._udp.oversized if self._udp else 0)
         await self._tcp.start(tcp)
 

@@ -187,7 +187,10 @@ class ServeApp:
 
     def _apply(self, events: Sequence[Event]) -> None:
         synced = self.store.synced
-        self.store.apply(events)
+        if self.answering is not None:
+            self.answering.apply(lambda: self.store.apply(events))
+        else:
+            self.store.apply(events)
         if synced and self.pool is not None:  # workers forked before the first sync need none
             self.pool.changed(events)
 

@@ -99,7 +99,7 @@ class _ServeWorker:
         worker.on("events", self._apply)
 
     def _apply(self, message: Message) -> None:
-        self._store.apply(message[1], message[2])
+        self.answering.apply(lambda: self._store.apply(message[1], message[2]))
 
     async def start(self) -> None:
         # The store came frozen from the supervisor; from here on only this process's new objects
