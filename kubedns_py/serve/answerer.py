@@ -21,7 +21,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from time import perf_counter
-from typing import Protocol
+from typing import Final, Protocol
 
 from dnslib import DNSRecord
 from prometheus_client.core import CounterMetricFamily, Metric
@@ -54,19 +54,19 @@ from kubedns_py.ratelimit import RateLimitedLog
 log = logging.getLogger(__name__)
 
 # Types from IXFR (251) up (AXFR, MAILB, MAILA, ANY) and the rare ones past 255 take the general path.
-FIRST_GENERAL_TYPE = IXFR
-OPT_BY_DO = (raw_opt(OUR_PAYLOAD, False), raw_opt(OUR_PAYLOAD, True))
-ZONE_TRANSFERS = (AXFR, IXFR)
+FIRST_GENERAL_TYPE: Final = IXFR
+OPT_BY_DO: Final = (raw_opt(OUR_PAYLOAD, False), raw_opt(OUR_PAYLOAD, True))
+ZONE_TRANSFERS: Final = (AXFR, IXFR)
 # Finished UDP replies by query bytes after the ID, for names asked again and again. Keyed by whole
 # queries (case, EDNS size), so bounded; it forgets its oldest a few at a time.
-MEMO_LIMIT = 20_000
+MEMO_LIMIT: Final = 20_000
 # The memo pays where names are asked again and again. On more distinct questions than it holds (a
 # scan, a wide working set) its lookups and insertions find nothing and cost about a tenth of the
 # answer, so it judges itself every MEMO_WINDOW misses: when fewer than MEMO_PAYS of its lookups hit
 # (about where a hit's saving stops covering the misses' cost), it rests for MEMO_REST answers, then
 # tries again.
 MEMO_WINDOW = 16_384
-MEMO_PAYS = 0.25
+MEMO_PAYS: Final = 0.25
 MEMO_REST = 8 * MEMO_WINDOW
 
 
@@ -88,7 +88,7 @@ class Remembered:
         self.tally = tally
 
 
-class Answerer(Collector):
+class Answerer:
     def __init__(
         self,
         zone: Zone,
@@ -194,15 +194,6 @@ class Answerer(Collector):
             )
         return spread.part(room)
 
-    def collect(self) -> Iterator[Metric]:
-        partial = CounterMetricFamily(
-            "kubedns_dns_partial_answers",
-            "TCP replies carrying part of an answer that has more records than one DNS message holds.",
-            labels=["server"],
-        )
-        partial.add_metric(["serve"], self.partial_answers)
-        yield partial
-
     def _remember(self, data: bytes, reply: bytes, source: Validity, tally: HitTally) -> None:
         if not self._memo_on:
             self._memo_rest -= 1
@@ -261,3 +252,20 @@ class Answerer(Collector):
         answer, authority, additional = result.answer, result.authority, result.additional
         wire = build_reply(query, result.rcode, answer, authority, additional, result.authoritative, limit)
         return wire, label, rcode_name(result.rcode)
+
+
+class PartialAnswers(Collector):
+    """The answerer's count of partial answers, as a series (kept apart, so that the answerer itself
+    compiles to a native class: its attributes are read on every query)."""
+
+    def __init__(self, answerer: Answerer) -> None:
+        self._answerer = answerer
+
+    def collect(self) -> Iterator[Metric]:
+        partial = CounterMetricFamily(
+            "kubedns_dns_partial_answers",
+            "TCP replies carrying part of an answer that has more records than one DNS message holds.",
+            labels=["server"],
+        )
+        partial.add_metric(["serve"], self._answerer.partial_answers)
+        yield partial

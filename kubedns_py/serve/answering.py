@@ -18,7 +18,7 @@ from kubedns_py.net.coredns import CoreDnsCollector
 from kubedns_py.net.stats import DnsStats
 from kubedns_py.net.tcp import Peer, TcpServer
 from kubedns_py.net.udpthread import ThreadedUdpServer
-from kubedns_py.serve.answerer import Answerer
+from kubedns_py.serve.answerer import Answerer, PartialAnswers
 from kubedns_py.serve.config import ServeConfig
 from kubedns_py.serve.skydns import SkyDnsCollector
 
@@ -52,7 +52,7 @@ class Answering:
         readers = ClientAcl(config.allow_from or parse_networks(LOOPBACK))
         self.answerer = Answerer(self.zone, wire, self.stats, self.acl, readers)
         registry.register(self.stats)
-        registry.register(self.answerer)
+        registry.register(PartialAnswers(self.answerer))
         registry.register(SkyDnsCollector(self.stats))
         registry.register(RefusedClients("serve", self.acl))
         if config.coredns_metrics:

@@ -1,6 +1,6 @@
 """``net.udpthread.ThreadedUdpServer`` over real loopback sockets: each query answered on the server's
 own thread, under the lock that changes to the data take too; failures, oversized datagrams and
-``close`` handled without losing the thread or the process."""
+``close`` handled without losing the thread, the process, or a socket another process shares."""
 
 from __future__ import annotations
 
@@ -101,3 +101,23 @@ def test_close_stops_the_thread_and_closes_the_socket() -> None:
     server.close()
     assert not thread.is_alive()
     assert sock.fileno() == -1
+
+
+def test_closing_one_of_two_servers_sharing_a_socket_leaves_the_other_answering() -> None:
+    """As serve's workers hand their sockets from one generation to the next."""
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((HOST, 0))
+    twin = socket.fromfd(sock.fileno(), socket.AF_INET, socket.SOCK_DGRAM)  # the same socket, as after a fork
+    old = ThreadedUdpServer(sock, lambda data, addr: b"old", threading.Lock())
+    new = ThreadedUdpServer(twin, lambda data, addr: b"new", threading.Lock())
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.settimeout(5)
+    try:
+        old.close()
+        client.connect((HOST, new.port))
+        for _ in range(10):
+            client.send(b"q")
+            assert client.recv(512) == b"new"
+    finally:
+        new.close()
+        client.close()
