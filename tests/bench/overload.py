@@ -192,7 +192,10 @@ def overload_then_probe(
             else:
                 raise BenchError(f"{' '.join(args)} ended early:\n{''.join(head)}")
             recovery = run_dnsperf(port, queries, probe)
-            rest, _ = process.communicate(timeout=(heavy.timeout or 5) + 10)
+            # The statistics are small (timeouts are not printed): they wait in the pipe until read,
+            # through the buffer the lines above came from, which may hold some of them already.
+            process.wait(timeout=(heavy.timeout or 5) + 10)
+            rest = process.stdout.read()
         finally:
             if process.poll() is None:
                 process.kill()
