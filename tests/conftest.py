@@ -19,7 +19,11 @@ def pytest_sessionstart(session: pytest.Session) -> None:
     stale = compiled.stale()
     if stale:
         changed = ", ".join(stale)
-        pytest.exit(f"compiled before their last change: {changed}; `make unit` compiles them again", 2)
+        pytest.exit(
+            f"compiled modules older than their source, or no longer compiled: {changed};"
+            " `make unit` compiles them again (delete those setup.py no longer lists)",
+            2,
+        )
 
 
 @pytest.fixture(scope="module")

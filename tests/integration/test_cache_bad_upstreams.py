@@ -25,6 +25,8 @@ from kubedns_py.dnswire.walk import WireError, walk
 from kubedns_py.net.stats import DnsStats
 from tests.support.nameservers import TestNameserver, answer, dead, slow
 
+CLIENT = ("127.0.0.1", 5300)  # the address a query came from
+
 
 def reply_wire(*answers: str, additional: tuple[RR, ...] = ()) -> bytes:
     record = DNSRecord.question("www.example.com", "A").reply()
@@ -136,14 +138,14 @@ async def test_every_spelling_is_answered_from_the_one_entry_and_nothing_grows_p
         name = "case.example.com."
         query = dns.message.make_query(name, "A")
         done = asyncio.Event()
-        front.udp_handler(lambda *_: done.set())(query.to_wire(), None)
+        front.udp_handler(lambda *_: done.set())(query.to_wire(), CLIENT)
         await done.wait()
         # Every spelling of the name is a different query: a resolver randomising case sends many.
         handler = front.udp_handler(lambda *_: None)
         for i in range(5000):
             spelled = "".join(c.upper() if (i >> n) & 1 else c for n, c in enumerate(name))
             variant = dns.message.make_query(spelled, "A", id=i)
-            reply = handler(variant.to_wire(), None)
+            reply = handler(variant.to_wire(), CLIENT)
             assert reply is not None and reply[:2] == struct.pack("!H", i)
             assert dns.message.from_wire(reply).question[0].name.to_text() == spelled
         assert len(upstream.queries_for(name)) == 1

@@ -1,5 +1,6 @@
 """The modules setup.py compiles, against their sources. Python imports a compiled module in preference
-to its source, so one compiled before its source last changed would be what every test runs."""
+to its source, so one compiled before its source last changed, or one setup.py no longer compiles,
+would be what every test runs."""
 
 from __future__ import annotations
 
@@ -8,6 +9,8 @@ from importlib.machinery import EXTENSION_SUFFIXES
 
 from tests.support.paths import ROOT
 
+PACKAGE = ROOT / "kubedns_py"
+
 
 def hot_path() -> list[str]:
     """The sources setup.py compiles, relative to the project root."""
@@ -15,13 +18,14 @@ def hot_path() -> list[str]:
 
 
 def stale() -> list[str]:
-    """Sources changed since they were last compiled (none when the project was installed as plain
-    Python)."""
-    found = []
-    for source in hot_path():
-        path = ROOT / source
-        for suffix in EXTENSION_SUFFIXES:
-            compiled = path.with_suffix(suffix)
-            if compiled.exists() and compiled.stat().st_mtime < path.stat().st_mtime:
-                found.append(source)
-    return found
+    """Sources whose compiled module is older than they are, or is not one setup.py compiles (none
+    when the project was installed as plain Python)."""
+    hot = set(hot_path())
+    found = set()
+    for compiled in PACKAGE.rglob("*.so"):
+        suffix = max((s for s in EXTENSION_SUFFIXES if compiled.name.endswith(s)), key=len, default="")
+        source = compiled.with_name(compiled.name.removesuffix(suffix) + ".py")
+        relative = source.relative_to(ROOT).as_posix()
+        if relative not in hot or not source.exists() or compiled.stat().st_mtime < source.stat().st_mtime:
+            found.add(relative)
+    return sorted(found)

@@ -37,6 +37,9 @@ from kubedns_py.net.stats import DnsStats
 NAME = "www.example.com."
 
 
+CLIENT = ("127.0.0.1", 5300)  # the address a query came from
+
+
 def upstream_reply(name: str, rcode: int = 0, ttl: int = 300, soa: bool = False) -> bytes:
     """What an upstream answers to the lower-cased question the cache forwards."""
     query = dns.message.make_query(name.lower(), "A", use_edns=0, payload=1232)
@@ -76,7 +79,7 @@ def store(front: Frontend, name: str, wire: bytes) -> None:
 
 
 def ask(front: Frontend, query: dns.message.Message) -> dns.message.Message:
-    reply = front.udp_handler(lambda *_: pytest.fail("a hit is answered at once"))(query.to_wire(), None)
+    reply = front.udp_handler(lambda *_: pytest.fail("a hit is answered at once"))(query.to_wire(), CLIENT)
     assert reply is not None
     return dns.message.from_wire(reply)
 
@@ -141,7 +144,7 @@ async def test_ttls_count_down_between_hits(front: Frontend, monkeypatch: pytest
         for spelling in (NAME, NAME.upper()):  # from the memo, and from the reader
             assert ask(front, dns.message.make_query(spelling, "A")).answer[0].ttl == ttl
     monkeypatch.setattr(frontend_module, "monotonic", lambda: now + 30.5)
-    assert front.udp_handler(lambda *_: None)(dns.message.make_query(NAME, "A").to_wire(), None) is None
+    assert front.udp_handler(lambda *_: None)(dns.message.make_query(NAME, "A").to_wire(), CLIENT) is None
 
 
 def test_long_ttls_are_shown_rounded_down_by_at_most_a_32nd() -> None:
@@ -174,7 +177,7 @@ async def test_udp_replies_never_exceed_our_size_whatever_the_client_takes(front
     store(front, NAME, reply.to_wire())
     for _ in range(2):  # the slower path first, then the fast one
         wire = front.udp_handler(pytest.fail)(
-            dns.message.make_query(NAME, "A", use_edns=0, payload=4096).to_wire(), None
+            dns.message.make_query(NAME, "A", use_edns=0, payload=4096).to_wire(), CLIENT
         )
         assert wire is not None and len(wire) <= 1232
         assert dns.message.from_wire(wire).flags & dns.flags.TC
@@ -199,7 +202,7 @@ async def test_the_memo_takes_names_as_first_asked_and_stays_bounded(front: Fron
         store(front, name, upstream_reply(name))
     handler = front.udp_handler(lambda *_: None)
     for name in names:
-        assert handler(dns.message.make_query(name, "A").to_wire(), None) is not None
+        assert handler(dns.message.make_query(name, "A").to_wire(), CLIENT) is not None
         assert len(memo) <= 8
     assert memo.evictions == 12
     # Later names are remembered; the first ones were forgotten a batch at a time, not all at once.
@@ -207,7 +210,7 @@ async def test_the_memo_takes_names_as_first_asked_and_stays_bounded(front: Fron
     # Another spelling is answered (from the reader) but never remembered.
     for i in range(10):
         spelled = dns.message.make_query(names[-1].upper(), "A", id=i)
-        reply = handler(spelled.to_wire(), None)
+        reply = handler(spelled.to_wire(), CLIENT)
         assert reply is not None and dns.message.from_wire(reply).question[0].name.to_text().isupper()
         assert spelled.to_wire()[2:] not in memo
     # A replaced entry is not served from the memo: the new one is.
@@ -220,9 +223,9 @@ async def test_a_cleared_cache_is_not_served_from_the_memo(front: Frontend) -> N
     store(front, NAME, upstream_reply(NAME))
     query = dns.message.make_query(NAME, "A").to_wire()
     handler = front.udp_handler(lambda *_: None)
-    assert handler(query, None) is not None and handler(query, None) is not None
+    assert handler(query, CLIENT) is not None and handler(query, CLIENT) is not None
     front._cache.clear()
-    assert handler(query, None) is None  # a miss: the resolver takes it
+    assert handler(query, CLIENT) is None  # a miss: the resolver takes it
 
 
 def test_memo_rejects_nonsense_and_counts() -> None:
@@ -249,26 +252,26 @@ async def test_answers_that_never_reach_the_cache(front: Frontend) -> None:
     query = dns.message.make_query(NAME, "A", id=77)
     # EDNS version 1: BADVERS (extended rcode 16), our OPT at version 0.
     badvers = dns.message.make_query(NAME, "A", use_edns=1, id=78)
-    reply = dns.message.from_wire(handler(badvers.to_wire(), None) or b"")
+    reply = dns.message.from_wire(handler(badvers.to_wire(), CLIENT) or b"")
     assert reply.rcode() == dns.rcode.BADVERS and reply.edns == 0
     # Not a query: NOTIMP, header only; two questions: FORMERR; a response: nothing.
     wire = bytearray(query.to_wire())
     wire[2] |= 0x10  # opcode 2 (STATUS)
-    assert header(handler(bytes(wire), None) or b"")[1] & 0x0F == dns.rcode.NOTIMP
+    assert header(handler(bytes(wire), CLIENT) or b"")[1] & 0x0F == dns.rcode.NOTIMP
     wire = bytearray(query.to_wire())
     wire[5] = 2
-    assert header(handler(bytes(wire), None) or b"") == (77, 0x8101, 0, 0, 0, 0)
+    assert header(handler(bytes(wire), CLIENT) or b"") == (77, 0x8101, 0, 0, 0, 0)
     wire = bytearray(query.to_wire())
     wire[2] |= 0x80
-    assert handler(bytes(wire), None) is None
+    assert handler(bytes(wire), CLIENT) is None
     # Zone transfers and other classes: REFUSED with RA.
     for asked in (
         dns.message.make_query(NAME, "AXFR"),
         dns.message.make_query(NAME, "A", rdclass=dns.rdataclass.HS),
     ):
-        reply = dns.message.from_wire(handler(asked.to_wire(), None) or b"")
+        reply = dns.message.from_wire(handler(asked.to_wire(), CLIENT) or b"")
         assert reply.rcode() == dns.rcode.REFUSED and reply.flags & dns.flags.RA
     # CHAOS statistics still answer.
     chaos = dns.message.make_query("hits.bind.", "TXT", rdclass=dns.rdataclass.CH)
-    reply = dns.message.from_wire(bytes(handler(chaos.to_wire(), None) or b""))
+    reply = dns.message.from_wire(bytes(handler(chaos.to_wire(), CLIENT) or b""))
     assert reply.rcode() == dns.rcode.NOERROR and reply.answer
