@@ -31,20 +31,52 @@ Address = tuple[str, int] | tuple[str, int, int, int]  # (host, port), or (host,
 DatagramHandler = Callable[[bytes, Address], bytes | None]
 
 
-class UdpServer:
+class DatagramListener:
+    """What every UDP listener does with one datagram: read it from the socket, and answer it."""
+
     def __init__(self, sock: socket.socket, handle: DatagramHandler) -> None:
         self._sock = sock
         self._handle = handle
-        self._loop = asyncio.get_running_loop()
-        self._loop.add_reader(sock.fileno(), self._on_readable)
-        self.oversized = 0  # datagrams over MAX_QUERY, dropped unread (DnsStats reports them)
+        self.oversized = 0  # datagrams over MAX_QUERY, dropped unanswered (DnsStats reports them)
         self._failures = RateLimitedLog(log)
-        self._later: list[tuple[bytes, Address]] = []
 
     @property
     def port(self) -> int:
         port: int = self._sock.getsockname()[1]
         return port
+
+    def _receive(self) -> tuple[bytes, Address] | bool:
+        """The next query waiting in the (non-blocking) socket; False when none waits, True for a
+        datagram passed over (oversized, and counted; or a read error)."""
+        try:
+            data, addr = self._sock.recvfrom(MAX_QUERY + 1)
+        except (BlockingIOError, InterruptedError):
+            return False
+        except OSError as err:  # e.g. ICMP port unreachable reported on a later read
+            log.debug("udp read error: %s", err)
+            return True
+        if len(data) > MAX_QUERY:
+            self.oversized += 1
+            return True
+        return data, addr
+
+    def _answer(self, data: bytes, addr: Address) -> bytes | None:
+        """The handler's reply; None, and a rate-limited log line, should it fail."""
+        try:
+            return self._handle(data, addr)
+        except Exception:
+            self._failures.exception(
+                "handler", "handler failed on a %d-byte datagram from %s", len(data), addr
+            )
+            return None
+
+
+class UdpServer(DatagramListener):
+    def __init__(self, sock: socket.socket, handle: DatagramHandler) -> None:
+        super().__init__(sock, handle)
+        self._loop = asyncio.get_running_loop()
+        self._loop.add_reader(sock.fileno(), self._on_readable)
+        self._later: list[tuple[bytes, Address]] = []
 
     def send(self, data: bytes, addr: Address) -> None:
         """Send a reply that was prepared later than the query was read (a forwarded answer). It
@@ -70,28 +102,17 @@ class UdpServer:
 
     def _read(self) -> bool:
         """One batch; True when the socket had no more."""
-        sock, handle = self._sock, self._handle
         replies: list[tuple[bytes, Address]] = []
         burst = 1
         try:
             for _ in range(BATCH):
-                try:
-                    data, addr = sock.recvfrom(MAX_QUERY + 1)
-                except (BlockingIOError, InterruptedError):
+                received = self._receive()
+                if isinstance(received, bool):
+                    if received:
+                        continue
                     return True
-                except OSError as err:  # e.g. ICMP port unreachable reported on a later read
-                    log.debug("udp read error: %s", err)
-                    continue
-                if len(data) > MAX_QUERY:
-                    self.oversized += 1
-                    continue
-                try:
-                    reply = handle(data, addr)
-                except Exception:
-                    self._failures.exception(
-                        "handler", "handler failed on a %d-byte datagram from %s", len(data), addr
-                    )
-                    continue
+                data, addr = received
+                reply = self._answer(data, addr)
                 if reply is not None:
                     replies.append((reply, addr))
                     if len(replies) == burst:

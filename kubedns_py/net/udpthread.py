@@ -20,19 +20,15 @@ import select
 import socket
 import threading
 
-from kubedns_py.net.udp import BATCH, MAX_QUERY, DatagramHandler
-from kubedns_py.ratelimit import RateLimitedLog
+from kubedns_py.net.udp import BATCH, DatagramHandler, DatagramListener
 
 log = logging.getLogger(__name__)
 
 
-class ThreadedUdpServer:
+class ThreadedUdpServer(DatagramListener):
     def __init__(self, sock: socket.socket, handle: DatagramHandler, lock: threading.Lock) -> None:
-        self._sock = sock
-        self._handle = handle
+        super().__init__(sock, handle)
         self._lock = lock
-        self.oversized = 0  # datagrams over MAX_QUERY, dropped unanswered (DnsStats reports them)
-        self._failures = RateLimitedLog(log)
         self._closing = False
         sock.setblocking(False)
         self._wake_read, self._wake_write = os.pipe()
@@ -42,11 +38,6 @@ class ThreadedUdpServer:
         self._reader = threading.Thread(target=self._serve, name=f"udp-{self.port}", daemon=True)
         self._reader.start()
 
-    @property
-    def port(self) -> int:
-        port: int = self._sock.getsockname()[1]
-        return port
-
     def _serve(self) -> None:
         wait = self._poller.poll
         while not self._closing:
@@ -54,30 +45,20 @@ class ThreadedUdpServer:
             self._read()
 
     def _read(self) -> None:
-        """What waits in the socket, up to BATCH datagrams, each answered as it is read."""
-        sock, handle, lock = self._sock, self._handle, self._lock
-        recvfrom, sendto = sock.recvfrom, sock.sendto
+        """What waits in the socket, up to BATCH datagrams, each answered and its reply sent as it is
+        read."""
+        sendto = self._sock.sendto
         for _ in range(BATCH):
             if self._closing:
                 return
-            try:
-                data, addr = recvfrom(MAX_QUERY + 1)
-            except (BlockingIOError, InterruptedError):
+            received = self._receive()
+            if isinstance(received, bool):
+                if received:
+                    continue
                 return
-            except OSError as err:  # e.g. ICMP port unreachable reported on a later read
-                log.debug("udp read error: %s", err)
-                continue
-            if len(data) > MAX_QUERY:
-                self.oversized += 1
-                continue
-            with lock:
-                try:
-                    reply = handle(data, addr)
-                except Exception:
-                    self._failures.exception(
-                        "handler", "handler failed on a %d-byte datagram from %s", len(data), addr
-                    )
-                    reply = None
+            data, addr = received
+            with self._lock:
+                reply = self._answer(data, addr)
             if reply is not None:
                 try:
                     sendto(reply, addr)
