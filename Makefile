@@ -42,4 +42,5 @@ fuzz: $(STAMP)
 	$(BIN)/python -m tests.fuzz --inputs 1000000
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build
+	find . -name '*.so' -not -path './$(VENV)/*' -delete  # the compiled hot path
