@@ -120,7 +120,7 @@ class Answerer:
         client's address (one dict lookup for an address seen before)."""
         return self._guard.udp(self.answer)
 
-    async def answer_tcp(self, data: bytes, peer: Peer = None) -> bytes | None:
+    def answer_tcp(self, data: bytes, peer: Peer = None) -> bytes | None:
         if not self._guard.admits(peer):
             return self._guard.refuse(data, "tcp")
         return self.answer(data, peer, True)

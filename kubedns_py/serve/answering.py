@@ -74,8 +74,8 @@ class Answering:
             return change()
 
     async def _answer_tcp(self, data: bytes, peer: Peer = None) -> bytes | None:
-        with self.lock:  # answer_tcp never waits: it answers before it returns
-            return await self.answerer.answer_tcp(data, peer)
+        with self.lock:  # held only while answering, never across an await
+            return self.answerer.answer_tcp(data, peer)
 
     async def start(self, udp: socket.socket, tcp: socket.socket) -> None:
         self._udp = ThreadedUdpServer(udp, self.answerer.udp_handler(), self.lock)
