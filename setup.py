@@ -13,6 +13,7 @@ HOT_PATH = [
     "kubedns_py/cluster/answers.py",
     "kubedns_py/net/stats.py",
     "kubedns_py/net/udp.py",
+    "kubedns_py/net/inbox.py",
     "kubedns_py/net/udpthread.py",
     "kubedns_py/serve/answerer.py",
 ]

@@ -17,14 +17,6 @@ import time
 from collections import Counter
 from collections.abc import Sequence
 
-from kubedns_py.cache.forward.forwarder import Forwarder
-from kubedns_py.cache.forward.loopdetect import LoopDetector
-from kubedns_py.cache.forward.routing import RouteTable
-from kubedns_py.cache.front.chaos import Chaos
-from kubedns_py.cache.front.frontend import Frontend
-from kubedns_py.cache.resolve.resolver import Resolver
-from kubedns_py.cache.store.cache import ResponseCache
-from kubedns_py.cache.store.rules import CacheRules
 from kubedns_py.cluster.answers import WireZone
 from kubedns_py.cluster.store import Store
 from kubedns_py.cluster.zone import PodMode, Zone
@@ -32,6 +24,7 @@ from kubedns_py.dnswire.reader import read
 from kubedns_py.net.stats import DnsStats
 from kubedns_py.serve.answerer import Answerer
 from kubedns_py.sources.manifests import ManifestSource
+from tests.support.frontends import cache_frontend
 from tests.support.junk import check, expected, named, packets
 from tests.support.paths import DEMO_CLUSTER
 
@@ -59,21 +52,11 @@ def serve_answerer() -> tuple[Answerer, DnsStats]:
     return Answerer(zone, WireZone(zone, store), stats), stats
 
 
-def cache_frontend() -> tuple[Frontend, DnsStats]:
-    cache = ResponseCache(1000, CacheRules())
-    forwarder = Forwarder(RouteTable(domains={}, default=()), 150, 1.0, lambda *_: None)
-    stats = DnsStats("cache")
-    counters = dict.fromkeys(("cachesize", "insertions", "evictions", "misses", "hits", "auth"), 0)
-    chaos = Chaos(lambda: counters, list)
-    frontend = Frontend(cache, Resolver(cache, forwarder), stats, chaos, LoopDetector(False))
-    return frontend, stats
-
-
 async def fuzz(inputs: int, seed: int) -> int:
     crashes = Crashes()
     logging.getLogger().addHandler(crashes)
     answerer, serve_stats = serve_answerer()
-    frontend, cache_stats = cache_frontend()
+    frontend, cache_stats, _ = cache_frontend(timeout=1.0)
     later: dict[int, bytes] = {}
     on_datagram = frontend.udp_handler(lambda reply, addr: later.__setitem__(addr, reply))
     verdicts: Counter[str] = Counter()

@@ -31,6 +31,7 @@ from kubedns_py.cache.forward.routing import (
 )
 from kubedns_py.cache.front.chaos import Chaos, ChaosCounts
 from kubedns_py.cache.front.frontend import Frontend
+from kubedns_py.cache.listener import CacheListener
 from kubedns_py.cache.metrics.collector import CacheCollector, UpstreamDurations
 from kubedns_py.cache.metrics.coredns import CoreDnsCacheCollector
 from kubedns_py.cache.resolve.resolver import Resolver
@@ -46,7 +47,6 @@ from kubedns_py.net.interfaces import local_networks
 from kubedns_py.net.sockets import bind_dns_sockets, binding, steer_to, unsteer
 from kubedns_py.net.stats import DnsStats
 from kubedns_py.net.tcp import TcpServer
-from kubedns_py.net.udp import Address, UdpServer
 from kubedns_py.ratelimit import SuppressedLines
 
 log = logging.getLogger("kubedns_py.cache")
@@ -56,17 +56,6 @@ FINISH_WITHIN = 5.0  # seconds for forwarded misses to be answered once the list
 LOCAL_NETWORKS_PERIOD = 10.0  # --local-service: interfaces come and go (veths, dummies)
 DROP_BATCH = 5000  # entries looked at per turn of the event loop after a change of routes
 ROUTES_LOGGED = 8  # domain routes named in a log line; a ConfigMap may hold thousands
-
-
-class _Listener:
-    """One UDP listener; the frontend sends late (miss) replies through it."""
-
-    def __init__(self) -> None:
-        self.server: UdpServer | None = None
-
-    def send(self, data: bytes, addr: Address) -> None:
-        if self.server is not None:
-            self.server.send(data, addr)
 
 
 @dataclass(frozen=True)
@@ -141,7 +130,13 @@ class CacheApp:
         self.registry.register(RefusedClients("cache", self.acl))
         self.registry.register(
             CacheCollector(
-                self.cache, self.frontend, self.resolver, self.forwarder, self._config_dir, self.durations
+                self.cache,
+                self.frontend,
+                self.resolver,
+                self.forwarder,
+                self._config_dir,
+                self.durations,
+                self._overflowed,
             )
         )
         if config.coredns_metrics:
@@ -149,7 +144,7 @@ class CacheApp:
         # One budget for every listen address: a client reaching several counts once.
         self.tcp_connections = TcpConnections("cache", config.tcp_max_connections, config.tcp_max_per_client)
         self.registry.register(self.tcp_connections)
-        self._listeners: list[_Listener] = []
+        self._listeners: list[CacheListener] = []
         self._tcp: list[TcpServer] = []
         self._sockets: list[socket.socket] = []
         self._http: web.AppRunner | None = None
@@ -192,7 +187,10 @@ class CacheApp:
         return ChaosCounts(counters, servers)
 
     def _oversized(self) -> int:
-        return sum(listener.server.oversized for listener in self._listeners if listener.server is not None)
+        return sum(listener.server.oversized for listener in self._listeners)
+
+    def _overflowed(self) -> int:
+        return sum(listener.inbox.overflowed for listener in self._listeners)
 
     async def start(self) -> None:
         self.gc_pauses.install()
@@ -205,8 +203,7 @@ class CacheApp:
             else:
                 with binding(port, "--port"):
                     udp_socket, tcp_socket = bind_dns_sockets(host, port, self._reuse_port)
-            listener = _Listener()
-            listener.server = UdpServer(udp_socket, self.frontend.udp_handler(listener.send))
+            listener = CacheListener(udp_socket, self.frontend)
             port = listener.server.port  # --port 0: every address shares the first one picked
             self._listeners.append(listener)
             tcp = TcpServer(self.frontend.on_tcp, self.tcp_connections)
@@ -342,15 +339,12 @@ class CacheApp:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         for listener in self._listeners:
-            if listener.server is not None:
-                listener.server.read_queued()  # all of it when steered away (nodelocal's hand-over)
-                listener.server.stop_reading()
+            listener.stop_reading()
         # TCP: no new connections; queries already read are answered before each connection ends.
         await asyncio.gather(*(tcp.close() for tcp in self._tcp), self.frontend.close(FINISH_WITHIN))
         self.resolver.close()
         for listener in self._listeners:
-            if listener.server is not None:
-                listener.server.close()
+            listener.close()
         self.forwarder.close()
         if self._http is not None:
             await self._http.cleanup()

@@ -73,12 +73,24 @@ class ClientGuard:
         self._record = stats.record
         self._flags = flags
 
-    def udp(self, on_datagram: DatagramHandler) -> DatagramHandler:
+    def udp(self, on_datagram: DatagramHandler, undecided: DatagramHandler | None = None) -> DatagramHandler:
         """``on_datagram`` for allowed clients only (one dict lookup for an address seen before), the
-        rest refused; ``on_datagram`` itself when there is no ACL."""
+        rest refused; ``on_datagram`` itself when there is no ACL. With ``undecided`` (a listener's
+        thread, which must neither change the ACL's verdicts nor count), every client not yet known to
+        be allowed goes there instead."""
         if self.acl is None:
             return on_datagram
-        verdicts, allows, refuse = self.acl.verdicts, self.acl.allows, self.refuse
+        verdicts = self.acl.verdicts
+        if undecided is not None:
+            otherwise = undecided
+
+            def on_datagram_from_known(data: bytes, addr: Address) -> bytes | None:
+                if verdicts.get(addr[0]):
+                    return on_datagram(data, addr)
+                return otherwise(data, addr)
+
+            return on_datagram_from_known
+        allows, refuse = self.acl.allows, self.refuse
 
         def on_datagram_from_allowed(data: bytes, addr: Address) -> bytes | None:
             if verdicts.get(addr[0]) or allows(addr[0]):

@@ -1,6 +1,7 @@
 """``net.udpthread.ThreadedUdpServer`` over real loopback sockets: each query answered on the server's
 own thread, under the lock that changes to the data take too; failures, oversized datagrams and
-``close`` handled without losing the thread, the process, or a socket another process shares."""
+``close`` handled without losing the thread, the process, or a socket another process shares;
+pausing and resuming, the window hook, and what is left in the socket once it stops."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from contextlib import contextmanager
 import pytest
 
 from kubedns_py.net.udp import MAX_QUERY, Address, DatagramHandler
-from kubedns_py.net.udpthread import ThreadedUdpServer
+from kubedns_py.net.udpthread import WINDOW, ThreadedUdpServer
 from tests.support.ports import HOST
 
 
@@ -121,3 +122,58 @@ def test_closing_one_of_two_servers_sharing_a_socket_leaves_the_other_answering(
     finally:
         new.close()
         client.close()
+
+
+def test_a_paused_thread_reads_nothing_until_resumed() -> None:
+    with serving(echo, threading.Lock()) as (server, client):
+        server.pause()
+        client.send(b"waits")
+        client.settimeout(0.2)
+        with pytest.raises(TimeoutError):
+            client.recv(512)
+        client.settimeout(5)
+        server.resume()
+        assert client.recv(512) == b"waits"
+
+
+def test_every_window_is_called_on_the_thread_after_each_window_of_datagrams() -> None:
+    calls: list[tuple[str, int]] = []
+    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    sock.bind((HOST, 0))
+    server: ThreadedUdpServer | None = None
+
+    def weigh() -> None:
+        assert server is not None
+        calls.append((threading.current_thread().name, server.received))
+
+    server = ThreadedUdpServer(sock, echo, None, every_window=weigh)
+    thread = f"udp-{server.port}"
+    client = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    client.settimeout(5)
+    client.connect((HOST, server.port))
+    try:
+        for n in range(2 * WINDOW + 1):
+            client.send(b"%d" % n)
+            assert client.recv(512) == b"%d" % n
+    finally:
+        server.close()
+        client.close()
+    # After the batch that crossed each window's end: one query at a time, so a batch or two later.
+    assert [name for name, _ in calls] == [thread, thread]
+    assert WINDOW <= calls[0][1] < WINDOW + 8 and 2 * WINDOW <= calls[1][1] < 2 * WINDOW + 8
+
+
+def test_after_stopping_read_queued_answers_what_waits_on_the_callers_thread() -> None:
+    answered_on: list[str] = []
+
+    def handle(data: bytes, addr: Address) -> bytes:
+        answered_on.append(threading.current_thread().name)
+        return data
+
+    with serving(handle, threading.Lock()) as (server, client):
+        server.stop_reading()
+        for n in range(3):
+            client.send(b"late%d" % n)
+        server.read_queued()
+        assert [client.recv(512) for _ in range(3)] == [b"late0", b"late1", b"late2"]
+    assert answered_on == [threading.current_thread().name] * 3

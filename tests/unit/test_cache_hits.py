@@ -20,19 +20,12 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 
-from kubedns_py.cache.forward.forwarder import Forwarder
-from kubedns_py.cache.forward.loopdetect import LoopDetector
-from kubedns_py.cache.forward.routing import RouteTable
 from kubedns_py.cache.front import frontend as frontend_module
-from kubedns_py.cache.front.chaos import STAT_NAMES, Chaos
 from kubedns_py.cache.front.frontend import Frontend, Slot
-from kubedns_py.cache.resolve.resolver import Resolver
-from kubedns_py.cache.store.cache import CacheKey, ResponseCache
 from kubedns_py.cache.store.entry import shown_ttl
-from kubedns_py.cache.store.rules import CacheRules
 from kubedns_py.dnswire.response import scan
 from kubedns_py.memo import Memo
-from kubedns_py.net.stats import DnsStats
+from tests.support.frontends import cache_frontend, key, store, upstream_reply
 
 NAME = "www.example.com."
 
@@ -40,42 +33,12 @@ NAME = "www.example.com."
 CLIENT = ("127.0.0.1", 5300)  # the address a query came from
 
 
-def upstream_reply(name: str, rcode: int = 0, ttl: int = 300, soa: bool = False) -> bytes:
-    """What an upstream answers to the lower-cased question the cache forwards."""
-    query = dns.message.make_query(name.lower(), "A", use_edns=0, payload=1232)
-    reply = dns.message.make_response(query)
-    reply.set_rcode(dns.rcode.Rcode(rcode))
-    if soa:
-        reply.authority.append(
-            dns.rrset.from_text("example.com.", ttl, "IN", "SOA", "ns. host. 1 2 3 4 " + str(ttl))
-        )
-    else:
-        reply.answer.append(dns.rrset.from_text(name.lower(), ttl, "IN", "A", "192.0.2.1"))
-    return reply.to_wire()
-
-
-def key(name: str, dnssec_ok: bool = False) -> CacheKey:
-    return CacheKey(dns.name.from_text(name.lower()).to_wire() or b"", 1, 1, dnssec_ok, False)
-
-
 @pytest.fixture
 async def front() -> AsyncIterator[Frontend]:
-    cache = ResponseCache(1000, CacheRules())
-    forwarder = Forwarder(RouteTable(domains={}, default=()), 150, 0.5, lambda *_: None)  # no upstream
-    frontend = Frontend(
-        cache,
-        Resolver(cache, forwarder),
-        DnsStats("cache"),
-        Chaos(lambda: dict.fromkeys(STAT_NAMES, 0), list),
-        LoopDetector(False),
-    )
+    frontend, _, forwarder = cache_frontend()
     yield frontend
     await frontend.close()
     forwarder.close()
-
-
-def store(front: Frontend, name: str, wire: bytes) -> None:
-    assert front._cache.store(key(name), scan(wire), time.monotonic()) is not None
 
 
 def ask(front: Frontend, query: dns.message.Message) -> dns.message.Message:

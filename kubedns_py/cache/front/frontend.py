@@ -60,6 +60,9 @@ log = logging.getLogger(__name__)
 Send = Callable[[bytes, Address], None]
 _new = tuple.__new__
 MEMO_LIMIT = 50_000
+# What the fast path falls back to: the slower path, and readying an entry it found.
+Rest = Callable[[bytes, reader.Outcome, Address, Send, float], bytes | None]
+Ready = Callable[[bytes, reader.Question, CacheKey, Entry, float], bool]
 
 
 def cache_key(q: reader.Question) -> CacheKey:
@@ -128,12 +131,23 @@ class Frontend:
         self._failures = RateLimitedLog(log)
         self.autopath = Autopath(autopath_zone, host_search, self._lookup) if autopath_zone else None
 
-    def udp_handler(self, send: Send) -> DatagramHandler:
+    def udp_handler(self, send: Send, pass_on: DatagramHandler | None = None) -> DatagramHandler:
         """The callback for one UDP listener's datagrams; ``send`` delivers replies that come later.
-        A fresh cached answer is spliced right here, with everything it needs bound."""
-        index_get, rest, read = self._index_get, self._on_udp, reader.read
+        A fresh cached answer is spliced right here, with everything it needs bound.
+
+        With ``pass_on``, the callback runs on the listener's own thread (``net.udpthread``): it
+        answers only entries already readied, changes nothing but the memo and the counts only it
+        writes (``fast_hits``, the tallies), and passes every other datagram on, for the event loop
+        to answer with ``loop_udp_handler``."""
+        index_get, read = self._index_get, reader.read
         memo_get, memo_put = self._memo.get, self._memo.put
-        opts, ready = OPTS, self._ready
+        opts = OPTS
+        rest: Rest
+        ready: Ready
+        if pass_on is None:
+            rest, ready = self._on_udp, self._ready
+        else:
+            rest, ready = _passing_on(pass_on), _not_here
 
         def on_datagram(data: bytes, addr: Address) -> bytes | None:
             now = monotonic()
@@ -163,11 +177,22 @@ class Frontend:
                 if data[12 : q.name_end] == q.key:  # as first asked (not a random-case spelling)
                     memo_put(asked, Slot(entry, head, opt))
             reply = data[:2] + head + entry.body_now + opt
-            entry.hits += 1  # the hits of the slower paths are counted in _hit
+            entry.fast_hits += 1  # the hits of the slower paths are counted in _hit
             entry.tally.count(monotonic() - now)
             return reply
 
-        return self._guard.udp(on_datagram)
+        return self._guard.udp(on_datagram, pass_on)
+
+    def loop_udp_handler(self, send: Send) -> DatagramHandler:
+        """The event loop's callback for what ``udp_handler``'s listener thread passes on: the
+        slower path (readying entries, misses, refusals, malformed queries), without the memo,
+        which is the thread's."""
+
+        def on_passed(data: bytes, addr: Address) -> bytes | None:
+            now = monotonic()
+            return self._on_udp(data, reader.read(data), addr, send, now)
+
+        return self._guard.udp(on_passed)
 
     def _on_udp(
         self, data: bytes, outcome: reader.Outcome, addr: Address, send: Send, now: float
@@ -339,6 +364,20 @@ class Frontend:
     async def close(self, finish_within: float = 0.0) -> None:
         """Answer the misses in flight, waiting at most ``finish_within`` seconds."""
         await self._resolver.drained(finish_within)
+
+
+def _passing_on(pass_on: DatagramHandler) -> Rest:
+    """The fast path's way out on a listener's thread: the datagram goes to the event loop."""
+
+    def pass_datagram_on(data: bytes, outcome: reader.Outcome, addr: Address, send: Send, now: float) -> None:
+        pass_on(data, addr)
+
+    return pass_datagram_on
+
+
+def _not_here(data: bytes, q: reader.Question, key: CacheKey, entry: Entry, now: float) -> bool:
+    """Readying an entry changes it, which only the event loop may: on a listener's thread, never."""
+    return False
 
 
 def _setter(future: asyncio.Future[Answer]) -> Callable[[Answer], None]:

@@ -68,6 +68,7 @@ class CacheCollector(Collector):
     forwarder: Forwarder
     config_dir: ConfigDirWatcher | None
     durations: UpstreamDurations
+    overflowed: Callable[[], int]  # UDP queries dropped because the event loop had too many waiting
 
     def collect(self) -> Iterator[Metric]:
         counters = self.resolver.counters
@@ -86,6 +87,11 @@ class CacheCollector(Collector):
             "kubedns_cache_deduplicated",
             "Misses that joined an identical question already upstream.",
             counters.deduplicated,
+        )
+        yield _counter(
+            "kubedns_cache_dropped_queries",
+            "UDP queries dropped unanswered because the event loop had too many of them waiting.",
+            self.overflowed(),
         )
         yield GaugeMetricFamily("kubedns_cache_entries", "Entries in the cache.", value=len(self.cache))
         yield GaugeMetricFamily(

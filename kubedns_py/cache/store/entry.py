@@ -95,6 +95,7 @@ class Entry:
         "cached",
         "counts",
         "expires",
+        "fast_hits",
         "fast_until",
         "flags",
         "heads",
@@ -125,6 +126,9 @@ class Entry:
         self.expires = now + lifetime
         self.stale_until = self.expires + (stale_ttl if reply.rcode != SERVFAIL else 0.0)
         self.size = HEADER_SIZE + len(self.stored)  # a reply without OPT
+        # Hits answered by the frontend's fast path, which may run on a listener's thread: counted apart
+        # from the others so that each count has one writer.
+        self.fast_hits = 0
         self.hits = 0
         self.prefetching = False
         self.cached = False  # True while the cache holds this entry (not replaced, not evicted)
@@ -144,7 +148,11 @@ class Entry:
 
     def wants_refresh(self, now: float) -> bool:
         """Whether to refresh this entry now: popular, due, and not being refreshed already."""
-        return not self.prefetching and self.hits >= PREFETCH_MIN_HITS and now >= self.refresh_at()
+        return (
+            not self.prefetching
+            and self.hits + self.fast_hits >= PREFETCH_MIN_HITS
+            and now >= self.refresh_at()
+        )
 
     def ready(self, now: float) -> None:
         """Set the hit path up: the body as of ``now``, served as is until the TTLs it shows would
