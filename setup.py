@@ -16,6 +16,8 @@ HOT_PATH = [
     "kubedns_py/net/inbox.py",
     "kubedns_py/net/udpthread.py",
     "kubedns_py/serve/answerer.py",
+    "kubedns_py/cache/front/frontend.py",
+    "kubedns_py/cache/store/entry.py",
 ]
 
 if os.environ.get("KUBEDNS_PY_PURE"):

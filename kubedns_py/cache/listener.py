@@ -5,7 +5,7 @@ traffic, without a turn of the event loop; it passes everything else to the loop
 When most datagrams are passed on (a flood of misses, a storm of search-path NXDOMAINs under
 ``--no-negcache``), the loop has the work anyway, and two threads taking turns with the GIL at every
 system call cost more than the thread saves: the thread then pauses and the loop reads the socket
-itself for a spell, after which the thread tries again.
+itself for a spell (a second, longer while the flood lasts), after which the thread tries again.
 """
 
 from __future__ import annotations
@@ -18,7 +18,12 @@ from kubedns_py.net.inbox import LoopInbox
 from kubedns_py.net.udpthread import WINDOW, ThreadedUdpServer
 
 PASSED_SHARE = 0.5  # of a window's datagrams passed on, above which the loop reads instead
-LOOP_SPELL = 1.0  # seconds the loop reads before the thread tries again
+# Seconds the loop reads before the thread tries again: doubled, up to the longest, while the thread
+# gives the socket back within a moment of getting it (the flood goes on), so that a long flood sees
+# the thread less and less often.
+LOOP_SPELL = 1.0
+LONGEST_SPELL = 8.0
+SOON = 0.5
 
 
 class CacheListener:
@@ -29,6 +34,8 @@ class CacheListener:
         self._passed_before = 0
         self._received_before = 0
         self._spell: asyncio.TimerHandle | None = None
+        self._spell_length = LOOP_SPELL
+        self._spell_ended = -SOON
         self.spells = 0  # times the loop took over reading
         self.server = ThreadedUdpServer(
             sock,
@@ -52,10 +59,15 @@ class CacheListener:
             return
         self.spells += 1
         self.inbox.read_here(self._on_loop)
-        self._spell = self._loop.call_later(LOOP_SPELL, self._back_to_thread)
+        if self._loop.time() - self._spell_ended < SOON:
+            self._spell_length = min(2 * self._spell_length, LONGEST_SPELL)
+        else:
+            self._spell_length = LOOP_SPELL
+        self._spell = self._loop.call_later(self._spell_length, self._back_to_thread)
 
     def _back_to_thread(self) -> None:
         self._spell = None
+        self._spell_ended = self._loop.time()
         self.inbox.stop_reading_here()
         # The thread is paused: these are not read meanwhile.
         self._passed_before, self._received_before = self.inbox.passed, self.server.received

@@ -80,6 +80,19 @@ async def test_a_miss_waits_for_the_loop_and_a_hit_does_not_wait_for_the_miss() 
         assert late.id == 2 and late.rcode() == dns.rcode.SERVFAIL  # no upstream to ask
 
 
+async def flood(listener: CacheListener, client: socket.socket, first_ident: int) -> None:
+    """Names never cached, all passed on, until the loop takes the socket (the socket may drop some of
+    a burst): in bursts the loop keeps up with, as it would with its own socket."""
+    spells = listener.spells
+    for n in range(8 * WINDOW):
+        client.send(query(f"flood{n}.example.com.", first_ident + n))
+        if n % 64 == 63:
+            await asyncio.sleep(0.001)
+            if listener.spells > spells:
+                return
+    await eventually(lambda: listener.spells > spells, what="the loop reading the socket")
+
+
 async def test_a_flood_of_misses_hands_the_socket_to_the_loop_for_a_spell(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
@@ -87,15 +100,7 @@ async def test_a_flood_of_misses_hands_the_socket_to_the_loop_for_a_spell(
     async with listening() as (frontend, listener, client):
         store(frontend, NAME, upstream_reply(NAME))
         await ask_and_ready(client)
-        # Names never cached, all passed on, until a window's worth has been read (the socket may
-        # drop some of a burst): in bursts the loop keeps up with, as it would with its own socket.
-        for n in range(8 * WINDOW):
-            client.send(query(f"flood{n}.example.com.", 1000 + n))
-            if n % 64 == 63:
-                await asyncio.sleep(0.001)
-                if listener.spells:
-                    break
-        await eventually(lambda: listener.spells == 1, what="the loop reading the socket")
+        await flood(listener, client, 1000)
         read_by_thread = listener.server.received
         client.send(query(NAME, 7))  # the loop reads this one
         await eventually(lambda: listener.inbox.received > 0, what="the loop's first read")
@@ -109,3 +114,13 @@ async def test_a_flood_of_misses_hands_the_socket_to_the_loop_for_a_spell(
                 fresh.send(query(NAME, ident))
                 assert dns.message.from_wire(fresh.recv(512)).id == ident
         assert listener.server.received >= read_by_thread + 5
+
+
+async def test_a_flood_that_goes_on_gets_longer_spells(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(listener_module, "LOOP_SPELL", 0.1)
+    monkeypatch.setattr(listener_module, "SOON", 60.0)  # every window on the thread counts as soon
+    async with listening() as (_, listener, client):
+        for round_ in range(3):
+            await flood(listener, client, 1000 + 9000 * round_)
+            assert listener._spell_length == pytest.approx(0.1 * 2**round_)
+            await eventually(lambda: not listener.server.paused, what="the thread back after the spell")
