@@ -22,7 +22,7 @@ PASSED_SHARE = 0.5  # of a window's datagrams passed on, above which the loop re
 # gives the socket back within a moment of getting it (the flood goes on), so that a long flood sees
 # the thread less and less often.
 LOOP_SPELL = 1.0
-LONGEST_SPELL = 8.0
+LONGEST_SPELL = 16.0
 SOON = 0.5
 
 

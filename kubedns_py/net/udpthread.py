@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 from kubedns_py.net.udp import DatagramHandler, DatagramListener
 
-WINDOW = 1024  # datagrams read between two calls of ``every_window``
+WINDOW = 256  # datagrams read between two calls of ``every_window``
 
 
 class ThreadedUdpServer(DatagramListener):
@@ -63,7 +63,7 @@ class ThreadedUdpServer(DatagramListener):
                 continue
             self._read(self._handle, self._lock, True)
             if self.received >= self._window_end:
-                self._window_end += WINDOW  # BATCH < WINDOW: one window crossed per batch at most
+                self._window_end += WINDOW  # BATCH <= WINDOW: one window crossed per batch at most
                 if self._every_window is not None:
                     self._every_window()
 
