@@ -187,7 +187,7 @@ class CacheApp:
         return ChaosCounts(counters, servers)
 
     def _oversized(self) -> int:
-        return sum(listener.server.oversized for listener in self._listeners)
+        return sum(listener.oversized for listener in self._listeners)
 
     def _overflowed(self) -> int:
         return sum(listener.inbox.overflowed for listener in self._listeners)

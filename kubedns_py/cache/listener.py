@@ -43,6 +43,11 @@ class CacheListener:
             every_window=self._weigh_window,
         )
 
+    @property
+    def oversized(self) -> int:
+        """Datagrams over the size any query needs, dropped by whichever was reading."""
+        return self.server.oversized + self.inbox.oversized
+
     def _weigh_window(self) -> None:
         """On the thread, every WINDOW datagrams: hand the socket to the loop if most were passed on."""
         passed, received = self.inbox.passed, self.server.received

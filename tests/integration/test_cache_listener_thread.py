@@ -17,6 +17,7 @@ import pytest
 from kubedns_py.cache import listener as listener_module
 from kubedns_py.cache.front.frontend import Frontend
 from kubedns_py.cache.listener import CacheListener
+from kubedns_py.net.udp import MAX_QUERY
 from kubedns_py.net.udpthread import WINDOW
 from tests.support.frontends import cache_frontend, key, store, upstream_reply
 from tests.support.ports import HOST
@@ -104,6 +105,8 @@ async def test_a_flood_of_misses_hands_the_socket_to_the_loop_for_a_spell(
         read_by_thread = listener.server.received
         client.send(query(NAME, 7))  # the loop reads this one
         await eventually(lambda: listener.inbox.received > 0, what="the loop's first read")
+        client.send(b"x" * (MAX_QUERY + 1))  # dropped by the loop's reads, and counted all the same
+        await eventually(lambda: listener.oversized == 1, what="the oversized datagram counted")
         assert listener.server.received == read_by_thread
         await eventually(lambda: not listener.server.paused, what="the thread back after the spell")
         with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as fresh:  # none of the flood's replies
