@@ -5,11 +5,12 @@ This thread waits in ``poll`` for the socket alone, reads what is waiting and se
 as it is made, the way dnsmasq does: at the same load that costs less CPU per query than a turn of
 the event loop per wake-up, and no reply waits for the queries read after it.
 
-Whatever the handler reads must not change under it. serve's handler runs under ``lock``, which
-whoever changes what it answers from (the store) holds too: the event loop's thread keeps everything
-else (the source, TCP, HTTP), and no answer sees a change half made. The cache's handler needs no
-lock: it answers only from state that the event loop replaces whole, and passes everything else to
-the loop (``net.inbox``).
+No answer made on this thread may see a change half made. serve's handler runs under ``lock``,
+which whoever changes what it answers from (the store) holds too; the event loop's thread keeps
+everything else (the source, TCP, HTTP). The cache's handler needs no lock: what it reads of what the
+event loop changes (an entry's rendering, the time it is good until) is written in an order where any
+mix of old and new values is still a valid answer, it counts on counters no other thread writes, and
+it passes everything else to the loop (``net.inbox``).
 
 ``close`` wakes the thread through a pipe of its own rather than by shutting the socket down: serve's
 workers hand their sockets from one generation to the next, and a shutdown would end the new

@@ -165,6 +165,7 @@ class Entry:
                 _HEADER_TAIL.pack(base | (RD_BIT if v & 1 else 0), 1, ancount, nscount, arcount + (v >> 1))
                 for v in range(4)
             )
+        # A listener's thread reads these without a lock, checking fast_until first: it is written last.
         shown = shown_ttl(self.expires, now)
         self.body_now = self._render(shown, False)
         due = self.refresh_at()
