@@ -15,17 +15,13 @@ thread saves when the loop has the work anyway.
 from __future__ import annotations
 
 import asyncio
-import logging
 import socket
 from collections import deque
 from collections.abc import Callable
 
-from kubedns_py.net.udp import BATCH, Address, DatagramHandler, DatagramListener
-
-log = logging.getLogger(__name__)
+from kubedns_py.net.udp import BATCH, Address, DatagramHandler, DatagramListener, Send
 
 LIMIT = 4096  # datagrams waiting for the loop; a socket buffer of 208 KiB holds about as many queries
-Send = Callable[[bytes, Address], None]
 
 
 class LoopInbox(DatagramListener):
@@ -61,17 +57,14 @@ class LoopInbox(DatagramListener):
         # Cleared before taking any: a datagram put after this schedules another turn, and one put
         # before it is taken below.
         self._scheduled = False
-        waiting, sendto = self._waiting, self._sock.sendto
+        waiting = self._waiting
         for _ in range(BATCH):
             if not waiting:
                 return
             data, addr = waiting.popleft()
             reply = self._answer(self._handle, data, addr)
             if reply is not None:
-                try:
-                    sendto(reply, addr)
-                except OSError as err:
-                    log.debug("dropping reply to %s: %s", addr, err)
+                self._send(reply, addr)
         if not self._scheduled:
             self._scheduled = True
             self._loop.call_soon(self.answer_waiting)
@@ -109,9 +102,5 @@ class LoopInbox(DatagramListener):
         replies, self._later = self._later, []
         if self._sock.fileno() < 0:
             return
-        sendto = self._sock.sendto
         for reply, addr in replies:
-            try:
-                sendto(reply, addr)
-            except OSError as err:
-                log.debug("dropping reply to %s: %s", addr, err)
+            self._send(reply, addr)

@@ -20,6 +20,7 @@ BATCH = 256
 MAX_QUERY = 1232
 Address = tuple[str, int] | tuple[str, int, int, int]  # (host, port), or (host, port, flowinfo, scope_id)
 DatagramHandler = Callable[[bytes, Address], bytes | None]
+Send = Callable[[bytes, Address], None]  # where a reply made later goes
 
 
 class DatagramListener:
@@ -43,7 +44,6 @@ class DatagramListener:
         """What waits in the socket, up to BATCH datagrams, each answered by ``handle`` (under
         ``lock``, if any) and its reply sent as soon as it is made; True when the socket had no more.
         ``interruptible``: end early once the listener is stopping or paused."""
-        sendto = self._sock.sendto
         for _ in range(BATCH):
             if interruptible and (self._stopping or self._paused):
                 return False
@@ -59,11 +59,14 @@ class DatagramListener:
                 with lock:
                     reply = self._answer(handle, data, addr)
             if reply is not None:
-                try:
-                    sendto(reply, addr)
-                except OSError as err:
-                    log.debug("dropping reply to %s: %s", addr, err)
+                self._send(reply, addr)
         return False
+
+    def _send(self, reply: bytes, addr: Address) -> None:
+        try:
+            self._sock.sendto(reply, addr)
+        except OSError as err:  # the client's address unreachable, a full buffer: the client retries
+            log.debug("dropping reply to %s: %s", addr, err)
 
     def _receive(self) -> tuple[bytes, Address] | bool:
         """The next query waiting in the (non-blocking) socket; False when none waits, True for a

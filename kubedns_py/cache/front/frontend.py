@@ -52,12 +52,11 @@ from kubedns_py.memo import Memo
 from kubedns_py.net.acl import ClientAcl, ClientGuard
 from kubedns_py.net.stats import DnsStats
 from kubedns_py.net.tcp import Peer
-from kubedns_py.net.udp import Address, DatagramHandler
+from kubedns_py.net.udp import Address, DatagramHandler, Send
 from kubedns_py.ratelimit import RateLimitedLog
 
 log = logging.getLogger(__name__)
 
-Send = Callable[[bytes, Address], None]
 _new = tuple.__new__
 MEMO_LIMIT = 50_000
 # What the fast path falls back to: the slower path, and readying an entry it found.
